@@ -1,0 +1,33 @@
+"""The interface every codec implements, classical or learned.
+
+A codec turns an 8-bit image (``uint8`` array of shape ``(H, W, C)``, C = 1 or 3)
+into real bytes and back. Rate is always counted from those bytes:
+``bpp = len(data) * 8 / (H * W)`` (see :func:`jaxcodec.metrics.bpp`).
+
+``qualities`` lists the operating points a rate-distortion sweep visits, from the
+lowest rate to the highest; what a quality means is the codec's own business
+(a JPEG quality, a bit depth, the index of a model in a lambda ladder, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A lossy image codec measured by its real bytes."""
+
+    name: str
+    description: str
+    qualities: Sequence[Any]
+
+    def encode(self, image: np.ndarray, quality: Any) -> bytes:
+        """Compresses a ``uint8`` ``(H, W, C)`` image at ``quality`` into bytes."""
+        ...
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses bytes from :meth:`encode` into a ``uint8`` ``(H, W, C)`` image."""
+        ...
