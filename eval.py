@@ -1,0 +1,45 @@
+"""Rate-distortion evaluation of codecs on a dataset, from real bytes.
+
+  python eval.py --data sample:photos --codecs jpeg,webp,avif,jpegxl,jpeg2000 --out out/photos
+
+writes ``results.json`` (CompressAI-compatible keys), ``table.md`` and ``rd.png``
+into ``--out``. ``--codecs`` takes classical codec names, shipped model names
+(``python -m jaxcodec models``) and training workdirs.
+"""
+
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("data", "sample:photos", "Dataset spec: tfds:NAME, folder:PATH, npz:PATH, sample:mnist, sample:photos.")
+flags.DEFINE_list("codecs", ["jpeg", "webp", "avif", "jpegxl", "jpeg2000"], "Codecs, models or workdirs to evaluate.")
+flags.DEFINE_string("out", "out/eval", "Folder for results.json, table.md and rd.png.")
+flags.DEFINE_string("split", "test", "Split to evaluate on.")
+flags.DEFINE_integer("limit", None, "Evaluate at most this many images.")
+flags.DEFINE_string("fit_data", None, "Dataset whose train split fits codecs that need fitting (PCA); default --data.")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or TFDS's default).")
+flags.DEFINE_integer("grid", 8, "Images shown in grid.png (originals vs reconstructions); 0 for none.")
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from jaxcodec.errors import JaxcodecError
+    from jaxcodec.evaluation import markdown_table, run
+
+    try:
+        results = run(
+            FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
+            fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
+        )
+    except JaxcodecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(markdown_table(results))
+    print(f"wrote {', '.join(results['paths'].values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,131 @@
+"""The user-facing functions: compress an image into bytes and back.
+
+  >>> import jaxcodec
+  >>> data = jaxcodec.compress(image, "bmshj2017-factorized", quality=3)
+  >>> decoded = jaxcodec.decompress(data)
+
+Images are ``uint8`` arrays of shape ``(H, W, C)`` or ``(H, W)`` (C = 1 or 3), or
+float arrays in [0, 1]. Streams from learned models are ``.jxc`` containers
+(:mod:`jaxcodec.container`) that name the model that made them, so
+:func:`decompress` needs no model argument for shipped models.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxcodec.codec import Codec
+from jaxcodec.errors import ImageError, JaxcodecError
+
+DEFAULT_MODEL = "bmshj2017-factorized"
+
+
+def as_uint8_image(image: Any) -> np.ndarray:
+    """Checks and converts an image to ``uint8`` ``(H, W, C)`` with C in {1, 3}."""
+    x = np.asarray(image)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[-1] not in (1, 3) or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ImageError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {x.shape}")
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)):
+            raise ImageError("image has NaN or infinite values")
+        return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    raise ImageError(f"expected uint8 or float pixels, got {x.dtype}")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file into ``uint8`` ``(H, W, C)``; grey stays grey, alpha is dropped."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("L", "I;16", "I", "F", "LA", "1"):
+                if im.mode in ("I;16", "I", "F"):
+                    arr = np.asarray(im, dtype=np.float64)
+                    arr = arr / 65535.0 if arr.max() > 255 else arr / 255.0
+                    return as_uint8_image(arr)
+                return np.asarray(im.convert("L"))[..., None]
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from None
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a ``uint8`` image."""
+    from PIL import Image
+
+    image = as_uint8_image(image)
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def get_model(model: str | Codec) -> Codec:
+    """A codec object from a shipped model name, a workdir path or a codec object."""
+    if not isinstance(model, str):
+        return model
+    from jaxcodec.pretrained import get_codec
+
+    return get_codec(model)
+
+
+def compress(image: Any, model: str | Codec = DEFAULT_MODEL, quality: Any = None) -> bytes:
+    """Compresses an image with a learned (or classical) codec; returns the stream bytes.
+
+    ``quality`` defaults to the middle of the codec's qualities.
+    """
+    codec = get_model(model)
+    image = as_uint8_image(image)
+    if quality is None:
+        quality = codec.qualities[len(codec.qualities) // 2]
+    elif quality not in codec.qualities:
+        try:
+            quality = type(codec.qualities[0])(quality)
+        except (TypeError, ValueError):
+            pass
+        if quality not in codec.qualities:
+            raise JaxcodecError(f"{codec.name} has no quality {quality!r}; available: {list(codec.qualities)}")
+    return codec.encode(image, quality)
+
+
+def decompress(data: bytes, model: str | Codec | None = None) -> np.ndarray:
+    """Decodes a stream into a ``uint8`` ``(H, W, C)`` image.
+
+    Without ``model``, the shipped model named in the stream's header decodes it.
+    """
+    if model is None:
+        from jaxcodec.pretrained import codec_for_stream
+
+        codec = codec_for_stream(data)
+    else:
+        codec = get_model(model)
+    return codec.decode(data)
+
+
+def info(data: bytes) -> dict[str, Any]:
+    """The header fields of a ``.jxc`` stream, as a dict."""
+    from jaxcodec import container
+
+    header, payload = container.unpack(data)
+    return {
+        "model": header.model,
+        "table_hash": header.table_hash.hex(),
+        "height": header.height,
+        "width": header.width,
+        "channels": header.channels,
+        "latent_shape": list(header.latent_shape),
+        "quality": header.quality,
+        "payload_bytes": len(payload),
+        "total_bytes": len(data),
+        "bpp": len(data) * 8 / (header.height * header.width),
+    }

@@ -1,0 +1,74 @@
+"""``python -m jaxcodec``: compress, decompress, inspect streams, list models.
+
+  python -m jaxcodec compress photo.png photo.jxc --model bmshj2017-factorized --quality 3
+  python -m jaxcodec decompress photo.jxc decoded.png
+  python -m jaxcodec info photo.jxc
+  python -m jaxcodec models
+
+Every user error prints one line ``error: ...`` on stderr and exits with status 1;
+output files are written atomically, so a failed command leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jaxcodec.errors import JaxcodecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jaxcodec", description="Learned image compression in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compress", help="image file -> .jxc stream")
+    c.add_argument("input")
+    c.add_argument("output")
+    c.add_argument("--model", default=None, help="shipped model or family name, or a training workdir")
+    c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
+    d = sub.add_parser("decompress", help=".jxc stream -> PNG image")
+    d.add_argument("input")
+    d.add_argument("output")
+    d.add_argument("--model", default=None, help="workdir of a model that is not shipped")
+    i = sub.add_parser("info", help="print a stream's header")
+    i.add_argument("input")
+    sub.add_parser("models", help="list the shipped models")
+    return p
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise JaxcodecError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from jaxcodec import api
+    from jaxcodec.fileio import atomic_write_bytes
+
+    try:
+        if args.command == "compress":
+            image = api.read_image(args.input)
+            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality)
+            atomic_write_bytes(args.output, data)
+            h, w = image.shape[:2]
+            print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")
+        elif args.command == "decompress":
+            image = api.decompress(_read(args.input), args.model)
+            atomic_write_bytes(args.output, api.encode_png(image))
+            print(f"{args.input} -> {args.output}: {image.shape[1]}x{image.shape[0]}x{image.shape[2]}")
+        elif args.command == "info":
+            print(json.dumps(api.info(_read(args.input)), indent=1))
+        elif args.command == "models":
+            from jaxcodec.pretrained import describe
+
+            lines = describe()
+            print("\n".join(lines) if lines else "no shipped models")
+    except JaxcodecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,563 @@
+"""Image datasets for training and evaluation: specs, sources, preprocessing, batches.
+
+Images leave this module as float32 arrays in [0, 1], ``(H, W, C)`` one by one
+(:func:`load_images`) or ``(N, H, W, C)`` in batches (:func:`batches`), C = 1 or 3.
+
+A dataset is named by a spec string ``SCHEME:TARGET``:
+
+``tfds:NAME[/CONFIG][:VERSION]``
+    A TensorFlow Datasets set already prepared in ``data_dir`` (default: the
+    ``TFDS_DATA_DIR`` environment variable, else ``~/tensorflow_datasets``); it is never
+    downloaded or built here. The builder is restored from the prepared files (their
+    ``features.json``), so a dataset prepared elsewhere or by another TFDS version reads the
+    same way, and the latest version on disk is used unless one is named. Images come from the
+    feature named ``"image"`` (as in ``celeb_a``, ``mnist`` and most image sets). array_record
+    files are read with random access (``as_data_source``; no TensorFlow needed at read time).
+    Any other format (tfrecord, the default of ``tfds build``) is read once through
+    ``tf.data`` into memory as the stored PNG/JPEG bytes, which needs TensorFlow and RAM about
+    the size of the files; prepare large sets with ``--file_format=array_record`` instead.
+    Splits and slices are TFDS's own (``"train"``, ``"test"``, ``"train[:1000]"``).
+``folder:PATH``
+    Every image file (:data:`jaxcodec.imageio.IMAGE_EXTENSIONS`) under PATH, searched
+    recursively (hidden files and folders skipped), in sorted order of their relative paths,
+    of any size. If PATH has a subfolder named like the split (``PATH/train``, ``PATH/test``)
+    that subfolder is used; a folder without split subfolders serves all its files for every
+    split. Pixel conversions are those of :mod:`jaxcodec.imageio` (grey stays one channel,
+    alpha is dropped, palette becomes RGB, 16-bit is divided by 65535).
+``npz:PATH``
+    A NumPy ``.npz`` with arrays ``x_train`` / ``x_test`` (MNIST layout, chosen by split as
+    ``x_{split}``), or one array ``images`` or ``x`` (or a bare ``.npy``) for every split.
+    ``(N, H, W)`` gains a channel axis; uint8 is divided by 255, uint16 by 65535, floats must
+    lie in [0, 1].
+``sample:mnist``
+    5000 training and 1000 test MNIST digits (28 x 28 x 1) shipped in ``jaxcodec/samples``.
+``sample:photos``
+    Seven real RGB photos shipped in scikit-image's wheel (:data:`SAMPLE_PHOTOS`, sizes from
+    300 x 451 to 872 x 1000; its grey photos such as ``camera`` are left out). It is an
+    evaluation set: every split returns the same seven photos.
+
+Entry points: :func:`load_images` (evaluation: whole images), :func:`batches` (training:
+shuffled, cropped, sharded across processes), :func:`open_dataset` (lazy random access),
+:func:`image_shape`.
+
+Preprocessing, in order: (1) a per-dataset rule keyed by the TFDS name
+(:data:`DATASET_RULES`; ``celeb_a`` keeps the central 178 x 178 square of its 218 x 178
+faces); (2) ``image_size``: the largest central square, resized to ``image_size`` squared
+(:func:`resize_image`); (3) in :func:`batches` only, ``crop``: a random ``crop`` squared
+patch; (4) conversion to float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jaxcodec import imageio
+from jaxcodec.errors import ConfigError, DatasetError, ImageError
+
+SCHEMES = ("tfds", "folder", "npz", "sample")
+SAMPLE_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle",
+)
+_SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+_SPEC_HELP = "use tfds:NAME, folder:PATH, npz:PATH, sample:mnist or sample:photos"
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A parsed dataset spec: ``scheme`` (one of :data:`SCHEMES`) and ``target``."""
+
+    scheme: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.target}"
+
+
+def parse_spec(spec: str | Spec) -> Spec:
+    """Splits ``"SCHEME:TARGET"`` at the first colon; raises DatasetError for an unknown scheme."""
+    if isinstance(spec, Spec):
+        return spec
+    scheme, sep, target = str(spec).partition(":")
+    if not sep or scheme not in SCHEMES or not target:
+        raise DatasetError(f"unknown dataset spec {spec!r}: {_SPEC_HELP}")
+    if scheme == "sample" and target not in ("mnist", "photos"):
+        raise DatasetError(f"unknown sample {target!r}: use sample:mnist or sample:photos")
+    return Spec(scheme, target)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The central ``height x width`` window (the extra row/column, if odd, is cut at the end)."""
+    h, w = image.shape[:2]
+    top, left = (h - height) // 2, (w - width) // 2
+    return image[top : top + height, left : left + width]
+
+
+def center_square(image: np.ndarray) -> np.ndarray:
+    """The largest central square: CelebA's 218 x 178 faces give rows 20..197, all columns."""
+    side = min(image.shape[:2])
+    return center_crop(image, side, side)
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """The largest central square of ``image`` resized to ``size x size`` (Pillow, Lanczos).
+
+    Pillow's Lanczos filter widens with the scale factor, so shrinking is antialiased. A
+    uint8 image stays uint8 (rounded by Pillow), so resized images remain exactly
+    representable in 8 bits, as the codecs need; other pixel types are resized as float32
+    per channel and clipped to [0, 1]. An image already ``size x size`` is returned unchanged.
+    """
+    image = center_square(image)
+    if image.shape[0] == size:
+        return image
+    if image.dtype == np.uint8:
+        if image.shape[-1] == 3:
+            return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
+        planes = [Image.fromarray(image[:, :, c]).resize((size, size), Image.Resampling.LANCZOS)
+                  for c in range(image.shape[-1])]
+        return np.stack([np.asarray(p) for p in planes], axis=-1)
+    image = imageio.to_float32(image)
+    planes = [Image.fromarray(np.ascontiguousarray(image[:, :, c])) for c in range(image.shape[-1])]
+    planes = [plane.resize((size, size), Image.Resampling.LANCZOS) for plane in planes]
+    return np.clip(np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=-1), 0.0, 1.0)
+
+
+def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly placed ``size x size`` patch; a smaller image is first reflect-padded.
+
+    Padding is centred (mirror without repeating the edge pixel; an axis of length 1 repeats
+    it), so small images still yield patches instead of failing mid-training.
+    """
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        pads = [(ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)]
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        image = np.pad(image, pads, mode=mode)
+        h, w = image.shape[:2]
+    top = int(rng.integers(0, h - size + 1))
+    left = int(rng.integers(0, w - size + 1))
+    return image[top : top + size, left : left + size]
+
+
+#: Preprocessing applied to every image of a TFDS dataset, keyed by its name (the part of
+#: ``NAME[/CONFIG][:VERSION]`` before any ``/`` or ``:``), before ``image_size``. CelebA's
+#: aligned faces are 218 x 178 (Liu et al., "Deep Learning Face Attributes in the Wild",
+#: ICCV 2015); the usual square crop keeps the central 178 x 178. Add entries for other sets.
+DATASET_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"celeb_a": center_square}
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _as_image(array: np.ndarray, where: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise DatasetError(f"{where}: image of shape {array.shape} is not (H, W) or (H, W, C), C in 1, 3")
+    return array
+
+
+class _Source:
+    """Random access to the images of one split in their native pixel type (HWC)."""
+
+    description: str
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def subset(self, start: int, stop: int) -> _Source:
+        return _Slice(self, start, stop)
+
+
+class _Slice(_Source):
+    def __init__(self, source: _Source, start: int, stop: int):
+        self.source, self.start, self.stop = source, start, stop
+        self.description = source.description
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def read(self, index: int) -> np.ndarray:
+        return self.source.read(self.start + index)
+
+
+class _ArraySource(_Source):
+    """Images held by any indexable: an array, a tuple, a TFDS data source (``key="image"``)."""
+
+    def __init__(self, images, description: str, key: str | None = None):
+        self.images, self.description, self.key = images, description, key
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def read(self, index: int) -> np.ndarray:
+        item = self.images[index]
+        return _as_image(item if self.key is None else item[self.key], self.description)
+
+
+class _FolderSource(_Source):
+    def __init__(self, files: list[Path], description: str):
+        self.files, self.description = files, description
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def read(self, index: int) -> np.ndarray:
+        try:
+            return imageio.read_image_raw(self.files[index])
+        except ImageError as error:
+            raise DatasetError(str(error)) from None
+
+
+class _TfdsStreamSource(_Source):
+    """A TFDS split without random access (tfrecord), held in memory as encoded images."""
+
+    def __init__(self, builder, split: str, description: str, start: int = 0, stop: int | None = None):
+        self.builder, self.split, self.description = builder, split, description
+        self.start = start
+        self.stop = builder.info.splits[split].num_examples if stop is None else stop
+        self._encoded: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def subset(self, start: int, stop: int) -> _Source:
+        offset = self.start
+        return _TfdsStreamSource(self.builder, self.split, self.description, offset + start, offset + stop)
+
+    def _load(self) -> list[bytes]:
+        if self._encoded is None:
+            import tensorflow as tf
+            import tensorflow_datasets as tfds
+
+            try:  # keep TensorFlow off accelerators that JAX uses
+                tf.config.set_visible_devices([], "GPU")
+            except RuntimeError:
+                pass
+            plain = re.fullmatch(r"\w+", self.split) is not None
+            split = f"{self.split}[{self.start}:{self.stop}]" if plain else self.split
+            dataset = self.builder.as_dataset(
+                split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+            encoded = [bytes(example["image"]) for example in tfds.as_numpy(dataset)]
+            self._encoded = encoded if plain else encoded[self.start : self.stop]
+        return self._encoded
+
+    def read(self, index: int) -> np.ndarray:
+        try:
+            return imageio.decode_image(self._load()[index], name=f"{self.description} example {index}")
+        except ImageError as error:
+            raise DatasetError(str(error)) from None
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _default_tfds_dir() -> str:
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+    """The builder of a prepared dataset, from its files (or, for old layouts, its code)."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core import read_only_builder, registered
+
+    kwargs = {"data_dir": data_dir} if data_dir else {}
+    where = data_dir or _default_tfds_dir()
+    try:
+        return read_only_builder.builder_from_files(name, **kwargs)
+    except registered.DatasetNotFoundError:
+        pass
+    except Exception as error:  # noqa: BLE001 - unreadable dataset_info.json, bad name, ...
+        raise DatasetError(f"cannot open dataset '{name}' in {where}: {_one_line(error)}") from None
+    try:  # prepared without features.json (old TFDS): only the dataset's code can read it
+        builder = tfds.builder(name, **kwargs)
+        if builder.is_prepared():
+            return builder
+    except Exception:  # noqa: BLE001 - unknown name or code that cannot load: report "not found"
+        pass
+    base = re.split(r"[/:]", name)[0]
+    raise DatasetError(
+        f"dataset '{name}' not found in {where}; prepare it with `tfds build {base} --data_dir={where} "
+        "--file_format=array_record` or set --data_dir / TFDS_DATA_DIR")
+
+
+def _open_tfds(name: str, split: str, data_dir: str | None) -> _Source:
+    from tensorflow_datasets.core import file_adapters
+
+    builder = _tfds_builder(name, data_dir)
+    description = f"tfds:{name}"
+    features = builder.info.features
+    if "image" not in features.keys():
+        raise DatasetError(f"{description} has no 'image' feature (features: {', '.join(features.keys())})")
+    base_split = re.match(r"\w*", split).group(0)
+    if base_split not in builder.info.splits:
+        raise DatasetError(f"{description} has no split {split!r} (splits: {', '.join(builder.info.splits)})")
+    try:
+        if builder.info.file_format in file_adapters.FileFormat.with_random_access():
+            return _ArraySource(builder.as_data_source(split=split), description, key="image")
+        return _TfdsStreamSource(builder, split, description)
+    except Exception as error:  # noqa: BLE001 - a bad slice or unreadable files
+        raise DatasetError(f"cannot read {description} split {split!r}: {_one_line(error)}") from None
+
+
+def _open_folder(path: str, split: str) -> _Source:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"folder {root} does not exist")
+    split_dirs = sorted(d for d in ("train", "test", "validation") if (root / d).is_dir())
+    if (root / split).is_dir():
+        base = root / split
+    elif split_dirs:
+        raise DatasetError(
+            f"folder {root} has split folders ({', '.join(split_dirs)}) but none named {split!r}")
+    else:
+        base = root
+    files = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        files.extend(Path(dirpath) / f for f in filenames if imageio.is_image_file(f))
+    files.sort(key=lambda p: p.relative_to(base).as_posix())
+    if not files:
+        raise DatasetError(f"folder {base} holds no image files ({' '.join(imageio.IMAGE_EXTENSIONS)})")
+    return _FolderSource(files, f"folder:{path}")
+
+
+def _check_array(array: np.ndarray, where: str) -> np.ndarray:
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3):
+        raise DatasetError(
+            f"{where}: array of shape {array.shape} is not (N, H, W) or (N, H, W, C), C in 1, 3")
+    if np.issubdtype(array.dtype, np.floating):
+        if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+            raise DatasetError(f"{where}: float images must lie in [0, 1]; store uint8 or scale them")
+        return array.astype(np.float32, copy=False)
+    if array.dtype not in (np.uint8, np.uint16, np.bool_):
+        raise DatasetError(f"{where}: pixel type {array.dtype} is not uint8, uint16 or float in [0, 1]")
+    return array
+
+
+def _open_npz(path: str | Path, split: str, description: str) -> _Source:
+    try:
+        loaded = np.load(Path(path).expanduser())
+        if isinstance(loaded, np.ndarray):  # a bare .npy serves every split
+            return _ArraySource(_check_array(loaded, description), description)
+        with loaded:
+            return _npz_split(loaded, split, description)
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - missing file, not a NumPy file, bad zip
+        raise DatasetError(f"cannot read {path}: {_one_line(error)}") from None
+
+
+def _npz_split(loaded, split: str, description: str) -> _Source:
+    keys = list(loaded.files)
+    for key in (f"x_{split}", "images", "x"):
+        if key in keys:
+            return _ArraySource(_check_array(loaded[key], f"{description} array {key}"), description)
+    raise DatasetError(f"{description} has no array x_{split}, images or x (arrays: {', '.join(keys)})")
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_photos() -> tuple[np.ndarray, ...]:
+    import skimage.data
+
+    photos = []
+    for name in SAMPLE_PHOTOS:
+        photo = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+        photo = np.asarray(photo, dtype=np.uint8)
+        photo.setflags(write=False)
+        photos.append(photo)
+    return tuple(photos)
+
+
+def _open_source(spec: Spec, split: str, data_dir) -> _Source:
+    if spec.scheme == "tfds":
+        return _open_tfds(spec.target, split, os.fspath(data_dir) if data_dir else None)
+    if spec.scheme == "folder":
+        return _open_folder(spec.target, split)
+    if spec.scheme == "npz":
+        return _open_npz(spec.target, split, str(spec))
+    if spec.target == "mnist":
+        if split not in ("train", "test"):
+            raise DatasetError(f"sample:mnist has splits train and test, not {split!r}")
+        return _open_npz(_SAMPLES_DIR / "mnist_sample.npz", split, str(spec))
+    return _ArraySource(_sample_photos(), str(spec))
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def _check_int(name: str, value, *, allow_none: bool = True, minimum: int = 1) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+class Dataset:
+    """One split of a dataset: ``len(ds)`` images, ``ds[i]`` float32 ``(H, W, C)`` in [0, 1].
+
+    Created by :func:`open_dataset`. Images are read lazily, one per access, and preprocessed
+    (dataset rule, then ``image_size``) as described in the module docstring.
+    """
+
+    def __init__(self, source: _Source, spec: Spec, rule: Callable | None, image_size: int | None):
+        self._source, self.spec, self._rule, self.image_size = source, spec, rule, image_size
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def native(self, index: int) -> np.ndarray:
+        """Image ``index`` preprocessed but in its native pixel type (uint8, uint16 or float32)."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        image = self._source.read(index % len(self))
+        if self._rule is not None:
+            image = self._rule(image)
+        if self.image_size is not None:
+            image = resize_image(image, self.image_size)
+        return image
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return imageio.to_float32(self.native(index))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+    def subset(self, start: int, stop: int) -> Dataset:
+        """Images ``start..stop-1`` (only those are read, also from a tfrecord dataset)."""
+        return Dataset(self._source.subset(start, stop), self.spec, self._rule, self.image_size)
+
+
+def open_dataset(spec: str | Spec, split: str = "test", *, image_size: int | None = None,
+                 data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Opens one split of a dataset spec for random access (``data_dir`` is for ``tfds:`` only)."""
+    spec = parse_spec(spec)
+    _check_int("image_size", image_size)
+    rule = DATASET_RULES.get(re.split(r"[/:]", spec.target)[0]) if spec.scheme == "tfds" else None
+    return Dataset(_open_source(spec, split, data_dir), spec, rule, image_size)
+
+
+def load_images(spec: str | Spec, split: str = "test", *, limit: int | None = None,
+                image_size: int | None = None, data_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """The first ``limit`` (default: all) images of a split, float32 ``(H, W, C)`` in [0, 1].
+
+    Sizes may differ between images (an evaluation set of photos). Mind the memory: all
+    images are decoded at once, so set ``limit`` for large sets.
+    """
+    _check_int("limit", limit, minimum=0)
+    dataset = open_dataset(spec, split, image_size=image_size, data_dir=data_dir)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    return list(dataset.subset(0, count))
+
+
+def image_shape(spec: str | Spec, split: str = "train", *, image_size: int | None = None,
+                crop: int | None = None, data_dir: str | os.PathLike | None = None) -> tuple[int, int, int]:
+    """``(H, W, C)`` of the images :func:`batches` yields, from the split's first image."""
+    _check_int("crop", crop)
+    dataset = open_dataset(spec, split, image_size=image_size, data_dir=data_dir)
+    if len(dataset) == 0:
+        raise DatasetError(f"{dataset.spec} split {split!r} is empty")
+    height, width, channels = dataset.native(0).shape
+    return (crop, crop, channels) if crop else (height, width, channels)
+
+
+def process_bounds(num_examples: int, process_index: int, process_count: int) -> tuple[int, int]:
+    """The contiguous ``[start, stop)`` block of examples that process ``process_index`` reads.
+
+    Blocks are disjoint, cover every example, and differ in size by at most one, as with
+    ``tfds.split_for_jax_process``.
+    """
+    start = num_examples * process_index // process_count
+    return start, num_examples * (process_index + 1) // process_count
+
+
+def batches(spec: str | Spec, split: str = "train", *, batch_size: int, image_size: int | None = None,
+            crop: int | None = None, shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
+            drop_remainder: bool = True, process_index: int | None = None, process_count: int | None = None,
+            data_dir: str | os.PathLike | None = None) -> Iterator[np.ndarray]:
+    """Batches of float32 ``(batch_size, H, W, C)`` images in [0, 1] for this process.
+
+    Each process reads its own block of the split (:func:`process_bounds`;
+    ``process_index``/``process_count`` default to JAX's). Every epoch visits each example of
+    the block once, in the order of a permutation drawn from ``(seed, epoch, process_index)``
+    (in file order when ``shuffle`` is false); ``crop`` patches are drawn from the same
+    generator, so a seed fixes the whole stream. ``num_epochs=None`` repeats forever. With
+    ``drop_remainder`` the last short batch of an epoch is dropped, else it is yielded. Images
+    of different shapes can only be batched with ``crop`` or ``image_size`` (DatasetError
+    otherwise). Errors in the spec raise here, not at the first ``next``.
+    """
+    spec = parse_spec(spec)
+    _check_int("batch_size", batch_size, allow_none=False)
+    _check_int("crop", crop)
+    _check_int("num_epochs", num_epochs)
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    _check_int("process_count", process_count, allow_none=False)
+    _check_int("process_index", process_index, allow_none=False, minimum=0)
+    if process_index >= process_count:
+        raise ConfigError(f"process_index {process_index} is not below process_count {process_count}")
+    dataset = open_dataset(spec, split, image_size=image_size, data_dir=data_dir)
+    block = dataset.subset(*process_bounds(len(dataset), process_index, process_count))
+    if len(block) == 0 or (drop_remainder and len(block) < batch_size):
+        raise DatasetError(
+            f"{spec} split {split!r} gives {len(block)} images to process {process_index} of "
+            f"{process_count}, fewer than batch_size {batch_size}; "
+            "lower batch_size or set drop_remainder=False")
+    return _batch_stream(block, batch_size=batch_size, crop=crop, shuffle=shuffle, seed=seed,
+                         num_epochs=num_epochs, drop_remainder=drop_remainder, process_index=process_index)
+
+
+def _batch_stream(block: Dataset, *, batch_size: int, crop: int | None, shuffle: bool, seed: int,
+                  num_epochs: int | None, drop_remainder: bool, process_index: int) -> Iterator[np.ndarray]:
+    count = len(block)
+    epoch = 0
+    while num_epochs is None or epoch < num_epochs:
+        rng = np.random.default_rng([int(seed) % 2**64, epoch, process_index])
+        order = rng.permutation(count) if shuffle else np.arange(count)
+        for begin in range(0, count, batch_size):
+            indices = order[begin : begin + batch_size]
+            if drop_remainder and len(indices) < batch_size:
+                break
+            images = []
+            for index in indices:
+                image = block.native(int(index))
+                if crop is not None:
+                    image = random_crop(image, crop, rng)
+                images.append(imageio.to_float32(image))
+            yield _stack(images, block.spec)
+        epoch += 1
+
+
+def _stack(images: list[np.ndarray], spec: Spec) -> np.ndarray:
+    first = images[0].shape
+    for image in images[1:]:
+        if image.shape != first:
+            raise DatasetError(
+                f"{spec} has images of different shapes ({first} and {image.shape}) that cannot be batched; "
+                "set crop or image_size")
+    return np.stack(images)

@@ -1,0 +1,310 @@
+"""Rate-distortion evaluation of codecs on real images, counted from real bytes.
+
+Every codec (classical or learned, see :mod:`jaxcodec.codec`) encodes each 8-bit
+image at each of its qualities; the bytes are decoded again and compared with the
+original. Rate is ``len(bytes) * 8 / (H * W)``; distortion is measured on the 8-bit
+images scaled to [0, 1]. Per-quality figures are means over images, as CompressAI
+reports them, under CompressAI-compatible keys (``bpp``, ``psnr-rgb``,
+``ms-ssim-rgb``) plus ``ssim`` and ``mse`` (on the [0, 1] scale; multiply by
+255² for the 8-bit scale).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from jaxcodec import metrics
+from jaxcodec.bdrate import bd_rate
+from jaxcodec.codec import Codec
+from jaxcodec.errors import ImageError
+
+METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
+BD_ANCHORS = ("jpeg", "webp", "avif")
+_NOT_SERIALISED = ("decoded", "originals", "paths")
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Rounds a float image in [0, 1] to ``uint8`` (values outside are clipped)."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.round(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+@jax.jit
+def _distortion(x: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
+    return {
+        "psnr-rgb": metrics.psnr(x, y, 1.0),
+        "ms-ssim-rgb": metrics.ms_ssim(x, y, 1.0),
+        "ssim": metrics.ssim(x, y, 1.0),
+        "mse": metrics.mse(x, y),
+    }
+
+
+def distortion(original: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
+    """PSNR, MS-SSIM, SSIM and MSE between two ``uint8`` ``(H, W, C)`` images."""
+    if original.shape != decoded.shape:
+        raise ImageError(f"decoded image has shape {decoded.shape}, expected {original.shape}")
+    x = np.asarray(original, np.float32)[None] / 255.0
+    y = np.asarray(decoded, np.float32)[None] / 255.0
+    return {k: float(v[0]) for k, v in _distortion(x, y).items()}
+
+
+def evaluate_codec(
+    codec: Codec,
+    images: Sequence[np.ndarray],
+    qualities: Sequence[Any] | None = None,
+    progress: Any = None,
+    keep: int = 0,
+) -> dict[str, Any]:
+    """Measures one codec at each quality on every image.
+
+    Args:
+      codec: the codec to measure.
+      images: ``uint8`` ``(H, W, C)`` images.
+      qualities: the operating points; defaults to ``codec.qualities``.
+      progress: an object with ``update(n)`` (e.g. a tqdm bar), advanced per image.
+      keep: keep the decoded first ``keep`` images of each quality (under
+        ``"decoded"``, not serialised) for a picture of the reconstructions.
+
+    Returns:
+      ``{"name", "description", "results": {"quality": [...], METRIC: [...]}}``
+      with one mean per quality, plus ``"per_image"`` (the figures before averaging)
+      and ``"seconds"`` (encode and decode time per quality, summed over images).
+    """
+    qualities = list(codec.qualities if qualities is None else qualities)
+    results: dict[str, list] = {"quality": []}
+    results.update({k: [] for k in METRIC_KEYS})
+    per_image = []
+    seconds = {"encode": [], "decode": []}
+    kept = []
+    for q in qualities:
+        rows = []
+        t_enc = t_dec = 0.0
+        for image in images:
+            t0 = time.perf_counter()
+            data = codec.encode(image, q)
+            t1 = time.perf_counter()
+            decoded = codec.decode(data)
+            t2 = time.perf_counter()
+            t_enc, t_dec = t_enc + t1 - t0, t_dec + t2 - t1
+            row = distortion(image, np.asarray(decoded))
+            row["bpp"] = metrics.bpp(len(data), image.shape[0], image.shape[1])
+            rows.append(row)
+            if len(rows) <= keep:
+                kept.append((q, np.asarray(decoded)))
+            if progress is not None:
+                progress.update(1)
+        results["quality"].append(q)
+        for k in METRIC_KEYS:
+            results[k].append(float(np.mean([r[k] for r in rows])))
+        per_image.append(rows)
+        seconds["encode"].append(t_enc)
+        seconds["decode"].append(t_dec)
+    return {
+        "name": codec.name,
+        "description": codec.description,
+        "results": results,
+        "per_image": per_image,
+        "seconds": seconds,
+        "decoded": kept,
+    }
+
+
+def bd_rates(codecs: Mapping[str, Mapping[str, Any]], anchor: str, metric: str = "psnr-rgb") -> dict[str, float]:
+    """Bjøntegaard delta rate (percent) of every codec against ``anchor`` on ``metric``.
+
+    A codec with fewer than the points :func:`jaxcodec.bdrate.bd_rate` needs, or no
+    overlap with the anchor, gets ``NaN``.
+    """
+    if anchor not in codecs:
+        return {}
+    a = codecs[anchor]["results"]
+    out = {}
+    for name, entry in codecs.items():
+        if name == anchor:
+            continue
+        r = entry["results"]
+        out[name] = float(bd_rate(a["bpp"], a[metric], r["bpp"], r[metric]))
+    return out
+
+
+def evaluate(
+    codecs: Mapping[str, Codec],
+    images: Sequence[np.ndarray],
+    dataset: str,
+    show_progress: bool = True,
+    keep: int = 0,
+) -> dict[str, Any]:
+    """Evaluates several codecs on the same images; returns the results document.
+
+    The document is what ``eval.py`` writes as ``results.json``:
+    ``{"dataset", "num_images", "codecs": {NAME: {...}}, "bd_rate_vs_jpeg": {NAME: %},
+    "bd_rate": {ANCHOR: {NAME: %}}, "bd_rate_ms_ssim": {ANCHOR: {NAME: %}}}``.
+    """
+    images = [to_uint8(im) for im in images]
+    total = sum(len(c.qualities) for c in codecs.values()) * len(images)
+    bar = _progress_bar(total, show_progress)
+    out: dict[str, Any] = {"dataset": dataset, "num_images": len(images), "codecs": {}}
+    out["originals"] = images[:keep]
+    try:
+        for name, codec in codecs.items():
+            if bar is not None:
+                bar.set_description(name)
+            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep)
+    finally:
+        if bar is not None:
+            bar.close()
+    out["bd_rate"] = {a: bd_rates(out["codecs"], a) for a in BD_ANCHORS if a in out["codecs"]}
+    out["bd_rate_ms_ssim"] = {
+        a: bd_rates(out["codecs"], a, "ms-ssim-rgb") for a in BD_ANCHORS if a in out["codecs"]
+    }
+    out["bd_rate_vs_jpeg"] = out["bd_rate"].get("jpeg", {})
+    return out
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", dynamic_ncols=True, mininterval=1.0)
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def markdown_table(results: Mapping[str, Any]) -> str:
+    """The results document as a Markdown table: one row per codec and quality."""
+    lines = [
+        f"Dataset: `{results['dataset']}` ({results['num_images']} images). "
+        "Means over images; bpp from real bytes; MSE on the [0, 1] scale.",
+        "",
+        "| codec | quality | bpp | PSNR (dB) | MS-SSIM | SSIM | MSE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["codecs"].items():
+        r = entry["results"]
+        for i, q in enumerate(r["quality"]):
+            lines.append(
+                f"| {name} | {q} | {_fmt(r['bpp'][i], 3)} | {_fmt(r['psnr-rgb'][i], 2)} | "
+                f"{_fmt(r['ms-ssim-rgb'][i], 4)} | {_fmt(r['ssim'][i], 4)} | {r['mse'][i]:.3g} |"
+            )
+    for key, label in (("bd_rate", "PSNR"), ("bd_rate_ms_ssim", "MS-SSIM")):
+        for anchor, table in results.get(key, {}).items():
+            if not table:
+                continue
+            lines += ["", f"BD-rate ({label}) against {anchor} (negative = fewer bits):", ""]
+            lines += ["| codec | BD-rate |", "|---|---|"]
+            lines += [f"| {n} | {_fmt(v, 1)}% |" for n, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(results: Mapping[str, Any]) -> str:
+    """Serialises the results document (NaN written as null)."""
+
+    def clean(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.generic):
+            return clean(o.item())
+        return o
+
+    doc = {k: v for k, v in results.items() if k not in _NOT_SERIALISED}
+    doc["codecs"] = {
+        n: {k: v for k, v in e.items() if k not in _NOT_SERIALISED} for n, e in results["codecs"].items()
+    }
+    return json.dumps(clean(doc), indent=1)
+
+
+def curves(results: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, list]]]:
+    """(name, results) pairs in the order the codecs were evaluated."""
+    for name, entry in results["codecs"].items():
+        yield name, entry["results"]
+
+
+def write_report(results: Mapping[str, Any], out_dir: str) -> dict[str, str]:
+    """Writes ``results.json``, ``table.md`` and ``rd.png`` into ``out_dir`` (atomically)."""
+    import os
+
+    from jaxcodec.fileio import atomic_write_text
+    from jaxcodec.plots import plot_rd
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f) for k, f in (("json", "results.json"), ("table", "table.md"), ("plot", "rd.png"))}
+    atomic_write_text(paths["json"], to_json(results))
+    atomic_write_text(paths["table"], markdown_table(results))
+    plot_rd(results, paths["plot"])
+    if results.get("originals"):
+        paths["grid"] = os.path.join(out_dir, "grid.png")
+        write_grid(results, paths["grid"])
+    return paths
+
+
+def write_grid(results: Mapping[str, Any], path: str) -> None:
+    """A PNG: the kept originals, then each codec's reconstructions at its middle quality."""
+    from jaxcodec.plots import save_grid
+
+    rows, labels = [list(results["originals"])], ["original"]
+    for name, entry in results["codecs"].items():
+        qs = entry["results"]["quality"]
+        q = qs[len(qs) // 2]
+        i = qs.index(q)
+        row = [im for qq, im in entry["decoded"] if qq == q]
+        if row:
+            rows.append(row)
+            labels.append(f"{name} {entry['results']['bpp'][i]:.2f}bpp")
+    small = max(im.shape[0] for im in rows[0]) < 100
+    save_grid(rows, path, row_labels=labels, scale=3 if small else 1)
+
+
+def run(
+    data: str,
+    codec_names: Sequence[str],
+    out_dir: str,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    fit_data: str | None = None,
+    data_dir: str | None = None,
+    show_progress: bool = True,
+    grid: int = 8,
+) -> dict[str, Any]:
+    """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
+
+    Codecs that must be fitted first (PCA) are fitted on ``fit_data`` (default: the
+    training split of ``data``).
+    """
+    from jaxcodec import data as data_lib
+    from jaxcodec.pretrained import get_codec
+
+    images = [to_uint8(x) for x in data_lib.load_images(data, split, limit=limit, data_dir=data_dir)]
+    fit_images = None
+    codecs = {}
+    for name in codec_names:
+        kwargs = {}
+        if _needs_fit(name):
+            if fit_images is None:
+                fit_images = np.stack(
+                    [to_uint8(x) for x in data_lib.load_images(fit_data or data, "train", data_dir=data_dir)]
+                )
+            kwargs["train_images"] = fit_images
+        codecs[name] = get_codec(name, **kwargs)
+    results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
+    results["paths"] = write_report(results, out_dir)
+    return results
+
+
+def _needs_fit(name: str) -> bool:
+    return name.startswith("pca")

@@ -1,0 +1,314 @@
+"""Layers of the learned transforms: GDN/IGDN, strided and sub-pixel convolutions.
+
+* :class:`GDN` -- generalized divisive normalization (Ballé, Laparra & Simoncelli,
+  "Density modeling of images using a generalized normalization transformation",
+  ICLR 2016, eq. 5 with the exponents fixed to 2 and 1/2 as in "End-to-end optimized
+  image compression", ICLR 2017, Sec. 2):
+  ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)``; its approximate inverse IGDN
+  (ICLR 2017, eq. 9) is ``y_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``.
+* :class:`DownConv` -- a ``k×k`` convolution with stride 2 (the analysis transform's
+  down-sampling).
+* :class:`SubPixelConv` -- up-sampling by a stride-1 convolution to ``4·C`` channels
+  followed by :func:`depth_to_space` (Shi et al., "Real-time single image and video
+  super-resolution using an efficient sub-pixel convolutional neural network", CVPR
+  2016, Sec. 2.2). A ``5×5`` transposed convolution with stride 2 (CompressAI's
+  ``deconv``) is exactly a ``3×3`` sub-pixel convolution whose kernel has 11 of its 36
+  taps per channel pair fixed at zero: output phase ``p`` of ``out[2i + p]`` only
+  reads ``in[i-1 .. i+1]``. The sub-pixel layer learns all 36, so it can express
+  every transposed convolution and avoids the input-dilated convolutions that XLA
+  runs slowly on CPU.
+
+Why the custom gradients. XLA on CPU computes the weight gradient of a convolution
+as a convolution whose "kernel" is the whole output-gradient map, which runs at a
+fraction of the speed of the forward pass (measured 3-5× slower per FLOP). The
+stride-1 convolution :func:`conv2d` therefore has a custom VJP whose weight gradient
+is one matrix product per kernel tap, ``dW[i, j] = X_shift(i, j)ᵀ · dY``, which runs
+at matrix-multiply speed; its input gradient is the usual stride-1 convolution with
+the flipped kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = [
+    "GDN",
+    "DownConv",
+    "SubPixelConv",
+    "TransposedConv",
+    "activation_layer",
+    "conv2d",
+    "depth_to_space",
+    "lower_bound",
+    "nonnegative",
+    "nonnegative_init",
+    "space_to_depth",
+]
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+# Below this many output channels the per-tap matrix products of the custom weight
+# gradient are too thin to beat XLA's own convolution (measured).
+_MIN_FEATURES_FOR_CUSTOM_GRAD = 32
+
+
+# --------------------------------------------------------------------------------------
+# Bounds and re-parameterisation
+# --------------------------------------------------------------------------------------
+
+
+@jax.custom_vjp
+def lower_bound(x: jax.Array, bound: float | jax.Array) -> jax.Array:
+    """``max(x, bound)`` whose gradient still flows where it pushes ``x`` upwards.
+
+    A plain ``max`` has zero gradient below the bound, so a parameter stuck there can
+    never come back. As in TensorFlow Compression's ``lower_bound`` and CompressAI's
+    ``LowerBound``, the gradient passes through when ``x >= bound`` or when gradient
+    descent would increase ``x`` (``g < 0``).
+    """
+    return jnp.maximum(x, bound)
+
+
+def _lower_bound_fwd(x, bound):
+    return jnp.maximum(x, bound), (x, bound)
+
+
+def _lower_bound_bwd(res, g):
+    x, bound = res
+    pass_through = (x >= bound) | (g < 0)
+    return jnp.where(pass_through, g, 0.0).astype(x.dtype), jnp.zeros_like(bound)
+
+
+lower_bound.defvjp(_lower_bound_fwd, _lower_bound_bwd)
+
+# Ballé's re-parameterisation offset (tfc.GDN / CompressAI's NonNegativeParametrizer).
+REPARAM_OFFSET = 2.0**-18
+PEDESTAL = REPARAM_OFFSET**2
+
+
+def nonnegative(stored: jax.Array, minimum: float = 0.0) -> jax.Array:
+    """Maps a stored parameter ``s`` to ``max(s, sqrt(minimum + ε²))² − ε²`` (ε = 2⁻¹⁸).
+
+    GDN's β and γ must stay non-negative (β ≥ ``minimum``) for the normalisation to be
+    defined. Storing their square root keeps them non-negative and makes gradient steps
+    on small values relatively smaller; the pedestal ε² keeps the square root's
+    gradient finite near zero (Ballé 2018, tfc ``GDNParameter``; CompressAI's
+    ``NonNegativeParametrizer``).
+    """
+    bound = (minimum + PEDESTAL) ** 0.5
+    return lower_bound(stored, bound) ** 2 - PEDESTAL
+
+
+def nonnegative_init(value: jax.Array) -> jax.Array:
+    """Inverse of :func:`nonnegative`: the stored value that represents ``value``."""
+    return jnp.sqrt(jnp.maximum(value + PEDESTAL, PEDESTAL))
+
+
+# --------------------------------------------------------------------------------------
+# Pixel shuffles
+# --------------------------------------------------------------------------------------
+
+
+def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
+    """``(N, H, W, b²·C) → (N, b·H, b·W, C)``; channel ``(r·b + s)·C + c`` goes to
+    pixel offset ``(r, s)`` (the sub-pixel shuffle of Shi et al. 2016)."""
+    n, h, w, c = x.shape
+    if c % (block * block):
+        raise ValueError(f"depth_to_space needs channels divisible by {block * block}, got {c}")
+    c_out = c // (block * block)
+    x = x.reshape(n, h, w, block, block, c_out).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h * block, w * block, c_out)
+
+
+def space_to_depth(x: jax.Array, block: int = 2) -> jax.Array:
+    """Inverse of :func:`depth_to_space`: ``(N, b·H, b·W, C) → (N, H, W, b²·C)``."""
+    n, h, w, c = x.shape
+    if h % block or w % block:
+        raise ValueError(f"space_to_depth needs height and width divisible by {block}, got {h}x{w}")
+    x = x.reshape(n, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h // block, w // block, block * block * c)
+
+
+# --------------------------------------------------------------------------------------
+# Convolutions
+# --------------------------------------------------------------------------------------
+
+
+def _same_padding(k: int) -> tuple[int, int]:
+    """SAME padding of a stride-1 ``k``-tap convolution (an even kernel pads more after)."""
+    return ((k - 1) // 2, k // 2)
+
+
+def _conv(x: jax.Array, w: jax.Array, stride: int, padding) -> jax.Array:
+    return lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DIMS)
+
+
+@jax.custom_vjp
+def conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Stride-1 SAME convolution, NHWC input, HWIO kernel, fast gradients on CPU.
+
+    The forward pass and the input gradient are XLA convolutions; the weight gradient
+    is a matrix product per tap (see the module docstring). Equals
+    ``lax.conv_general_dilated(x, w, (1, 1), "SAME")`` including its gradients.
+    """
+    kh, kw = w.shape[:2]
+    return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
+
+
+def _conv2d_fwd(x, w):
+    return conv2d(x, w), (x, w)
+
+
+def _conv2d_bwd(res, g):
+    x, w = res
+    kh, kw, cin, cout = w.shape
+    ph, pw = _same_padding(kh), _same_padding(kw)
+    # Input gradient: correlation of g with the spatially flipped, transposed kernel.
+    w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+    dx = _conv(g, w_t, 1, ((ph[1], ph[0]), (pw[1], pw[0])))
+    n, h, wd, _ = x.shape
+    xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+    g2 = g.reshape(-1, cout)
+    taps = [
+        jnp.dot(xp[:, i : i + h, j : j + wd, :].reshape(-1, cin).T, g2, preferred_element_type=w.dtype)
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    dw = jnp.stack(taps).reshape(kh, kw, cin, cout)
+    return dx, dw
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`conv2d`, or XLA's own gradient when the layer is too thin to gain."""
+    if w.shape[-1] >= _MIN_FEATURES_FOR_CUSTOM_GRAD:
+        return conv2d(x, w)
+    kh, kw = w.shape[:2]
+    return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
+
+
+class DownConv(nn.Module):
+    """``kernel_size×kernel_size`` convolution with stride 2 and SAME padding.
+
+    With ``kernel_size = 5`` and an even input this is CompressAI's
+    ``conv(in, out, 5, stride=2)`` (padding 2): output pixel ``i`` reads inputs
+    ``2i-2 .. 2i+2``.
+    """
+
+    features: int
+    kernel_size: int = 5
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        if k % 2 == 0:
+            raise ValueError(f"DownConv needs an odd kernel size, got {k}")
+        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
+        b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
+        pad = (k // 2, k // 2)  # PyTorch's padding=k//2; the output is ceil(H/2) × ceil(W/2)
+        return _conv(x, w, 2, (pad, pad)) + b
+
+
+def _icnr(base_init: Callable, block: int = 2) -> Callable:
+    """ICNR initialisation (Aitken et al., "Checkerboard artifact free sub-pixel
+    convolution", arXiv:1707.02937, 2017): the ``b²`` sub-kernels start equal, so the
+    initial layer is a nearest-neighbour up-sampling of a convolution and has no
+    checkerboard pattern."""
+
+    def init(key, shape, dtype=jnp.float32):
+        kh, kw, cin, cout4 = shape
+        base = base_init(key, (kh, kw, cin, cout4 // (block * block)), dtype)
+        return jnp.tile(base, (1, 1, 1, block * block))
+
+    return init
+
+
+class SubPixelConv(nn.Module):
+    """Stride-1 ``kernel_size×kernel_size`` convolution to ``4·features`` channels,
+    then :func:`depth_to_space`: a learned 2× up-sampling.
+
+    ``kernel_size = 3`` covers a ``5×5`` stride-2 transposed convolution (see the
+    module docstring); ``kernel_size = 2`` covers a ``3×3`` one.
+    """
+
+    features: int
+    kernel_size: int = 3
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        w = self.param("kernel", _icnr(self.kernel_init), (k, k, x.shape[-1], 4 * self.features), x.dtype)
+        b = self.param("bias", nn.initializers.zeros, (4 * self.features,), x.dtype)
+        return depth_to_space(_conv_s1(x, w) + b)
+
+
+class TransposedConv(nn.Module):
+    """``kernel_size×kernel_size`` transposed convolution with stride 2 (CompressAI's
+    ``deconv``: padding ``k//2``, output padding 1, so the output is exactly 2× the
+    input). Kept to compare against :class:`SubPixelConv`; XLA runs it far slower on CPU.
+    """
+
+    features: int
+    kernel_size: int = 5
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
+        b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
+        # Transposed conv = conv of the 2×-dilated input with the flipped kernel;
+        # PyTorch's padding p and output_padding 1 give pads (k-1-p, k-1-p+1).
+        p = k // 2
+        pad = (k - 1 - p, k - 1 - p + 1)
+        y = lax.conv_general_dilated(
+            x, jnp.flip(w, (0, 1)), (1, 1), (pad, pad), lhs_dilation=(2, 2), dimension_numbers=_DIMS
+        )
+        return y + b
+
+
+# --------------------------------------------------------------------------------------
+# GDN
+# --------------------------------------------------------------------------------------
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization over channels (Ballé et al. 2016/2017).
+
+    ``GDN(x)_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)`` and, with ``inverse=True``,
+    ``IGDN(x)_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``. β and γ are stored through
+    :func:`nonnegative` (β ≥ ``beta_min``, γ ≥ 0) and start at β = 1, γ = 0.1·I, the
+    initialisation of CompressAI and tfc.
+    """
+
+    inverse: bool = False
+    beta_min: float = 1e-6
+    gamma_init: float = 0.1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        beta_s = self.param("beta", lambda key, s: nonnegative_init(jnp.ones(s)), (c,))
+        gamma_s = self.param("gamma", lambda key, s: nonnegative_init(self.gamma_init * jnp.eye(s[0])), (c, c))
+        beta = nonnegative(beta_s, self.beta_min)
+        gamma = nonnegative(gamma_s)
+        # gamma[i, j] weighs x_j² in the norm of channel i.
+        norm = jnp.dot(x * x, gamma.T) + beta
+        return x * jnp.sqrt(norm) if self.inverse else x * lax.rsqrt(norm)
+
+
+def activation_layer(kind: str, inverse: bool) -> Callable[[jax.Array], jax.Array]:
+    """The non-linearity between convolutions: ``"gdn"`` (IGDN when ``inverse``) or ``"relu"``."""
+    if kind == "gdn":
+        return GDN(inverse=inverse)
+    if kind == "relu":
+        return nn.relu
+    raise ValueError(f"activation must be 'gdn' or 'relu', got {kind!r}")

@@ -1,0 +1,455 @@
+"""End-to-end optimised image compression with a factorized prior.
+
+Ballé, Laparra & Simoncelli, "End-to-end optimized image compression", ICLR 2017
+(arXiv:1611.01704), in the shape of CompressAI's ``bmshj2018-factorized``
+(``FactorizedPrior(N, M)``):
+
+* analysis ``g_a``: four ``5×5`` convolutions with stride 2 (``N, N, N, M`` channels)
+  with GDN between them (Ballé 2017, Sec. 2; :class:`jaxcodec.layers.GDN`);
+* synthesis ``g_s``: the mirror image with IGDN, each 2× up-sampling a ``3×3``
+  sub-pixel convolution (:class:`jaxcodec.layers.SubPixelConv`, which contains every
+  ``5×5`` stride-2 transposed convolution) -- ``model.upsample = "transposed"`` gives
+  CompressAI's transposed convolutions instead (much slower under XLA on CPU);
+* entropy model: one deep factorized density per latent channel (Ballé et al. 2018,
+  Appendix 6.1; :mod:`jaxcodec.factorized_prior`).
+
+Training minimises ``λ·255²·MSE + bpp`` (CompressAI's convention; MSE of ``[0, 1]``
+pixels), with ``bpp = Σ −log2 p(ỹ) / pixels``. The latent ``ỹ`` is ``y + u``,
+``u ~ U(−½, ½)`` (Ballé 2017, Sec. 2: additive uniform noise is the differentiable
+proxy of rounding); ``model.quantizer = "ste"`` instead decodes ``round(y)`` with a
+straight-through gradient and keeps the noisy ``ỹ`` for the rate, as in Minnen &
+Singh, "Channel-wise autoregressive entropy models", ICIP 2020, Sec. 3.1.
+At test time the latent is plainly rounded (Ballé 2017; no median offset), so the
+symbols are integers and the tables give the probability of each integer bin.
+
+``model.activation = "relu"`` replaces GDN/IGDN by ReLU and ``model.kernel_sizes``
+sets the analysis kernels (the synthesis mirrors them), which gives seed 000's
+"ReLU instead of GDN/IGDN, 5×5 and 3×3 instead of 9×9 and 5×5 filters" autoencoder for
+192×192 CelebA faces (configs/seed000_celeba.py).
+
+The codec (:class:`FactorizedCodec`) pads the image to a multiple of 16 (edge
+replication), rounds ``g_a(x)``, codes every latent with its channel's integer table
+(:func:`jaxcodec.factorized_prior.build_tables`, float64, built once by
+:meth:`FactorizedTask.finalize`) and stores a ``.jxc`` container. A grey image is coded
+as RGB with three equal channels and decoded back to one channel (mean of the three).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxcodec import container, entropy, factorized_prior
+from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
+from jaxcodec.layers import GDN, DownConv, SubPixelConv, TransposedConv
+
+MODEL_NAME = "factorized"
+# CompressAI's λ ladder for MSE (qualities 1..6 of bmshj2018-factorized).
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
+
+
+# --------------------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------------------
+
+
+def _activation(kind: str, inverse: bool, name: str):
+    if kind == "gdn":
+        return GDN(inverse=inverse, name=name)
+    if kind == "relu":
+        return nn.relu
+    raise ConfigError(f"model.activation must be 'gdn' or 'relu', got {kind!r}")
+
+
+class AnalysisTransform(nn.Module):
+    """``g_a``: stride-2 convolutions ``N, …, N, M`` with GDN (or ReLU) between them."""
+
+    features: int = 128
+    latent_channels: int = 192
+    kernel_sizes: Sequence[int] = (5, 5, 5, 5)
+    activation: str = "gdn"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n = len(self.kernel_sizes)
+        for i, k in enumerate(self.kernel_sizes):
+            last = i == n - 1
+            x = DownConv(self.latent_channels if last else self.features, k, name=f"conv{i}")(x)
+            if not last:
+                x = _activation(self.activation, False, f"gdn{i}")(x)
+        return x
+
+
+class SynthesisTransform(nn.Module):
+    """``g_s``: 2× up-sampling layers ``N, …, N, 3`` with IGDN (or ReLU) between them.
+
+    ``kernel_sizes`` are the nominal (transposed-convolution) sizes, from the latent
+    side; a sub-pixel layer for nominal size ``k`` uses a ``(k//2 + 1)``-tap kernel,
+    exactly the taps the transposed convolution reads per output phase.
+    """
+
+    features: int = 128
+    out_channels: int = 3
+    kernel_sizes: Sequence[int] = (5, 5, 5, 5)
+    activation: str = "gdn"
+    upsample: str = "subpixel"
+
+    @nn.compact
+    def __call__(self, y: jax.Array) -> jax.Array:
+        n = len(self.kernel_sizes)
+        x = y
+        for i, k in enumerate(self.kernel_sizes):
+            last = i == n - 1
+            features = self.out_channels if last else self.features
+            if self.upsample == "subpixel":
+                x = SubPixelConv(features, k // 2 + 1, name=f"conv{i}")(x)
+            elif self.upsample == "transposed":
+                x = TransposedConv(features, k, name=f"conv{i}")(x)
+            else:
+                raise ConfigError(f"model.upsample must be 'subpixel' or 'transposed', got {self.upsample!r}")
+            if not last:
+                x = _activation(self.activation, True, f"igdn{i}")(x)
+        return x
+
+
+class FactorizedPriorModel(nn.Module):
+    """``g_a``, ``g_s`` and the per-channel deep factorized entropy model."""
+
+    features: int = 128
+    latent_channels: int = 192
+    kernel_sizes: Sequence[int] = (5, 5, 5, 5)
+    activation: str = "gdn"
+    upsample: str = "subpixel"
+    filters: Sequence[int] = (3, 3, 3)
+
+    def setup(self):
+        self.g_a = AnalysisTransform(self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation)
+        self.g_s = SynthesisTransform(
+            self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample
+        )
+        self.entropy_bottleneck = factorized_prior.DeepFactorized(self.latent_channels, tuple(self.filters))
+
+    def analysis(self, x: jax.Array) -> jax.Array:
+        return self.g_a(x)
+
+    def synthesis(self, y: jax.Array) -> jax.Array:
+        return self.g_s(y)
+
+    def likelihood(self, y: jax.Array) -> jax.Array:
+        return self.entropy_bottleneck(y)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        y = self.g_a(x)
+        return self.g_s(y), self.entropy_bottleneck(y)
+
+
+def _per_image_psnr(x: jax.Array, x_hat: jax.Array) -> jax.Array:
+    mse = jnp.mean((x - x_hat) ** 2, axis=(1, 2, 3))
+    return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
+
+
+def total_bits(likelihoods: jax.Array) -> jax.Array:
+    """``Σ −log2 p``: the ideal code length of the latents, in bits."""
+    return -jnp.sum(jnp.log(likelihoods)) / math.log(2.0)
+
+
+# --------------------------------------------------------------------------------------
+# Task
+# --------------------------------------------------------------------------------------
+
+
+class FactorizedTask:
+    """Training task of :class:`FactorizedPriorModel`; see the module docstring."""
+
+    name = MODEL_NAME
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+        m = config.model
+        self.quality = int(m.quality)
+        self.lmbda = float(m.get("lmbda") or 0.0) or lambda_for_quality(self.quality)
+        if m.quantizer not in ("noise", "ste"):
+            raise ConfigError(f"model.quantizer must be 'noise' or 'ste', got {m.quantizer!r}")
+        self.quantizer = m.quantizer
+        self.model = FactorizedPriorModel(
+            features=int(m.features),
+            latent_channels=int(m.latent_channels),
+            kernel_sizes=tuple(int(k) for k in m.kernel_sizes),
+            activation=m.activation,
+            upsample=m.upsample,
+            filters=tuple(int(f) for f in m.filters),
+        )
+        self.downsampling = 2 ** len(m.kernel_sizes)
+        tx = optax.adam(config.learning_rate)
+        if m.get("clip_norm"):
+            tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
+        self.tx = tx
+
+    # -- pure functions of params -------------------------------------------------------
+    def analysis(self, params: Any, x: jax.Array) -> jax.Array:
+        """``(N, H, W, 3)`` in ``[0, 1]`` (H, W multiples of 16) → latents ``(N, H/16, W/16, M)``."""
+        return self.model.apply(params, x, method=FactorizedPriorModel.analysis)
+
+    def synthesis(self, params: Any, y: jax.Array) -> jax.Array:
+        """Latents → reconstruction (not clipped)."""
+        return self.model.apply(params, y, method=FactorizedPriorModel.synthesis)
+
+    def likelihood(self, params: Any, y: jax.Array) -> jax.Array:
+        """Probability of the unit bin around each latent value."""
+        return self.model.apply(params, y, method=FactorizedPriorModel.likelihood)
+
+    # -- Task protocol ------------------------------------------------------------------
+    def init_state(self, rng: jax.Array, batch: jax.Array) -> dict[str, Any]:
+        x = jnp.zeros((1,) + tuple(batch.shape[1:3]) + (3,), jnp.float32)
+        self._check_batch(x)
+        params = self.model.init(rng, x)
+        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": self.tx.init(params)}
+
+    def _check_batch(self, x: jax.Array) -> None:
+        h, w, c = x.shape[1:]
+        if c != 3 or h % self.downsampling or w % self.downsampling:
+            raise ConfigError(
+                f"factorized model trains on RGB images with sides divisible by {self.downsampling}, "
+                f"got {h}x{w}x{c}"
+            )
+
+    def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
+        """``λ·255²·MSE + bpp`` on noisy (or straight-through rounded) latents."""
+        self._check_batch(x)
+        y = self.analysis(params, x)
+        y_noisy = y + jax.random.uniform(rng, y.shape, y.dtype, -0.5, 0.5)
+        y_dec = y_noisy if self.quantizer == "noise" else y + jax.lax.stop_gradient(jnp.round(y) - y)
+        x_hat = self.synthesis(params, y_dec)
+        bpp = total_bits(self.likelihood(params, y_noisy)) / (x.shape[0] * x.shape[1] * x.shape[2])
+        mse = jnp.mean((x_hat - x) ** 2)
+        loss = self.lmbda * 255.0**2 * mse + bpp
+        return loss, {"loss": loss, "mse": mse, "bpp": bpp, "psnr": jnp.mean(_per_image_psnr(x, x_hat))}
+
+    def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
+        updates, opt = self.tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
+
+    def eval_step(self, state: dict, batch: jax.Array) -> dict[str, jax.Array]:
+        """Test-time metrics: latents rounded, reconstruction clipped to ``[0, 1]``;
+        ``bpp`` is the model's estimate ``Σ −log2 p(round(y)) / pixels``."""
+        params = state["params"]
+        self._check_batch(batch)
+        y_hat = jnp.round(self.analysis(params, batch))
+        x_hat = jnp.clip(self.synthesis(params, y_hat), 0.0, 1.0)
+        bpp = total_bits(self.likelihood(params, y_hat)) / (batch.shape[0] * batch.shape[1] * batch.shape[2])
+        mse = jnp.mean((x_hat - batch) ** 2)
+        return {
+            "loss": self.lmbda * 255.0**2 * mse + bpp,
+            "mse": mse,
+            "bpp": bpp,
+            "psnr": jnp.mean(_per_image_psnr(batch, x_hat)),
+        }
+
+    def finalize(self, state: dict, batches: Any = None) -> dict[str, np.ndarray]:
+        """Integer tables ``freqs (M, K)``, ``offsets (M,)`` of the trained density,
+        computed in float64 NumPy (:func:`jaxcodec.factorized_prior.build_tables`)."""
+        eb = jax.device_get(state["params"]["params"]["entropy_bottleneck"])
+        freqs, offsets = factorized_prior.build_tables(eb, tail_mass=float(self.config.model.tail_mass))
+        return {"freqs": freqs, "offsets": offsets}
+
+    def make_codec(self, state: dict, tables: dict[str, np.ndarray] | None = None) -> "FactorizedCodec":
+        """The ``.jxc`` codec of the trained model (tables rebuilt if not given)."""
+        if tables is None:
+            tables = self.finalize(state)
+        return FactorizedCodec(self, jax.device_get(state["params"]), tables)
+
+
+def lambda_for_quality(quality: int) -> float:
+    """CompressAI's λ of quality ``1 .. 6``."""
+    if not 1 <= int(quality) <= len(LAMBDAS):
+        raise ConfigError(f"model.quality must be in 1..{len(LAMBDAS)}, got {quality!r}")
+    return LAMBDAS[int(quality) - 1]
+
+
+# --------------------------------------------------------------------------------------
+# Codec
+# --------------------------------------------------------------------------------------
+
+
+class FactorizedCodec:
+    """Real bytes from a trained :class:`FactorizedTask` model (one quality).
+
+    Encoding: pad to a multiple of 16 (edge replication) → ``g_a`` → round → ANS
+    coding with the channel's integer table → ``.jxc``. Decoding checks the model name
+    and the table hash, decodes the integers, runs ``g_s``, crops, clips and rounds to
+    8 bits. Both networks are jitted once per image shape.
+    """
+
+    def __init__(self, task: FactorizedTask, params: Any, tables: dict[str, np.ndarray]):
+        try:
+            self.freqs = np.asarray(tables["freqs"], np.int32)
+            self.offsets = np.asarray(tables["offsets"], np.int32)
+        except (KeyError, TypeError):
+            raise ModelError(f"{MODEL_NAME}: codec tables need 'freqs' and 'offsets'; was the model finalized?") from None
+        self.latent_channels = task.model.latent_channels
+        if self.freqs.ndim != 2 or self.freqs.shape[0] != self.latent_channels or self.offsets.shape != (
+            self.latent_channels,
+        ):
+            raise ModelError(
+                f"{MODEL_NAME}: tables of shape {self.freqs.shape}/{self.offsets.shape} do not fit "
+                f"{self.latent_channels} latent channels"
+            )
+        self.name = task.name
+        self.quality = task.quality
+        self.qualities = [task.quality]
+        m = task.config.model
+        self.description = (
+            f"Ballé 2017 factorized prior ({m.activation}, N={m.features}, M={m.latent_channels}, "
+            f"λ={task.lmbda:g})"
+        )
+        self.table_hash = entropy.table_hash(self.freqs, self.offsets)
+        self.downsampling = task.downsampling
+        self._params = params
+        self._analysis = jax.jit(lambda p, x: jnp.round(task.analysis(p, x)).astype(jnp.int32))
+        self._synthesis = jax.jit(
+            lambda p, y: jnp.round(jnp.clip(task.synthesis(p, y.astype(jnp.float32)), 0.0, 1.0) * 255.0).astype(
+                jnp.uint8
+            )
+        )
+        self._bits = jax.jit(lambda p, y: total_bits(task.likelihood(p, y.astype(jnp.float32))))
+
+    # -- pieces, public for tests and analysis ------------------------------------------
+    def _check_image(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ImageError(f"{self.name} expects a uint8 image, got dtype {image.dtype}")
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+            raise ImageError(f"{self.name} expects an (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
+        return image
+
+    def padded(self, image: np.ndarray) -> np.ndarray:
+        """The float32 ``(1, H', W', 3)`` network input: RGB (grey replicated), edge-padded
+        to multiples of 16."""
+        image = self._check_image(image)
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        h, w = image.shape[:2]
+        d = self.downsampling
+        pad = ((0, -h % d), (0, -w % d), (0, 0))
+        return (np.pad(image, pad, mode="edge").astype(np.float32) / 255.0)[None]
+
+    def latents(self, image: np.ndarray) -> np.ndarray:
+        """``round(g_a(x))`` of the padded image: int32 ``(h, w, M)``."""
+        return np.asarray(self._analysis(self._params, self.padded(image)))[0]
+
+    def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
+        """``g_s`` of integer latents ``(h, w, M)``, cropped, as uint8 ``(height, width, 3)``."""
+        x = np.asarray(self._synthesis(self._params, np.asarray(symbols, np.int32)[None]))[0]
+        return x[:height, :width]
+
+    def estimate_bits(self, image: np.ndarray) -> float:
+        """Model estimate of the payload: ``Σ −log2 p(round(y))`` under the continuous density."""
+        return float(self._bits(self._params, self.latents(image)[None]))
+
+    def _table_ids(self, h: int, w: int) -> np.ndarray:
+        return np.tile(np.arange(self.latent_channels, dtype=np.int32), h * w)
+
+    # -- Codec protocol -----------------------------------------------------------------
+    def encode(self, image: np.ndarray, quality: Any) -> bytes:
+        """Compresses a uint8 ``(H, W, C)`` image (C = 1 or 3) into a ``.jxc`` stream."""
+        if quality not in self.qualities:
+            raise ConfigError(f"{self.name}: this model codes quality {self.quality} only, got {quality!r}")
+        image = self._check_image(image)
+        symbols = self.latents(image)
+        h, w, m = symbols.shape
+        payload = entropy.encode_symbols(symbols.reshape(-1), self._table_ids(h, w), self.freqs, self.offsets)
+        header = container.Header(
+            model=self.name,
+            table_hash=self.table_hash,
+            height=image.shape[0],
+            width=image.shape[1],
+            channels=image.shape[2],
+            latent_shape=(h, w, m),
+            quality=self.quality,
+        )
+        return container.pack(header, payload)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses a stream from :meth:`encode` into a uint8 ``(H, W, C)`` image.
+
+        Raises:
+          BitstreamError: corrupt or truncated stream.
+          ModelError: the stream was made by another model or with other tables.
+        """
+        header, payload = container.unpack(data)
+        if header.model != self.name:
+            raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
+        if header.table_hash != self.table_hash:
+            raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model or quality)")
+        d = self.downsampling
+        expected = (-(-header.height // d), -(-header.width // d), self.latent_channels)
+        if tuple(header.latent_shape) != expected or header.channels not in (1, 3):
+            raise BitstreamError(
+                f"{self.name}: header latent shape {header.latent_shape} does not fit a "
+                f"{header.height}x{header.width}x{header.channels} image"
+            )
+        h, w, m = expected
+        symbols = entropy.decode_symbols(payload, self._table_ids(h, w), self.freqs, self.offsets)
+        image = self.reconstruct(symbols.reshape(h, w, m), header.height, header.width)
+        if header.channels == 1:
+            image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        return image
+
+
+# --------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------
+
+
+def default_config(quality: int = 3) -> ml_collections.ConfigDict:
+    """The ``bmshj2018-factorized`` configuration at CompressAI's quality ``1 .. 6``.
+
+    The per-quality files ``configs/factorized_q{1..6}.py`` return this; every field can
+    be overridden on the command line (``--config.model.features=192``).
+    """
+    lambda_for_quality(quality)
+    config = ml_collections.ConfigDict()
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = MODEL_NAME  # jaxcodec.models registry key
+    config.model.quality = quality  # index into the λ ladder (1..6), stored in every stream
+    config.model.lmbda = 0.0  # >0 overrides the ladder's λ of `quality`
+    config.model.features = 128  # N: channels of the hidden layers (CompressAI: 128 for q1-5, 192 for q6+)
+    config.model.latent_channels = 192  # M: latent channels (CompressAI: 192 for q1-5, 320 for q6+)
+    config.model.kernel_sizes = (5, 5, 5, 5)  # analysis kernels, each with stride 2; the synthesis mirrors them
+    config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
+    config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
+    config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
+    config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
+    config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
+    config.model.clip_norm = 1.0  # global gradient-norm clipping (CompressAI's train.py); 0 disables
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = ""  # required: folder:PATH of training photos (or tfds:NAME)
+    config.data.train_split = "train"  # split of the training set
+    config.data.eval = ""  # evaluation set spec, >= batch_size images ("" skips; eval.py measures real streams)
+    config.data.eval_split = "test"  # split of the evaluation set
+    config.data.image_size = None  # native size
+    config.data.crop = 256  # random square training patches (CompressAI: 256)
+
+    config.batch_size = 8  # patches per step (global)
+    config.num_steps = 200_000  # optimisation steps
+    config.learning_rate = 1e-4  # Adam learning rate (CompressAI's default)
+    config.seed = 0  # seed of parameter init, data order and quantisation noise
+    config.log_every = 100  # steps between progress lines
+    config.eval_every = 5000  # steps between evaluations
+    config.eval_batches = 1  # evaluation batches per evaluation
+    config.checkpoint_every = 5000  # steps between checkpoints
+    config.keep_checkpoints = 3  # checkpoints kept on disk
+    return config

@@ -1,0 +1,158 @@
+"""Trained models shipped with the package, and how any codec is found by name.
+
+Shipped models live in ``jaxcodec/weights/NAME/``: each folder is a training
+workdir exported by :mod:`jaxcodec.engine` (``config.json``, ``meta.json``, an Orbax
+checkpoint and ``codec_tables.npz``). A *family* groups models trained at several
+rate-distortion trade-offs: ``bmshj2017-factorized`` is the ladder
+``bmshj2017-factorized-q1`` ... ``-q6``, and its quality is the index in the ladder.
+
+:func:`get_codec` resolves, in order: a shipped model or family name, a training
+workdir path, then the classical codecs of :mod:`jaxcodec.classical`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from jaxcodec.codec import Codec
+from jaxcodec.errors import ModelError
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+_QUALITY = re.compile(r"^(?P<family>.+)-q(?P<q>\d+)$")
+
+
+def shipped_models() -> dict[str, dict[str, Any]]:
+    """Name → ``{"path", "description", "family", "quality"}`` for each shipped model."""
+    out = {}
+    if not os.path.isdir(WEIGHTS_DIR):
+        return out
+    for name in sorted(os.listdir(WEIGHTS_DIR)):
+        path = os.path.join(WEIGHTS_DIR, name)
+        cfg = os.path.join(path, "config.json")
+        if not os.path.isfile(cfg):
+            continue
+        with open(cfg) as f:
+            config = json.load(f)
+        m = _QUALITY.match(name)
+        out[name] = {
+            "path": path,
+            "description": config.get("description") or config.get("model", {}).get("name", ""),
+            "family": m.group("family") if m else name,
+            "quality": int(m.group("q")) if m else None,
+        }
+    return out
+
+
+def families() -> dict[str, list[str]]:
+    """Family name → its shipped model names, ordered by quality."""
+    fam: dict[str, list[tuple[int, str]]] = {}
+    for name, info in shipped_models().items():
+        if info["quality"] is not None:
+            fam.setdefault(info["family"], []).append((info["quality"], name))
+    return {k: [n for _, n in sorted(v)] for k, v in fam.items()}
+
+
+class LadderCodec:
+    """Several trained models of one family behind one codec; quality picks the model."""
+
+    def __init__(self, name: str, members: Mapping[int, Codec], description: str = ""):
+        self.name = name
+        self.members = dict(members)
+        self.qualities = sorted(self.members)
+        self.description = description or f"{name} (qualities {self.qualities})"
+
+    def encode(self, image: np.ndarray, quality: Any) -> bytes:
+        quality = int(quality)
+        if quality not in self.members:
+            raise ModelError(f"{self.name} has no quality {quality}; available: {self.qualities}")
+        member = self.members[quality]
+        return member.encode(image, member.qualities[-1])
+
+    def decode(self, data: bytes) -> np.ndarray:
+        from jaxcodec import container
+
+        header, _ = container.unpack(data)
+        for member in self.members.values():
+            if member.name == header.model:
+                return member.decode(data)
+        raise ModelError(f"stream was made by model {header.model!r}, not by the {self.name} family")
+
+
+@functools.lru_cache(maxsize=64)
+def load_workdir_codec(path: str) -> Codec:
+    """The codec of a trained workdir (restores its latest checkpoint)."""
+    from jaxcodec.engine import load_checkpoint
+    from jaxcodec.models import build_task
+
+    config, state, tables = load_checkpoint(path)
+    task = build_task(config)
+    if not hasattr(task, "make_codec"):
+        raise ModelError(f"model family {config.model.name!r} has no codec")
+    return task.make_codec(state, tables)
+
+
+def get_codec(name: str, **kwargs: Any) -> Codec:
+    """Resolves a codec by shipped model/family name, workdir path or classical name."""
+    models = shipped_models()
+    if name in models:
+        return load_workdir_codec(models[name]["path"])
+    fams = families()
+    if name in fams:
+        members = {}
+        for member in fams[name]:
+            members[models[member]["quality"]] = load_workdir_codec(models[member]["path"])
+        return LadderCodec(name, members)
+    if os.path.isdir(name):
+        if not os.path.isfile(os.path.join(name, "config.json")):
+            raise ModelError(f"{name} is not a training workdir (no config.json)")
+        return load_workdir_codec(os.path.abspath(name))
+    from jaxcodec import classical
+
+    try:
+        return classical.get_codec(name, **kwargs)
+    except ModelError:
+        known = sorted(set(models) | set(fams) | set(classical.CLASSICAL_CODECS))
+        raise ModelError(f"unknown model or codec {name!r}; known: {', '.join(known)}") from None
+
+
+def codec_for_stream(data: bytes) -> Codec:
+    """The shipped codec that made a ``.jxc`` stream, from the model name in its header."""
+    from jaxcodec import container
+
+    header, _ = container.unpack(data)
+    models = shipped_models()
+    if header.model not in models:
+        raise ModelError(
+            f"stream was made by model {header.model!r}, which is not shipped; "
+            "pass the model's workdir with --model"
+        )
+    return load_workdir_codec(models[header.model]["path"])
+
+
+def describe(names: Sequence[str] | None = None) -> list[str]:
+    """One line per shipped model and family, for ``python -m jaxcodec models``."""
+    lines = []
+    models = shipped_models()
+    for fam, members in families().items():
+        qs = [models[m]["quality"] for m in members]
+        lines.append(f"{fam:32s} family, qualities {qs}")
+    for name, info in models.items():
+        if names is None or name in names:
+            lines.append(f"{name:32s} {info['description']}")
+    return lines
+
+
+__all__ = [
+    "LadderCodec",
+    "codec_for_stream",
+    "describe",
+    "families",
+    "get_codec",
+    "shipped_models",
+]

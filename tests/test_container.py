@@ -1,0 +1,231 @@
+"""Tests for jaxcodec.container: the .jxc layout, round trips, and corrupt streams."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jaxcodec import container
+from jaxcodec.container import Header, pack, peek_header, unpack
+from jaxcodec.errors import BitstreamError
+
+
+def crc32_reference(data: bytes) -> int:
+    """Bitwise CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), independent of zlib."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+HEADER = Header(
+    model="factorized",
+    table_hash=bytes(range(8)),
+    height=512,
+    width=768,
+    channels=3,
+    latent_shape=(32, 48, 192),
+    quality=4,
+    extra=b"\x01\x02",
+)
+PAYLOAD = bytes(range(200)) * 3
+STREAM = pack(HEADER, PAYLOAD)
+
+
+def test_layout_matches_documented_table():
+    body = (
+        b"JXC"
+        + bytes([1, len(b"factorized")])
+        + b"factorized"
+        + bytes(range(8))
+        + struct.pack("<IIBH", 512, 768, 3, 4)
+        + bytes([3])
+        + struct.pack("<3I", 32, 48, 192)
+        + struct.pack("<H", 2)
+        + b"\x01\x02"
+        + struct.pack("<I", len(PAYLOAD))
+        + PAYLOAD
+    )
+    assert crc32_reference(b"123456789") == 0xCBF43926  # the standard check value
+    assert STREAM == body + struct.pack("<I", crc32_reference(body))
+    assert unpack(STREAM) == (HEADER, PAYLOAD)
+    assert peek_header(STREAM) == HEADER
+
+
+headers = st.builds(
+    Header,
+    model=st.text(min_size=1, max_size=60),
+    table_hash=st.binary(min_size=8, max_size=8),
+    height=st.integers(1, container.MAX_IMAGE_SIDE),
+    width=st.integers(1, container.MAX_IMAGE_SIDE),
+    channels=st.sampled_from([1, 3]),
+    latent_shape=st.lists(st.integers(1, 64), max_size=4).map(tuple)
+    | st.lists(st.integers(1, container.MAX_LATENT_DIM), max_size=1).map(tuple),
+    quality=st.integers(0, 0xFFFF),
+    extra=st.binary(max_size=300),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=headers, payload=st.binary(max_size=2000))
+def test_pack_unpack_round_trip(header, payload):
+    data = pack(header, payload)
+    got_header, got_payload = unpack(data)
+    assert got_header == header and got_payload == payload
+    assert isinstance(got_header.latent_shape, tuple)
+    assert peek_header(data) == header
+
+
+def _mutate(data: bytes, kind: str, position: int, blob: bytes) -> bytes:
+    out = bytearray(data)
+    i = position % len(out)
+    if kind == "truncate":
+        return bytes(out[:i])
+    if kind == "extend":
+        return bytes(out) + (blob or b"\x00")
+    if kind == "flip":
+        out[i] ^= 1 << (position // len(out) % 8)
+        return bytes(out)
+    if kind == "set":
+        out[i] = blob[0] if blob else 0
+        return bytes(out)
+    if kind == "insert":
+        return bytes(out[:i]) + (blob or b"\x00") + bytes(out[i:])
+    if kind == "delete":
+        return bytes(out[:i]) + bytes(out[i + 1 :])
+    if kind == "magic_then_random":
+        return b"JXC\x01" + blob
+    return blob  # random bytes
+
+
+@settings(
+    max_examples=2000,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(
+    source=st.sampled_from(
+        [
+            STREAM,
+            pack(Header("m", b"\0" * 8, 1, 1, 1, ()), b""),
+            pack(Header("ae-ü", b"\xff" * 8, 28, 28, 1, (8,), 7), b"\x00\x01\x02"),
+        ]
+    ),
+    kind=st.sampled_from(
+        ["truncate", "extend", "flip", "set", "insert", "delete", "magic_then_random", "random"]
+    ),
+    position=st.integers(0, 10**6),
+    blob=st.binary(max_size=64),
+)
+def test_mutated_streams_raise_only_bitstream_error(source, kind, position, blob):
+    mutated = _mutate(source, kind, position, blob)
+    if mutated == source:
+        assert unpack(mutated)[0] == unpack(source)[0]
+        return
+    with pytest.raises(BitstreamError) as info:
+        unpack(mutated)
+    assert "\n" not in str(info.value) and str(info.value)
+    try:  # peek_header may accept a damaged payload but never raises anything else
+        peek_header(mutated)
+    except BitstreamError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "bad magic"),
+        (b"PNG\x01rest", "bad magic"),
+        (b"JX", "truncated stream"),
+        (b"JXC\x02" + STREAM[4:], "unsupported .jxc format version 2"),
+        (STREAM[:20], "truncated stream"),
+        (STREAM[:-10], f"header says {len(PAYLOAD)} payload bytes"),
+        (STREAM + b"\x00", "trailing data: 1 bytes"),
+        (STREAM[:-1] + bytes([STREAM[-1] ^ 0x80]), "CRC mismatch: stream is corrupted"),
+        (STREAM[:100] + bytes([STREAM[100] ^ 1]) + STREAM[101:], "CRC mismatch"),
+    ],
+)
+def test_error_messages_say_what_is_wrong(data, message):
+    with pytest.raises(BitstreamError) as info:
+        unpack(data)
+    assert message in str(info.value)
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", crc32_reference(body))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(channels=2), "channels must be 1 or 3"),
+        (dict(height=0), "height must be in"),
+        (dict(width=container.MAX_IMAGE_SIDE + 1), "width must be in"),
+        (dict(shape=(0, 4)), "latent dimensions"),
+        (dict(shape=(2**14, 2**14, 2)), "more than"),
+        (dict(name=b"\xff\xfe"), "not UTF-8"),
+        (dict(name=b""), "non-empty"),
+        (dict(shape=(1,) * 9), "latent rank 9"),
+    ],
+)
+def test_insane_header_values_are_rejected_even_with_a_valid_crc(fields, message):
+    name = fields.get("name", b"m")
+    shape = fields.get("shape", (4,))
+    body = (
+        b"JXC\x01"
+        + bytes([len(name)])
+        + name
+        + b"\0" * 8
+        + struct.pack("<II", fields.get("height", 8), fields.get("width", 8))
+        + struct.pack("<BHB", fields.get("channels", 1), 0, len(shape))
+        + struct.pack(f"<{len(shape)}I", *shape)
+        + struct.pack("<HI", 0, 0)
+    )
+    with pytest.raises(BitstreamError) as info:
+        unpack(_with_crc(body))
+    assert message in str(info.value)
+
+
+def test_peek_header_reads_a_stream_with_a_damaged_payload():
+    damaged = bytearray(STREAM)
+    damaged[-20] ^= 0xFF
+    assert peek_header(bytes(damaged)) == HEADER
+    with pytest.raises(BitstreamError, match="CRC mismatch"):
+        unpack(bytes(damaged))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(channels=2),
+        dict(height=0),
+        dict(width=2**16 + 1),
+        dict(table_hash=b"short"),
+        dict(model=""),
+        dict(model="x" * 256),
+        dict(latent_shape=(1,) * 9),
+        dict(latent_shape=(0,)),
+        dict(quality=-1),
+        dict(quality=2**16),
+        dict(extra=b"\0" * 65536),
+    ],
+)
+def test_header_rejects_values_the_layout_cannot_hold(changes):
+    fields = dict(
+        model="m", table_hash=b"\0" * 8, height=1, width=1, channels=1, latent_shape=(), quality=0, extra=b""
+    )
+    fields.update(changes)
+    with pytest.raises(ValueError):
+        Header(**fields)
+
+
+def test_header_is_frozen_and_normalises_types():
+    header = Header("m", bytearray(8), np.int64(5), 6, 3, [np.int32(2), 3])
+    assert header.latent_shape == (2, 3) and type(header.height) is int
+    assert isinstance(header.table_hash, bytes)
+    with pytest.raises(AttributeError):
+        header.height = 7  # type: ignore[misc]
