@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) train.py --config configs/mnist_conv_ae.py --workdir $(DEMO)/mnist_conv_ae
+	$(PY) train.py --config configs/mnist_conv_ae.py --workdir $(DEMO)/mnist_conv_ae --config.num_steps=1500
 	$(PY) eval.py --data sample:mnist --codecs $(DEMO)/mnist_conv_ae,pca28,jpeg,webp,kmeans4 \
 	  --fit_data sample:mnist --limit 500 --out $(DEMO)/report
 	@echo "report: $(DEMO)/report/table.md, rd.png, grid.png"

@@ -4,6 +4,7 @@
   python -m jaxcodec decompress photo.jxc decoded.png
   python -m jaxcodec info photo.jxc
   python -m jaxcodec models
+  python -m jaxcodec export WORKDIR NAME --description TEXT
 
 Every user error prints one line ``error: ...`` on stderr and exits with status 1;
 output files are written atomically, so a failed command leaves nothing behind.
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a stream's header")
     i.add_argument("input")
     sub.add_parser("models", help="list the shipped models")
+    e = sub.add_parser("export", help="ship a training workdir's latest checkpoint as a named model")
+    e.add_argument("workdir")
+    e.add_argument("name")
+    e.add_argument("--description", default="")
+    e.add_argument("--dest", default=None, help="folder of shipped models (default: the package's)")
     return p
 
 
@@ -68,6 +74,12 @@ def run(argv: list[str] | None = None) -> int:
 
             lines = describe()
             print("\n".join(lines) if lines else "no shipped models")
+        elif args.command == "export":
+            from jaxcodec import pretrained
+
+            dest = args.dest or pretrained.WEIGHTS_DIR
+            path = pretrained.export_workdir(args.workdir, args.name, dest=dest, description=args.description)
+            print(f"{args.workdir} -> {path}")
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

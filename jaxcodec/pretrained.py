@@ -25,6 +25,7 @@ from jaxcodec.errors import ModelError
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 _QUALITY = re.compile(r"^(?P<family>.+)-q(?P<q>\d+)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def shipped_models() -> dict[str, dict[str, Any]]:
@@ -121,6 +122,52 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
         raise ModelError(f"unknown model or codec {name!r}; known: {', '.join(known)}") from None
 
 
+def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, description: str = "") -> str:
+    """Copies a training workdir's latest checkpoint into ``dest/name`` as a shipped model.
+
+    Keeps ``config.json`` (with ``description`` added), ``meta.json``, the codec
+    tables and only the newest checkpoint; TensorBoard files and older checkpoints
+    stay behind. The copy is assembled in a temporary folder and renamed into place,
+    so an interrupted export leaves no half-written model. Returns the new folder.
+    """
+    import shutil
+    import tempfile
+
+    from jaxcodec import engine
+    from jaxcodec.checkpoint import Checkpointer
+
+    if not _NAME.match(name):
+        raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
+    if not os.path.isfile(os.path.join(workdir, engine.CONFIG_FILE)):
+        raise ModelError(f"{workdir} is not a training workdir (no {engine.CONFIG_FILE})")
+    ckpt_dir = os.path.join(workdir, engine.CHECKPOINT_DIR)
+    with Checkpointer(ckpt_dir, read_only=True) as ckpt:
+        step = ckpt.latest_step()
+    if step is None:
+        raise ModelError(f"{workdir} has no checkpoint")
+    os.makedirs(dest, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=dest)
+    try:
+        with open(os.path.join(workdir, engine.CONFIG_FILE)) as f:
+            config = json.load(f)
+        if description:
+            config["description"] = description
+        with open(os.path.join(tmp, engine.CONFIG_FILE), "w") as f:
+            json.dump(config, f, indent=1)
+        for extra in (engine.META_FILE, engine.TABLES_FILE):
+            if os.path.isfile(os.path.join(workdir, extra)):
+                shutil.copy2(os.path.join(workdir, extra), os.path.join(tmp, extra))
+        shutil.copytree(os.path.join(ckpt_dir, str(step)), os.path.join(tmp, engine.CHECKPOINT_DIR, str(step)))
+        target = os.path.join(dest, name)
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 def codec_for_stream(data: bytes) -> Codec:
     """The shipped codec that made a ``.jxc`` stream, from the model name in its header."""
     from jaxcodec import container
@@ -152,6 +199,7 @@ __all__ = [
     "LadderCodec",
     "codec_for_stream",
     "describe",
+    "export_workdir",
     "families",
     "get_codec",
     "shipped_models",
