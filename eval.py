@@ -9,7 +9,7 @@ into ``--out``. ``--codecs`` takes classical codec names, shipped model names
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_string("data", "sample:photos", "Dataset spec: tfds:NAME, folder:PATH, npz:PATH, sample:mnist, sample:photos.")
 flags.DEFINE_list("codecs", ["jpeg", "webp", "avif", "jpegxl", "jpeg2000"], "Codecs, models or workdirs to evaluate.")
@@ -25,6 +25,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # keep Orbax's INFO lines out of the progress output
     from jaxcodec.errors import JaxcodecError
     from jaxcodec.evaluation import markdown_table, run
 

@@ -29,6 +29,7 @@ The registry (:func:`get_codec`, :data:`CLASSICAL_CODECS`) also serves the basel
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Callable, Sequence
 
 import imagecodecs
@@ -258,7 +259,7 @@ def get_codec(name: str, **kwargs: Any) -> Any:
 
     ``qualities=[...]`` overrides the default operating points of any codec. Baselines take
     their own keyword arguments (see :mod:`jaxcodec.baselines`): ``kmeans`` takes ``seed``
-    and ``iterations``; ``pca`` takes ``k``, ``bits`` and either ``train_images`` (uint8
+    and ``iterations``; ``pcaK`` (e.g. ``pca28``) is ``pca`` with ``k=K``; ``pca`` takes ``k``, ``bits`` and either ``train_images`` (uint8
     ``(N, H, W, C)``, fitted at once) or ``arrays`` (a dict from
     :meth:`~jaxcodec.baselines.PCACodec.to_arrays`). An evaluation fits PCA once with
     ``get_codec("pca", train_images=train)`` and reuses the codec for every test image.
@@ -272,4 +273,11 @@ def get_codec(name: str, **kwargs: Any) -> Any:
         from jaxcodec import baselines  # imports this module, so it is loaded on demand
 
         return baselines.make_baseline(name, **kwargs)
-    raise ModelError(f"unknown classical codec {name!r}; known: {', '.join(CLASSICAL_CODECS)}")
+    pca_k = re.fullmatch(r"pca([1-9][0-9]*)", name)
+    if pca_k:  # "pca28": PCA with 28 components
+        from jaxcodec import baselines
+
+        codec = baselines.make_baseline("pca", k=int(pca_k.group(1)), **kwargs)
+        codec.name = name
+        return codec
+    raise ModelError(f"unknown classical codec {name!r}; known: {', '.join(CLASSICAL_CODECS)}, pcaK (K components)")

@@ -325,3 +325,13 @@ def test_baseline_options_are_checked(photo):
         classical.get_codec("kmeans", colours=3)
     with pytest.raises(ImageError):
         classical.get_codec("kmeans").encode(photo.astype(np.float32), 4)
+
+
+def test_pca_name_with_component_count(patches):
+    train, test = patches
+    named = classical.get_codec("pca12", train_images=train, bits=[6])
+    explicit = classical.get_codec("pca", k=12, train_images=train, bits=[6])
+    assert named.name == "pca12"
+    assert named.encode(test[0], 6) == explicit.encode(test[0], 6)
+    with pytest.raises(ModelError, match="pcaK"):
+        classical.get_codec("pca0")

@@ -1,0 +1,60 @@
+"""Helpers shared by bench/train_speed.py and bench/codec_speed.py: real photos and the peer run."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compressai_peer.py")
+
+
+def load_photos(photos_dir: str | None) -> list[np.ndarray]:
+    """uint8 RGB photos: every ``*.png``/``*.jpg`` of ``photos_dir``, or scikit-image's
+    astronaut, coffee, chelsea and rocket when no folder is given."""
+    if photos_dir:
+        paths = sorted(glob.glob(os.path.join(photos_dir, "*.png")) + glob.glob(os.path.join(photos_dir, "*.jpg")))
+        if not paths:
+            sys.exit(f"no .png/.jpg photos in {photos_dir}")
+        return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    import skimage.data
+
+    return [getattr(skimage.data, n)() for n in ("astronaut", "coffee", "chelsea", "rocket")]
+
+
+def random_crops(photos: list[np.ndarray], n: int, size: int, seed: int = 0) -> np.ndarray:
+    """``n`` random ``size × size`` uint8 crops ``(n, size, size, 3)`` from the photos."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        p = photos[rng.integers(len(photos))]
+        y, x = rng.integers(p.shape[0] - size + 1), rng.integers(p.shape[1] - size + 1)
+        out[i] = p[y : y + size, x : x + size]
+    return out
+
+
+def fit_image(photo: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A ``height × width`` uint8 view of ``photo``: the centre crop of that aspect ratio,
+    resized with Lanczos when it is not exactly that size."""
+    h, w = photo.shape[:2]
+    scale = min(h / height, w / width)
+    ch, cw = round(height * scale), round(width * scale)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    crop = photo[y : y + ch, x : x + cw]
+    if crop.shape[:2] != (height, width):
+        crop = np.asarray(Image.fromarray(crop).resize((width, height), Image.LANCZOS))
+    return np.ascontiguousarray(crop)
+
+
+def run_peer(peer_python: str, mode: str, data_path: str, *args: str) -> dict:
+    """Runs ``_compressai_peer.py`` under ``peer_python``; returns its JSON result."""
+    cmd = [peer_python, PEER_SCRIPT, mode, data_path, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"CompressAI peer failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

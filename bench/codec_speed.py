@@ -1,0 +1,102 @@
+"""Codec speed: real encode + decode of one 512x768 photo, jaxcodec against CompressAI.
+
+Measures wall-clock seconds of jaxcodec's ``FactorizedCodec`` (Ballé 2017 factorized
+prior, ``default_config(quality=3)``: N=128, M=192): ``codec.encode(image_uint8, 3)``
+→ ``.jxc`` bytes (analysis transform, rounding, ANS coding with the integer tables of
+``task.finalize``) and ``codec.decode(bytes)`` → uint8 image; and of CompressAI's
+``FactorizedPrior(128, 192)``: ``model.compress(x)`` / ``model.decompress(strings, shape)``
+after ``model.update(force=True)``, in a subprocess of ``--peer-python`` with
+``torch.set_num_threads(2)``. Both code the same ``--height`` x ``--width`` RGB image
+(scikit-image's ``coffee`` photo resized with Lanczos, or the centre of the first photo
+of ``--photos DIR``). Both models are UNTRAINED (freshly initialised), which is fine
+for timing but makes the byte counts meaningless. Each side is warmed up first (jit
+compilation / first call excluded); the median of ``--repeats`` runs is reported.
+
+    .venv/bin/python bench/codec_speed.py --peer-python /work/peer-venv/bin/python --repeats 5
+
+The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s
+(jaxcodec speed / CompressAI speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import fit_image, load_photos, run_peer  # noqa: E402
+from jaxcodec import engine, sharding  # noqa: E402
+from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
+
+
+def jax_codec_speed(image: np.ndarray, repeats: int, quality: int) -> dict:
+    """Median encode/decode seconds of an untrained FactorizedCodec on ``image``."""
+    task = FactorizedTask(default_config(quality=quality))
+    mesh = sharding.data_mesh(jax.local_devices()[:1])
+    dummy = np.zeros((1, 16, 16, 3), np.float32)
+    state = engine.make_init(task, mesh)(jax.random.key(0), sharding.shard_batch(dummy, sharding.batch_sharding(mesh)))
+    codec = task.make_codec(state, task.finalize(state))
+
+    t = time.perf_counter()
+    data = codec.encode(image, quality)  # warm-up: compiles g_a and g_s for this shape
+    out = codec.decode(data)
+    warmup_s = time.perf_counter() - t
+    assert out.shape == image.shape and out.dtype == np.uint8, (out.shape, out.dtype)
+    enc, dec = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        data = codec.encode(image, quality)
+        enc.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        out = codec.decode(data)
+        dec.append(time.perf_counter() - t)
+    return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
+            "warmup_s": warmup_s}
+
+
+def line(name: str, r: dict) -> str:
+    return (f"{name}: encode {r['encode_s']:.3f} s, decode {r['decode_s']:.3f} s, "
+            f"total {r['encode_s'] + r['decode_s']:.3f} s ({r['bytes']} bytes, untrained)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median reported)")
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=768)
+    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
+    args = parser.parse_args()
+
+    photos = load_photos(args.photos)
+    photo = photos[0] if args.photos else photos[1]  # skimage: coffee, 400x600 (same 2:3 aspect)
+    image = fit_image(photo, args.height, args.width)
+    print(f"codec speed: factorized prior N=128 M=192, one {args.height}x{args.width} RGB photo, "
+          f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
+
+    j = jax_codec_speed(image, args.repeats, args.quality)
+    print(line(f"jaxcodec   (jax {jax.__version__}, {os.cpu_count()} cores)", j) + f", warm-up {j['warmup_s']:.1f} s")
+
+    if not args.peer_python:
+        print("no --peer-python given: CompressAI side not run, no ratio measured")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "image.npy")
+        np.save(path, image)
+        c = run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats))
+    print(line(f"compressai (torch {c['torch']}, {c['threads']} threads)", c))
+    ratio = (c["encode_s"] + c["decode_s"]) / (j["encode_s"] + j["decode_s"])
+    print(f"ratio: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
