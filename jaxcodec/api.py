@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from jaxcodec.codec import Codec
-from jaxcodec.errors import ImageError, JaxcodecError
+from jaxcodec.errors import ImageError, JaxcodecError, ModelError
 
 DEFAULT_MODEL = "bmshj2017-factorized"
 
@@ -101,15 +101,45 @@ def compress(image: Any, model: str | Codec = DEFAULT_MODEL, quality: Any = None
 def decompress(data: bytes, model: str | Codec | None = None) -> np.ndarray:
     """Decodes a stream into a ``uint8`` ``(H, W, C)`` image.
 
-    Without ``model``, the shipped model named in the stream's header decodes it.
+    Without ``model``, the shipped model that made the stream decodes it: the one named
+    in the header or, since a trained model's streams carry its family's name (e.g.
+    ``"factorized"`` for every ``bmshj2017-factorized-qN``), the shipped model of that
+    family whose tables match the stream's.
     """
-    if model is None:
-        from jaxcodec.pretrained import codec_for_stream
+    if model is not None:
+        return get_model(model).decode(data)
+    from jaxcodec import pretrained
 
-        codec = codec_for_stream(data)
-    else:
-        codec = get_model(model)
-    return codec.decode(data)
+    try:
+        return pretrained.codec_for_stream(data).decode(data)
+    except ModelError as not_shipped:
+        for codec in _shipped_codecs_of_family(data):
+            try:
+                return codec.decode(data)
+            except ModelError:  # other tables: another quality of the family
+                continue
+        raise not_shipped from None
+
+
+def _shipped_codecs_of_family(data: bytes) -> Iterator[Codec]:
+    """Shipped models trained as the model family named in the stream's header, the
+    one with the header's quality first; loaded lazily."""
+    import json
+
+    from jaxcodec import container, pretrained
+
+    header, _ = container.unpack(data)
+    candidates = []
+    for info in pretrained.shipped_models().values():
+        try:
+            with open(os.path.join(info["path"], "config.json")) as f:
+                family = json.load(f).get("model", {}).get("name")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if family == header.model:
+            candidates.append((info["quality"] != header.quality, info["path"]))
+    for _, path in sorted(candidates):
+        yield pretrained.load_workdir_codec(path)
 
 
 def info(data: bytes) -> dict[str, Any]:

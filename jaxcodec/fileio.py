@@ -19,9 +19,13 @@ from jaxcodec.errors import JaxcodecError
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside ``path``; renames it to ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. A path
+    that cannot be written (a directory, a missing folder) raises
+    :class:`~jaxcodec.errors.JaxcodecError`.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise JaxcodecError(f"cannot write {path}: it is a directory")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
@@ -30,7 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise JaxcodecError(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -40,8 +47,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except OSError as e:  # e.g. a full disk
+            raise JaxcodecError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

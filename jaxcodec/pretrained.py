@@ -79,9 +79,15 @@ class LadderCodec:
         from jaxcodec import container
 
         header, _ = container.unpack(data)
-        for member in self.members.values():
-            if member.name == header.model:
+        # Every member of a ladder carries the same model name, so the member is found by
+        # its entropy tables: the one at the header's quality first, then the others.
+        candidates = [m for m in self.members.values() if m.name == header.model]
+        candidates.sort(key=lambda m: header.quality not in getattr(m, "qualities", ()))
+        for member in candidates:
+            try:
                 return member.decode(data)
+            except ModelError:
+                continue
         raise ModelError(f"stream was made by model {header.model!r}, not by the {self.name} family")
 
 

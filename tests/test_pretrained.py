@@ -12,20 +12,24 @@ from jaxcodec.cli import run as cli_run
 from jaxcodec.errors import ModelError
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A seed-004 autoencoder trained for a few steps on the embedded MNIST sample."""
+def _train_tiny(path, seed=0, steps=6):
     config = importlib.import_module("configs.mnist_conv_ae").get_config()
-    config.num_steps = 6
+    config.seed = seed
+    config.num_steps = steps
     config.checkpoint_every = 3
     config.keep_checkpoints = 5
     config.eval_every = 0
     config.log_every = 3
     config.batch_size = 32
     config.model.finalize_batches = 2
-    path = str(tmp_path_factory.mktemp("run"))
     engine.train_and_evaluate(config, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A seed-004 autoencoder trained for a few steps on the embedded MNIST sample."""
+    return _train_tiny(str(tmp_path_factory.mktemp("run")))
 
 
 def _digit():
@@ -65,3 +69,18 @@ def test_export_command_line(workdir, tmp_path, capsys):
     assert cli_run(["export", str(tmp_path), "cli-ae", "--dest", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "not a training workdir" in err[0]
+
+
+def test_ladder_decodes_each_members_streams_by_their_tables(workdir, tmp_path):
+    """Members of a ladder share a model name; each stream must reach its own member."""
+    other = _train_tiny(str(tmp_path / "other"), seed=1, steps=3)
+    first = pretrained.load_workdir_codec(os.path.abspath(workdir))
+    second = pretrained.load_workdir_codec(os.path.abspath(other))
+    assert first.name == second.name
+    ladder = pretrained.LadderCodec("tiny", {1: first, 2: second})
+    image = _digit()
+    for member in (first, second):
+        stream = member.encode(image, member.qualities[-1])
+        np.testing.assert_array_equal(ladder.decode(stream), member.decode(stream))
+    with pytest.raises(ModelError):
+        first.decode(second.encode(image, second.qualities[-1]))

@@ -1,0 +1,223 @@
+"""Tests of ``python -m jaxcodec`` (jaxcodec.cli): real subprocesses for the main paths,
+``cli.run`` in-process for the rest, with a tiny factorized model trained once per module."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from jaxcodec import container, engine, pretrained
+from jaxcodec.cli import run as cli_run
+from jaxcodec.models.factorized import default_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def jaxcodec_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m jaxcodec ARGS`` in a fresh interpreter, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "jaxcodec", *map(str, args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A Ballé 2017 factorized model (N = M = 8) trained for 2 steps on sample:photos."""
+    config = default_config(quality=3)
+    config.model.features = 8
+    config.model.latent_channels = 8
+    config.data.train = "sample:photos"
+    config.data.eval = ""
+    config.data.crop = 64
+    config.batch_size = 2
+    config.num_steps = 2
+    config.log_every = 1
+    config.eval_every = 0
+    config.checkpoint_every = 0
+    path = str(tmp_path_factory.mktemp("factorized_run"))
+    engine.train_and_evaluate(config, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec(workdir):
+    return pretrained.load_workdir_codec(os.path.abspath(workdir))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 45×70 RGB photo crop and a 33×21 grey one as PNG files, and a text file."""
+    folder = tmp_path_factory.mktemp("files")
+    rgb = skimage.data.coffee()[100:145, 200:270]
+    grey = skimage.data.camera()[200:233, 300:321]
+    Image.fromarray(rgb).save(folder / "photo.png")
+    Image.fromarray(grey).save(folder / "grey.png")
+    (folder / "notes.png").write_text("this is not an image\n")
+    return {"dir": folder, "rgb": rgb, "grey": grey}
+
+
+@pytest.fixture(scope="module")
+def stream(workdir, files):
+    """The subprocess-compressed photo (its bytes and the process result)."""
+    out = files["dir"] / "photo.jxc"
+    result = jaxcodec_cli("compress", files["dir"] / "photo.png", out, "--model", workdir)
+    assert result.returncode == 0, result.stderr
+    return out.read_bytes(), result
+
+
+def assert_one_line_error(result_or_err, *needles):
+    err = result_or_err if isinstance(result_or_err, str) else result_or_err.stderr
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_compress_then_decompress_in_subprocesses_equals_codec_decode(codec, workdir, files, stream, tmp_path):
+    data, result = stream
+    # The stream made by another process is bit-identical to an in-process encode.
+    assert data == codec.encode(files["rgb"], 3)
+    m = re.fullmatch(r".*photo\.png -> .*photo\.jxc: (\d+) bytes, ([\d.]+) bpp\n", result.stdout)
+    assert m and int(m.group(1)) == len(data), result.stdout
+    assert float(m.group(2)) == pytest.approx(len(data) * 8 / (45 * 70), abs=1e-4)
+    assert result.stderr == ""
+
+    out = tmp_path / "decoded.png"
+    result = jaxcodec_cli("decompress", files["dir"] / "photo.jxc", out, "--model", workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(": 70x45x3")
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        decoded = np.asarray(im)
+    np.testing.assert_array_equal(decoded, codec.decode(data))
+
+
+def test_info_prints_the_header_as_json(files, stream):
+    data, _ = stream
+    result = jaxcodec_cli("info", files["dir"] / "photo.jxc")
+    assert result.returncode == 0 and result.stderr == ""
+    info = json.loads(result.stdout)
+    header, payload = container.unpack(data)
+    assert info == {
+        "model": "factorized",
+        "table_hash": header.table_hash.hex(),
+        "height": 45,
+        "width": 70,
+        "channels": 3,
+        "latent_shape": [3, 5, 8],
+        "quality": 3,
+        "payload_bytes": len(payload),
+        "total_bytes": len(data),
+        "bpp": pytest.approx(len(data) * 8 / (45 * 70)),
+    }
+
+
+def _damaged(data: bytes, tmp_path: Path) -> dict[str, Path]:
+    truncated, flipped = tmp_path / "truncated.jxc", tmp_path / "flipped.jxc"
+    truncated.write_bytes(data[: len(data) // 2])
+    bad = bytearray(data)
+    bad[-9] ^= 0x04  # inside the payload
+    flipped.write_bytes(bytes(bad))
+    return {"truncated": truncated, "flipped": flipped}
+
+
+def test_errors_are_one_line_without_traceback_or_output_file(workdir, files, stream, tmp_path):
+    damaged = _damaged(stream[0], tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    photo = files["dir"] / "photo.png"
+    cases = [
+        (("compress", files["dir"] / "notes.png", out / "a.jxc", "--model", workdir), "not a readable image"),
+        (("decompress", damaged["truncated"], out / "b.png", "--model", workdir), "truncated stream"),
+        (("decompress", damaged["flipped"], out / "c.png"), "CRC mismatch"),
+        (("compress", photo, out / "d.jxc", "--model", "no-such-model"), "unknown model or codec 'no-such-model'"),
+        (("compress", photo, out / "missing" / "e.jxc", "--model", workdir), "cannot write"),
+        (("compress", photo, out, "--model", workdir), "cannot write"),  # the output is a folder
+    ]
+    for args, message in cases:
+        before = sorted(os.listdir(out))
+        result = jaxcodec_cli(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert_one_line_error(result, message)
+        assert result.stdout == ""
+        assert sorted(os.listdir(out)) == before, args  # no output, no temporary file
+    assert not os.path.exists(out / "missing")
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+
+
+def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
+    damaged = _damaged(stream[0], tmp_path)
+    photo = files["dir"] / "photo.png"
+    out = tmp_path / "out.png"
+    cases = [
+        (["decompress", str(damaged["flipped"]), str(out), "--model", workdir], "CRC mismatch"),
+        (["decompress", str(tmp_path / "nothing.jxc"), str(out)], "cannot read"),
+        (["decompress", str(photo), str(out)], "not a jaxcodec stream"),
+        (["compress", str(tmp_path / "nothing.png"), str(out)], "no such file"),
+        (["compress", str(photo), str(out), "--model", workdir, "--quality", "5"], "has no quality 5"),
+        (["compress", str(photo), str(out), "--model", workdir, "--quality", "high"], "has no quality"),
+        (["compress", str(photo), str(out), "--model", str(tmp_path)], "not a training workdir"),
+        (["info", str(damaged["truncated"])], "truncated stream"),
+    ]
+    for args, message in cases:
+        assert cli_run(args) == 1, args
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert_one_line_error(captured.err, message)
+        assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["flipped.jxc", "truncated.jxc"]
+
+
+def test_grey_png_round_trip_in_process(codec, workdir, files, tmp_path, capsys):
+    jxc, png = tmp_path / "grey.jxc", tmp_path / "grey.png"
+    assert cli_run(["compress", str(files["dir"] / "grey.png"), str(jxc), "--model", workdir]) == 0
+    assert cli_run(["decompress", str(jxc), str(png), "--model", workdir]) == 0
+    assert capsys.readouterr().err == ""
+    data = jxc.read_bytes()
+    assert container.unpack(data)[0].channels == 1
+    with Image.open(png) as im:
+        assert im.mode == "L"
+        decoded = np.asarray(im)
+    np.testing.assert_array_equal(decoded, codec.decode(data)[:, :, 0])
+    np.testing.assert_array_equal(decoded, codec.decode(codec.encode(files["grey"], 3))[:, :, 0])
+
+
+def test_exported_model_is_listed_and_decodes_without_model_argument(
+    codec, workdir, files, tmp_path, capsys, monkeypatch
+):
+    """`export`, `models`, then the README's flow: compress with the family name, and
+    decompress with no --model (the stream's header must lead to the shipped model)."""
+    weights = tmp_path / "weights"
+    assert cli_run(["export", workdir, "tinyfact-q3", "--dest", str(weights), "--description", "tiny"]) == 0
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", str(weights))
+    capsys.readouterr()
+    assert cli_run(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.fullmatch(r"tinyfact\s+family, qualities \[3\]", line) for line in lines), lines
+    assert any(re.fullmatch(r"tinyfact-q3\s+tiny", line) for line in lines), lines
+
+    jxc, png = tmp_path / "photo.jxc", tmp_path / "photo.png"
+    assert cli_run(["compress", str(files["dir"] / "photo.png"), str(jxc), "--model", "tinyfact", "--quality", "3"]) == 0
+    assert jxc.read_bytes() == codec.encode(files["rgb"], 3)
+    status = cli_run(["decompress", str(jxc), str(png)])
+    assert capsys.readouterr().err == ""
+    assert status == 0
+    with Image.open(png) as im:
+        np.testing.assert_array_equal(np.asarray(im), codec.decode(jxc.read_bytes()))
+
+
+def test_models_command_in_a_subprocess_lists_the_shipped_models():
+    result = jaxcodec_cli("models")
+    assert result.returncode == 0 and result.stderr == ""
+    expected = pretrained.describe() or ["no shipped models"]
+    assert result.stdout.splitlines() == expected
