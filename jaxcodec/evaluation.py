@@ -264,7 +264,7 @@ def write_grid(results: Mapping[str, Any], path: str) -> None:
         row = [im for qq, im in entry["decoded"] if qq == q]
         if row:
             rows.append(row)
-            labels.append(f"{name} {entry['results']['bpp'][i]:.2f}bpp")
+            labels.append(f"{name}\n{entry['results']['bpp'][i]:.2f} bpp")
     small = max(im.shape[0] for im in rows[0]) < 100
     save_grid(rows, path, row_labels=labels, scale=3 if small else 1)
 

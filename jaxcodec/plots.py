@@ -67,7 +67,7 @@ def save_grid(
     cells = [[_rgb(im) for im in row] for row in rows]
     h = max(c.shape[0] for row in cells for c in row) * scale
     w = max(c.shape[1] for row in cells for c in row) * scale
-    label_w = 0 if not row_labels else 8 * max(len(s) for s in row_labels) + 8
+    label_w = 0 if not row_labels else 8 * max(len(line) for s in row_labels for line in s.split("\n")) + 8
     pad = 2
     ncol = max(len(row) for row in cells)
     canvas = Image.new("RGB", (label_w + ncol * (w + pad), len(cells) * (h + pad)), "white")
@@ -75,7 +75,8 @@ def save_grid(
     for i, row in enumerate(cells):
         y = i * (h + pad)
         if row_labels:
-            draw.text((4, y + h // 2 - 5), row_labels[i], fill="black")
+            lines = row_labels[i].count("\n") + 1
+            draw.multiline_text((4, y + h // 2 - 6 * lines), row_labels[i], fill="black", spacing=2)
         for j, c in enumerate(row):
             im = Image.fromarray(c)
             if scale != 1:
