@@ -26,7 +26,7 @@ encoder and the decoder use identical probabilities on any machine.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +78,17 @@ def collect_latents(
     if not out:
         raise ValueError("no batches to fit the latent histograms on")
     return np.concatenate(out, axis=0)
+
+
+def fit_model_tables(
+    encode_latent: Callable[[Any, Any], Any], params: Any, batches: Iterator, model_config: Any, value_range
+) -> dict[str, np.ndarray]:
+    """A task's ``finalize``: encodes ``model_config.finalize_batches`` training batches
+    with ``encode_latent(params, x)`` (jitted once) and fits one histogram table per bit
+    depth in ``model_config.bit_depths`` (:func:`fit_tables`)."""
+    encode = jax.jit(encode_latent)
+    latents = collect_latents(lambda x: encode(params, x), batches, model_config.finalize_batches)
+    return fit_tables(latents, value_range, model_config.bit_depths)
 
 
 def fit_tables(

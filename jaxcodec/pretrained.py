@@ -79,11 +79,9 @@ class LadderCodec:
         from jaxcodec import container
 
         header, _ = container.unpack(data)
-        # Every member of a ladder carries the same model name, so the member is found by
-        # its entropy tables: the one at the header's quality first, then the others.
-        candidates = [m for m in self.members.values() if m.name == header.model]
-        candidates.sort(key=lambda m: header.quality not in getattr(m, "qualities", ()))
-        for member in candidates:
+        # Every member of a ladder carries the same model name; the table hash in the
+        # header picks the member (a wrong one refuses the stream before decoding it).
+        for member in (m for m in self.members.values() if m.name == header.model):
             try:
                 return member.decode(data)
             except ModelError:

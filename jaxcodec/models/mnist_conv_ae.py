@@ -41,17 +41,10 @@ import numpy as np
 import optax
 
 from jaxcodec import latent_codec
+from jaxcodec.layers import depth_to_space
 
 LATENT_RANGE = (-1.0, 1.0)
 MODEL_NAME = "mnist_conv_ae"
-
-
-def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
-    """``(N, H, W, b²·C) → (N, b·H, b·W, C)`` (sub-pixel shuffle, Shi et al. 2016)."""
-    n, h, w, c = x.shape
-    c_out = c // (block * block)
-    x = x.reshape(n, h, w, block, block, c_out).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, h * block, w * block, c_out)
 
 
 class Encoder(nn.Module):
@@ -195,11 +188,9 @@ class ConvAETask:
     def finalize(self, state: dict, batches: Any) -> dict[str, np.ndarray]:
         """Fits one latent histogram per bit depth on ``config.model.finalize_batches``
         training batches; returns the arrays :meth:`make_codec` needs."""
-        encode = jax.jit(self.encode_latent)
-        latents = latent_codec.collect_latents(
-            lambda x: encode(state["params"], x), batches, self.config.model.finalize_batches
+        return latent_codec.fit_model_tables(
+            self.encode_latent, state["params"], batches, self.config.model, LATENT_RANGE
         )
-        return latent_codec.fit_tables(latents, LATENT_RANGE, self.config.model.bit_depths)
 
     def make_codec(self, state: dict, tables: dict[str, np.ndarray]) -> latent_codec.LatentCodec:
         """The ``.jxc`` codec of the trained model; qualities are latent bit depths."""

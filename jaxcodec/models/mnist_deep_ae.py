@@ -174,11 +174,9 @@ class DeepAETask:
     def finalize(self, state: dict, batches: Any) -> dict[str, np.ndarray]:
         """Fits one code histogram per bit depth on ``config.model.finalize_batches``
         training batches; returns the arrays :meth:`make_codec` needs."""
-        encode = jax.jit(self.encode_latent)
-        latents = latent_codec.collect_latents(
-            lambda x: encode(state["params"], x), batches, self.config.model.finalize_batches
+        return latent_codec.fit_model_tables(
+            self.encode_latent, state["params"], batches, self.config.model, LATENT_RANGE
         )
-        return latent_codec.fit_tables(latents, LATENT_RANGE, self.config.model.bit_depths)
 
     def make_codec(self, state: dict, tables: dict[str, np.ndarray]) -> latent_codec.LatentCodec:
         """The ``.jxc`` codec of the trained model; qualities are code bit depths."""
