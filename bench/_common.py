@@ -1,4 +1,4 @@
-"""Helpers shared by bench/train_speed.py and bench/codec_speed.py: real photos and the peer run."""
+"""Helpers shared by the benchmarks: real photos, the CompressAI peer run, GAN generators."""
 
 from __future__ import annotations
 
@@ -58,3 +58,31 @@ def run_peer(peer_python: str, mode: str, data_path: str, *args: str) -> dict:
     if proc.returncode != 0:
         sys.exit(f"CompressAI peer failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: int = 0):
+    """``(task, g_params, description)`` of a GAN generator.
+
+    ``model`` is a shipped model name (``gan-mnist``) or a trained ``gan`` workdir; ``none``
+    initialises the generator of ``config_path`` freshly (same shapes and operations, so
+    the same speed, but not a trained generator).
+    """
+    import importlib.util
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxcodec import engine, pretrained
+    from jaxcodec.models import build_task
+
+    if model != "none":
+        shipped = pretrained.shipped_models()
+        path = shipped[model]["path"] if model in shipped else model
+        config, state, _ = engine.load_checkpoint(path)
+        return build_task(config), state["g_params"], f"trained: {model} (step {int(state['step'])})"
+    spec = importlib.util.spec_from_file_location("bench_config", config_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = build_task(module.get_config())
+    params = jax.jit(task.generator.init)(jax.random.PRNGKey(seed), jnp.zeros((1, task.latent_dim)))
+    return task, params, f"freshly initialised {config_path}"

@@ -5,17 +5,15 @@ by gradient descent (:func:`jaxcodec.inversion.invert`, one random start per tri
 and count a trial as recovered when ``mean |z - z*| < 0.01``. Reports the rate for
 unconstrained descent, projected clipping and stochastic clipping.
 
-    python bench/inversion_recovery.py --params /path/to/gan_mnist_params.msgpack
+    python bench/inversion_recovery.py            # the shipped gan-mnist generator
 
-``--params`` is a ``flax.serialization`` msgpack of the generator parameters of
-``--config`` (default ``configs/gan_mnist.py``); without it a freshly initialised
-generator is used. All trials of one mode run as one batch.
+``--model`` is a shipped model name, a trained ``gan`` workdir, or ``none`` for a freshly
+initialised generator of ``--config``. All trials of one mode run as one batch.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -23,36 +21,18 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxcodec import inversion  # noqa: E402
-from jaxcodec.models import build_task  # noqa: E402
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("bench_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
-def load_generator(config_path: str, params_path: str | None, seed: int = 0):
-    """The task of ``config_path`` and generator parameters (from ``params_path`` if given)."""
-    task = build_task(load_config(config_path))
-    z = jnp.zeros((1, task.latent_dim))
-    params = jax.jit(task.generator.init)(jax.random.PRNGKey(seed), z)
-    if params_path:
-        with open(params_path, "rb") as f:
-            params = serialization.from_bytes(params, f.read())
-    return task, params
+from _common import load_generator  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/gan_mnist.py")
-    parser.add_argument("--params", default=None, help="generator params (msgpack); default: untrained")
+    parser.add_argument("--model", default="gan-mnist",
+                        help="shipped model name or trained gan workdir; none: a fresh generator")
+    parser.add_argument("--config", default="configs/gan_mnist.py", help="generator of --model none")
     parser.add_argument("--trials", type=int, default=256)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -61,11 +41,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    task, params = load_generator(args.config, args.params)
+    task, params, described = load_generator(args.model, args.config, args.seed)
     d = task.latent_dim
     z_true = jax.random.uniform(jax.random.PRNGKey(args.seed + 1), (args.trials, d), minval=-1.0, maxval=1.0)
     images = jax.jit(task.generator.apply)(params, z_true)
-    print(f"generator: {args.config} ({'trained: ' + args.params if args.params else 'untrained'}), d={d}")
+    print(f"generator: {described}, d={d}")
     print(f"{args.trials} trials, {args.steps} Adam steps (lr {args.lr}, cosine), 1 start each, "
           f"success = mean|z - z*| < {args.threshold}")
     print(f"{'clipping':<12} {'recovered':>10} {'median MAE':>11} {'mean MAE':>9} {'median MSE(x)':>14} {'time s':>7}")

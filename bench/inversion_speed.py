@@ -17,16 +17,14 @@ image. The last line is ``ratio: X`` = batched images/s / looped images/s::
 
     .venv/bin/python bench/inversion_speed.py --steps 200
 
-``--params`` (a ``flax.serialization`` msgpack of the generator, as in
-``bench/inversion_recovery.py``) or ``--workdir`` (a trained ``gan`` run, via
-:func:`jaxcodec.engine.load_checkpoint`) pick the generator; without them it is freshly
-initialised, which does not change the speed (same shapes, same operations).
+``--model`` picks the generator: a shipped model (default ``gan-mnist``), a trained
+``gan`` workdir, or ``none`` for a freshly initialised one of ``--config`` (same shapes
+and operations, so the same speed).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -34,35 +32,18 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxcodec import engine, inversion  # noqa: E402
-from jaxcodec.models import build_task  # noqa: E402
-
-
-def generator_from_args(args):
-    """``(task, g_params, description)`` from ``--workdir``, ``--params`` or a fresh init."""
-    if args.workdir:
-        config, state, _ = engine.load_checkpoint(args.workdir)
-        return build_task(config), state["g_params"], f"trained: {args.workdir} (step {int(state['step'])})"
-    spec = importlib.util.spec_from_file_location("bench_config", args.config)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    task = build_task(module.get_config())
-    params = jax.jit(task.generator.init)(jax.random.PRNGKey(args.seed), jnp.zeros((1, task.latent_dim)))
-    if not args.params:
-        return task, params, "freshly initialised (speed does not depend on training)"
-    with open(args.params, "rb") as f:
-        return task, serialization.from_bytes(params, f.read()), "trained: " + args.params
+from _common import load_generator  # noqa: E402
+from jaxcodec import inversion  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/gan_mnist.py")
-    parser.add_argument("--params", default=None, help="generator params (msgpack); default: untrained")
-    parser.add_argument("--workdir", default=None, help="a trained gan workdir (overrides --config/--params)")
+    parser.add_argument("--model", default="gan-mnist",
+                        help="shipped model name or trained gan workdir; none: a fresh generator")
+    parser.add_argument("--config", default="configs/gan_mnist.py", help="generator of --model none")
     parser.add_argument("--batch", type=int, default=256, help="images inverted as one batch (a)")
     parser.add_argument("--loop-images", type=int, default=16, help="images inverted one by one (b)")
     parser.add_argument("--steps", type=int, default=200, help="Adam steps per image, both paths")
@@ -74,7 +55,7 @@ def main() -> None:
     clip = None if args.clip == "none" else args.clip
     settings = dict(steps=args.steps, lr=args.lr, loss=args.loss, clip=clip, schedule="cosine")
 
-    task, params, described = generator_from_args(args)
+    task, params, described = load_generator(args.model, args.config, args.seed)
     d, apply = task.latent_dim, task.generator.apply
     z_true = inversion.init_latents(jax.random.PRNGKey(args.seed + 1), (args.batch, d))
     images = jax.jit(apply)(params, z_true).block_until_ready()

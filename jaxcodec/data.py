@@ -213,18 +213,32 @@ class _ArraySource(_Source):
         return _as_image(item if self.key is None else item[self.key], self.description)
 
 
+#: Decoded images a folder keeps in memory, in bytes: a training run draws patches from the
+#: same few hundred photos every epoch, and decoding a large PNG costs more than a train step.
+FOLDER_CACHE_BYTES = 2 << 30
+
+
 class _FolderSource(_Source):
     def __init__(self, files: list[Path], description: str):
         self.files, self.description = files, description
+        self._cache: dict[int, np.ndarray] = {}
+        self._cached_bytes = 0
 
     def __len__(self) -> int:
         return len(self.files)
 
     def read(self, index: int) -> np.ndarray:
+        if index in self._cache:
+            return self._cache[index]
         try:
-            return imageio.read_image_raw(self.files[index])
+            image = imageio.read_image_raw(self.files[index])
         except ImageError as error:
             raise DatasetError(str(error)) from None
+        if self._cached_bytes + image.nbytes <= FOLDER_CACHE_BYTES:
+            image.setflags(write=False)
+            self._cache[index] = image
+            self._cached_bytes += image.nbytes
+        return image
 
 
 class _TfdsStreamSource(_Source):

@@ -72,6 +72,7 @@ DEFAULTS = {
     "eval_batches": 10,
     "checkpoint_every": 1000,
     "keep_checkpoints": 3,
+    "init_from": "",
 }
 DATA_DEFAULTS = {
     "train_split": "train",
@@ -86,6 +87,8 @@ META_FILE = "meta.json"
 TABLES_FILE = "codec_tables.npz"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+#: ``meta.json`` key that is false where the checkpoint holds no optimiser state.
+OPTIMIZER_STATE_KEY = "optimizer_state"
 
 
 @dataclasses.dataclass
@@ -126,6 +129,29 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
     if key in defaults:
         return defaults[key]
     raise ConfigError(f"config has no {name!r}")
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
+    """``state`` with the parameters of the training workdir ``source`` (the optimiser
+    state stays fresh): fine-tuning one rung of a rate-distortion ladder from another."""
+    if not os.path.isdir(source):
+        raise ConfigError(f"config.init_from: {source} is not a training workdir")
+    try:
+        _, source_state, _ = load_checkpoint(source, task=task)
+    except ModelError as error:  # stored shapes or tree differ
+        raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
+                          f"({_one_line(error).split(': ', 1)[-1]})") from None
+    mine = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), state["params"])
+    theirs = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), source_state["params"])
+    if jax.tree_util.tree_structure(mine) != jax.tree_util.tree_structure(theirs) or mine != theirs:
+        raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model")
+    _print(f"parameters initialised from {source}")
+    return {**state, "params": sharding.replicate(jax.device_get(source_state["params"]), mesh)}
 
 
 def _positive_int(config: ml_collections.ConfigDict, name: str, *, allow_zero: bool = False) -> int:
@@ -391,6 +417,9 @@ def train(
             _print(f"resuming from step {start_step} in {workdir}")
         else:
             state = make_init(task, mesh)(init_rng, sharding.shard_batch(first, sharding.batch_sharding(mesh)))
+            if setting(config, "init_from"):
+                state = _warm_start(task, state, setting(config, "init_from"), mesh)
+                meta = {"pretrain_done": True}  # pre-training would overwrite the copied parameters
             if is_main:
                 _write_json(
                     os.path.join(workdir, META_FILE),
@@ -544,6 +573,22 @@ def load_checkpoint(
         raise ModelError(f"{workdir} has no checkpoint")
     task = build_task(config) if task is None else task
     mesh = sharding.data_mesh(jax.local_devices()[:1])
+    abstract = abstract_state(task, mesh, batch_shape, dtype)
     with Checkpointer(ckpt_dir, read_only=True) as ckpt:
-        state, _ = ckpt.restore(abstract_state(task, mesh, batch_shape, dtype), step)
+        if meta.get(OPTIMIZER_STATE_KEY, True):
+            state, _ = ckpt.restore(abstract, step)
+        else:  # an exported model: the optimiser state was left behind; a fresh one is zeros
+            state, _ = ckpt.restore(inference_state(abstract), step)
+            state = {**abstract_zeros(abstract), **state}
     return config, state, load_tables(os.path.join(workdir, TABLES_FILE))
+
+
+def inference_state(state: State) -> State:
+    """``state`` without its optimiser states (the keys ending in ``opt``), which a
+    shipped model does not need: Adam's moments are twice the size of the parameters."""
+    return {k: v for k, v in state.items() if not k.endswith("opt")}
+
+
+def abstract_zeros(abstract: State) -> State:
+    """Zero arrays shaped like ``abstract`` (Adam's initial state is all zeros)."""
+    return jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype), a.sharding), abstract)

@@ -12,7 +12,10 @@ latent, and batched with :func:`jax.vmap` over restarts and images. The descent 
 either one jitted :func:`jax.lax.scan` (:func:`invert_batch`, traceable; the default
 on accelerators) or, on CPU, one jitted call per step for the whole batch (see
 :func:`default_loop`); either way a batch of images costs one dispatch per step (or
-per batch), not one per step and image (see ``bench/inversion_speed.py``).
+per batch), not one per step and image. That pays where dispatch and small kernels
+dominate (accelerators); on a CPU a step of the generator is compute-bound, and
+``bench/inversion_speed.py`` measures batched and looped inversion at about the same
+images per second on 2 cores.
 
 Keeping ``z`` in the box after each Adam step (Kingma & Ba 2015):
 
@@ -262,7 +265,11 @@ def invert_batch(
 
     Image ``i`` draws its ``restarts`` starting points from ``split(keys[i])[0]`` and
     its clipping noise from ``split(keys[i])[1]`` folded with the restart and step
-    index, so its result does not depend on which other images share the batch.
+    index, so the random draws of an image do not depend on which other images share
+    the batch. The results agree only up to floating-point round-off, since a batched
+    matrix product may sum in another order; with stochastic clipping a component that
+    leaves the box in one run but stays inside in the other is redrawn, so two runs can
+    end at different latents of similar loss.
     Returns ``(z (B, d), final loss (B,))`` for the best restart of each image.
     """
     inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, loss, restarts, clip, schedule)

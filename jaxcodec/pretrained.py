@@ -130,7 +130,8 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     """Copies a training workdir's latest checkpoint into ``dest/name`` as a shipped model.
 
     Keeps ``config.json`` (with ``description`` added), ``meta.json``, the codec
-    tables and only the newest checkpoint; TensorBoard files and older checkpoints
+    tables and only the newest checkpoint, without its optimiser state
+    (:func:`jaxcodec.engine.inference_state`); TensorBoard files and older checkpoints
     stay behind. The copy is assembled in a temporary folder and renamed into place,
     so an interrupted export leaves no half-written model. Returns the new folder.
     """
@@ -158,10 +159,16 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
             config["description"] = description
         with open(os.path.join(tmp, engine.CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=1)
-        for extra in (engine.META_FILE, engine.TABLES_FILE):
-            if os.path.isfile(os.path.join(workdir, extra)):
-                shutil.copy2(os.path.join(workdir, extra), os.path.join(tmp, extra))
-        shutil.copytree(os.path.join(ckpt_dir, str(step)), os.path.join(tmp, engine.CHECKPOINT_DIR, str(step)))
+        if os.path.isfile(os.path.join(workdir, engine.TABLES_FILE)):
+            shutil.copy2(os.path.join(workdir, engine.TABLES_FILE), os.path.join(tmp, engine.TABLES_FILE))
+        _, state, _ = engine.load_checkpoint(workdir, step)
+        with open(os.path.join(workdir, engine.META_FILE)) as f:
+            meta = json.load(f)
+        meta[engine.OPTIMIZER_STATE_KEY] = False
+        with open(os.path.join(tmp, engine.META_FILE), "w") as f:
+            json.dump(meta, f)
+        with Checkpointer(os.path.join(tmp, engine.CHECKPOINT_DIR)) as out:
+            out.save(step, engine.inference_state(state), {}, force=True)
         target = os.path.join(dest, name)
         if os.path.exists(target):
             shutil.rmtree(target)

@@ -88,6 +88,32 @@ def test_intermediate_checkpoint_equals_shorter_run(run, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_init_from_copies_the_parameters_and_starts_a_fresh_optimiser(run, tmp_path):
+    workdir, config, source = run
+    _, warm = _train(tmp_path / "warm", num_steps=1, learning_rate=0.0, init_from=str(workdir),
+                     **{"data.eval": None})
+    for a, b in zip(jax.tree.leaves(warm.state["params"]), jax.tree.leaves(source.state["params"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # Adam at rate 0 moves nothing
+    assert int(warm.state["step"]) == 1
+    assert int(warm.state["pretrain_calls"]) == 0  # pre-training would overwrite the copied parameters
+    counts = [int(x) for x in jax.tree.leaves(warm.state["opt"]) if np.ndim(x) == 0]
+    assert counts and set(counts) == {1}  # the source's optimiser (20 steps) was not carried over
+    _, cold = _train(tmp_path / "cold", num_steps=1, learning_rate=0.0, **{"data.eval": None})
+    assert not np.array_equal(np.asarray(cold.state["params"]["params"]["dec"]["bias"]),
+                              np.asarray(source.state["params"]["params"]["dec"]["bias"]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model.latent": 8}, "do not fit this model"),
+    ({"init_from": "/nonexistent/run"}, "is not a training workdir"),
+])
+def test_init_from_refuses_other_models_and_missing_runs(run, tmp_path, overrides, message):
+    workdir, _, _ = run
+    overrides = {"init_from": str(workdir), "num_steps": 1, "data.eval": None, **overrides}
+    with pytest.raises(ConfigError, match=message):
+        _train(tmp_path, **overrides)
+
+
 # Decodes Event records with TensorFlow's own message classes (event_pb2), loaded
 # without running tensorflow/__init__.py (a 5-30 s import), in a separate process
 # so the stub package does not leak into other tests.

@@ -3,6 +3,7 @@
 import importlib
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -53,6 +54,17 @@ def test_export_keeps_only_the_latest_checkpoint_and_codes_identically(workdir, 
     np.testing.assert_array_equal(shipped.decode(stream), source.decode(stream))
     config = engine._config_from_json(os.path.join(path, "config.json"))
     assert config.description == "a tiny test model"
+    # The optimiser state stays behind: restored as zeros, parameters bit for bit.
+    _, full, _ = engine.load_checkpoint(workdir)
+    _, slim, _ = engine.load_checkpoint(path)
+    assert int(slim["step"]) == int(full["step"]) == 6
+    for a, b in zip(jax.tree.leaves(slim["params"]), jax.tree.leaves(full["params"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert jax.tree.structure(slim) == jax.tree.structure(full)
+    assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves(slim["opt"]))
+    assert any(np.any(np.asarray(x)) for x in jax.tree.leaves(full["opt"]))
+    size = lambda root: sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+    assert size(path) < 0.6 * size(os.path.join(workdir, "checkpoints", "6"))
 
 
 def test_export_refuses_bad_names_and_non_workdirs(workdir, tmp_path):

@@ -187,7 +187,7 @@ class FactorizedTask:
             filters=tuple(int(f) for f in m.filters),
         )
         self.downsampling = 2 ** len(m.kernel_sizes)
-        tx = optax.adam(config.learning_rate)
+        tx = optax.adam(learning_rate_schedule(config))
         if m.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
         self.tx = tx
@@ -266,6 +266,18 @@ class FactorizedTask:
         if tables is None:
             tables = self.finalize(state)
         return FactorizedCodec(self, jax.device_get(state["params"]), tables)
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """``config.learning_rate``, divided by 10 once ``config.lr_decay_at`` of the steps are
+    done (CompressAI's and Ballé et al.'s recipe of a late drop; ``0`` keeps it constant)."""
+    rate = float(config.learning_rate)
+    decay_at = float(config.get("lr_decay_at", 0.0) or 0.0)
+    if not 0.0 <= decay_at < 1.0:
+        raise ConfigError(f"lr_decay_at must lie in [0, 1), got {decay_at!r}")
+    if not decay_at:
+        return optax.constant_schedule(rate)
+    return optax.piecewise_constant_schedule(rate, {int(decay_at * int(config.num_steps)): 0.1})
 
 
 def lambda_for_quality(quality: int) -> float:
@@ -446,6 +458,8 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.batch_size = 8  # patches per step (global)
     config.num_steps = 200_000  # optimisation steps
     config.learning_rate = 1e-4  # Adam learning rate (CompressAI's default)
+    config.lr_decay_at = 0.0  # share of num_steps after which the rate drops 10x (0: constant)
+    config.init_from = ""  # workdir whose parameters start the run (fine-tune one λ from another)
     config.seed = 0  # seed of parameter init, data order and quantisation noise
     config.log_every = 100  # steps between progress lines
     config.eval_every = 5000  # steps between evaluations
