@@ -370,3 +370,34 @@ def test_resize_image_matches_an_independent_resampler():
     np.testing.assert_array_equal(data.resize_image(photo[:64, :64], 64), photo[:64, :64])
     deep = (photo[:, :, :1].astype(np.uint16) * 257)
     np.testing.assert_allclose(data.resize_image(deep, 100), small[:, :, :1] / 255.0, atol=2 / 255)
+
+
+def test_folder_decodes_each_image_once_and_keeps_it_read_only(tmp_path, monkeypatch):
+    for i in range(3):
+        Image.fromarray(np.full((20, 24, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    calls = []
+    real = imageio.read_image_raw
+    monkeypatch.setattr(imageio, "read_image_raw", lambda path: calls.append(path) or real(path))
+    stream = data.batches(f"folder:{tmp_path}", batch_size=3, crop=8, seed=1)
+    first = [next(stream) for _ in range(4)]  # four epochs of crops
+    assert len(calls) == 3
+    assert not np.array_equal(first[0], first[1])  # new crops each epoch, from the cached images
+    for i, image in enumerate(np.sort(np.stack(first[0]).reshape(3, -1).max(axis=1))):
+        assert image == pytest.approx(40 * i / 255)
+    dataset = data.open_dataset(f"folder:{tmp_path}", "train")
+    with pytest.raises(ValueError):
+        dataset.native(0)[0, 0, 0] = 1  # a shared cached array cannot be changed by a caller
+
+
+def test_folder_cache_has_a_byte_budget(tmp_path, monkeypatch):
+    for i in range(3):
+        Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(data, "FOLDER_CACHE_BYTES", 2 * 300)  # room for two 10x10x3 images
+    calls = []
+    real = imageio.read_image_raw
+    monkeypatch.setattr(imageio, "read_image_raw", lambda path: calls.append(path) or real(path))
+    dataset = data.open_dataset(f"folder:{tmp_path}", "train")
+    for _ in range(2):
+        for i in range(3):
+            dataset.native(i)
+    assert len(calls) == 4  # the third image is decoded on every read

@@ -535,3 +535,19 @@ def test_mutated_streams_raise_only_project_errors(codec, odd_stream, ops, repac
         ids = np.tile(np.arange(8), 12)
         symbols = entropy.decode_symbols(mutated_payload, ids, codec.freqs, codec.offsets)
         assert entropy.encode_symbols(symbols, ids, codec.freqs, codec.offsets) == mutated_payload
+
+
+def test_learning_rate_drops_tenfold_at_the_configured_share():
+    from jaxcodec.models.factorized import default_config, learning_rate_schedule
+
+    config = default_config(quality=2)
+    config.num_steps, config.learning_rate = 1000, 5e-4
+    assert [float(learning_rate_schedule(config)(s)) for s in (0, 999)] == [5e-4, 5e-4]
+    config.lr_decay_at = 0.8
+    schedule = learning_rate_schedule(config)
+    assert float(schedule(799)) == pytest.approx(5e-4)
+    assert float(schedule(800)) == pytest.approx(5e-5)
+    assert float(schedule(999)) == pytest.approx(5e-5)
+    config.lr_decay_at = 1.5
+    with pytest.raises(ConfigError, match="lr_decay_at"):
+        learning_rate_schedule(config)
