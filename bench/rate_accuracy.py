@@ -1,0 +1,61 @@
+r"""How closely the factorized models' rate estimate predicts the bytes they write.
+
+For each image of ``--data`` and each model, compares the entropy model's estimate
+``Σ −log2 p(round(y))`` (the test-time rate term of the training loss, under the
+continuous density) with the real ANS payload and the whole ``.jxc`` file::
+
+    python bench/rate_accuracy.py                       # the shipped bmshj2017-factorized ladder
+    python bench/rate_accuracy.py --models workdirs/fq3 --data folder:/photos
+
+Prints one row per model (sums over the images) and ends with ``max payload error: X%``,
+the largest ``|payload − estimate| / estimate`` over models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxcodec import container, data, pretrained  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="bmshj2017-factorized",
+                        help="comma-separated shipped models, families or workdirs")
+    parser.add_argument("--data", default="sample:photos")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+
+    members = []
+    for name in args.models.split(","):
+        codec = pretrained.get_codec(name)
+        if isinstance(codec, pretrained.LadderCodec):
+            members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
+        else:
+            members.append((name, codec))
+    images = [data.open_dataset(args.data, args.split).native(i) for i in range(len(data.open_dataset(args.data, args.split)))]
+    pixels = sum(im.shape[0] * im.shape[1] for im in images)
+    print(f"{len(images)} images of {args.data} ({pixels} pixels)")
+    print(f"{'model':<28} {'estimate bpp':>12} {'payload bpp':>12} {'file bpp':>9} {'payload/est':>12} {'worst image':>12}")
+    worst_model = 0.0
+    for name, codec in members:
+        est = pay = tot = 0.0
+        worst_image = 0.0
+        for image in images:
+            e = codec.estimate_bits(image)
+            stream = codec.encode(image, codec.qualities[-1])
+            p = 8 * len(container.unpack(stream)[1])
+            est, pay, tot = est + e, pay + p, tot + 8 * len(stream)
+            worst_image = max(worst_image, abs(p - e) / e)
+        worst_model = max(worst_model, abs(pay - est) / est)
+        print(f"{name:<28} {est / pixels:>12.4f} {pay / pixels:>12.4f} {tot / pixels:>9.4f} "
+              f"{pay / est:>12.5f} {100 * worst_image:>11.2f}%", flush=True)
+    print(f"max payload error: {100 * worst_model:.2f}%")
+
+
+if __name__ == "__main__":
+    main()
