@@ -15,6 +15,12 @@ from typing import Iterator
 from jaxcodec.errors import JaxcodecError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside ``path``; renames it to ``path`` on success.
@@ -35,6 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     try:
         yield tmp
         try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
             os.replace(tmp, path)
         except OSError as e:
             raise JaxcodecError(f"cannot write {path}: {e.strerror or e}") from None
