@@ -37,7 +37,8 @@ def main() -> None:
             members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
         else:
             members.append((name, codec))
-    images = [data.open_dataset(args.data, args.split).native(i) for i in range(len(data.open_dataset(args.data, args.split)))]
+    dataset = data.open_dataset(args.data, args.split)
+    images = [dataset.native(i) for i in range(len(dataset))]  # uint8, as a user's files
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
     print(f"{len(images)} images of {args.data} ({pixels} pixels)")
     print(f"{'model':<28} {'estimate bpp':>12} {'payload bpp':>12} {'file bpp':>9} {'payload/est':>12} {'worst image':>12}")

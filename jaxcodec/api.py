@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from jaxcodec.codec import Codec
-from jaxcodec.errors import ImageError, JaxcodecError, ModelError
+from jaxcodec.errors import ImageError, JaxcodecError
 
 DEFAULT_MODEL = "bmshj2017-factorized"
 
@@ -110,36 +110,7 @@ def decompress(data: bytes, model: str | Codec | None = None) -> np.ndarray:
         return get_model(model).decode(data)
     from jaxcodec import pretrained
 
-    try:
-        return pretrained.codec_for_stream(data).decode(data)
-    except ModelError as not_shipped:
-        for codec in _shipped_codecs_of_family(data):
-            try:
-                return codec.decode(data)
-            except ModelError:  # other tables: another quality of the family
-                continue
-        raise not_shipped from None
-
-
-def _shipped_codecs_of_family(data: bytes) -> Iterator[Codec]:
-    """Shipped models trained as the model family named in the stream's header, the
-    one with the header's quality first; loaded lazily."""
-    import json
-
-    from jaxcodec import container, pretrained
-
-    header, _ = container.unpack(data)
-    candidates = []
-    for info in pretrained.shipped_models().values():
-        try:
-            with open(os.path.join(info["path"], "config.json")) as f:
-                family = json.load(f).get("model", {}).get("name")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if family == header.model:
-            candidates.append((info["quality"] != header.quality, info["path"]))
-    for _, path in sorted(candidates):
-        yield pretrained.load_workdir_codec(path)
+    return pretrained.decode_stream(data)
 
 
 def info(data: bytes) -> dict[str, Any]:

@@ -60,7 +60,7 @@ import numpy as np
 from PIL import Image
 
 from jaxcodec import imageio
-from jaxcodec.errors import ConfigError, DatasetError, ImageError
+from jaxcodec.errors import ConfigError, DatasetError, ImageError, one_line
 
 SCHEMES = ("tfds", "folder", "npz", "sample")
 SAMPLE_PHOTOS = (
@@ -281,11 +281,6 @@ class _TfdsStreamSource(_Source):
             raise DatasetError(str(error)) from None
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def _default_tfds_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
@@ -302,7 +297,7 @@ def _tfds_builder(name: str, data_dir: str | None):
     except registered.DatasetNotFoundError:
         pass
     except Exception as error:  # noqa: BLE001 - unreadable dataset_info.json, bad name, ...
-        raise DatasetError(f"cannot open dataset '{name}' in {where}: {_one_line(error)}") from None
+        raise DatasetError(f"cannot open dataset '{name}' in {where}: {one_line(error, 160)}") from None
     try:  # prepared without features.json (old TFDS): only the dataset's code can read it
         builder = tfds.builder(name, **kwargs)
         if builder.is_prepared():
@@ -331,7 +326,7 @@ def _open_tfds(name: str, split: str, data_dir: str | None) -> _Source:
             return _ArraySource(builder.as_data_source(split=split), description, key="image")
         return _TfdsStreamSource(builder, split, description)
     except Exception as error:  # noqa: BLE001 - a bad slice or unreadable files
-        raise DatasetError(f"cannot read {description} split {split!r}: {_one_line(error)}") from None
+        raise DatasetError(f"cannot read {description} split {split!r}: {one_line(error, 160)}") from None
 
 
 def _open_folder(path: str, split: str) -> _Source:
@@ -381,7 +376,7 @@ def _open_npz(path: str | Path, split: str, description: str) -> _Source:
     except DatasetError:
         raise
     except Exception as error:  # noqa: BLE001 - missing file, not a NumPy file, bad zip
-        raise DatasetError(f"cannot read {path}: {_one_line(error)}") from None
+        raise DatasetError(f"cannot read {path}: {one_line(error, 160)}") from None
 
 
 def _npz_split(loaded, split: str, description: str) -> _Source:

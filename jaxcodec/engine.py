@@ -60,7 +60,7 @@ from jax.sharding import Mesh
 from jaxcodec import progress as progress_lib
 from jaxcodec import sharding
 from jaxcodec.checkpoint import Checkpointer
-from jaxcodec.errors import ConfigError, JaxcodecError, ModelError
+from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
 from jaxcodec.task import State, Task
 
 # Optional engine settings and their defaults. ``checkpoint_every`` or
@@ -131,25 +131,16 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
     raise ConfigError(f"config has no {name!r}")
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
-
-
 def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     """``state`` with the parameters of the training workdir ``source`` (the optimiser
     state stays fresh): fine-tuning one rung of a rate-distortion ladder from another."""
     if not os.path.isdir(source):
         raise ConfigError(f"config.init_from: {source} is not a training workdir")
-    try:
+    try:  # restored into this task's state structure, so shapes and tree must match
         _, source_state, _ = load_checkpoint(source, task=task)
-    except ModelError as error:  # stored shapes or tree differ
+    except ModelError as error:
         raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
-                          f"({_one_line(error).split(': ', 1)[-1]})") from None
-    mine = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), state["params"])
-    theirs = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), source_state["params"])
-    if jax.tree_util.tree_structure(mine) != jax.tree_util.tree_structure(theirs) or mine != theirs:
-        raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model")
+                          f"({one_line(error).split(': ', 1)[-1]})") from None
     _print(f"parameters initialised from {source}")
     return {**state, "params": sharding.replicate(jax.device_get(source_state["params"]), mesh)}
 
@@ -579,7 +570,7 @@ def load_checkpoint(
             state, _ = ckpt.restore(abstract, step)
         else:  # an exported model: the optimiser state was left behind; a fresh one is zeros
             state, _ = ckpt.restore(inference_state(abstract), step)
-            state = {**abstract_zeros(abstract), **state}
+            state.update(abstract_zeros({k: v for k, v in abstract.items() if k not in state}))
     return config, state, load_tables(os.path.join(workdir, TABLES_FILE))
 
 

@@ -31,3 +31,9 @@ class DatasetError(JaxcodecError):
 
 class ConfigError(JaxcodecError):
     """A configuration value or key that is invalid."""
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """``error``'s message on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxcodec.errors import ImageError
+from jaxcodec.errors import ImageError, one_line
 from jaxcodec.fileio import atomic_path, atomic_write_bytes
 
 #: File name endings (lower case) treated as images when a folder is scanned.
@@ -44,11 +44,6 @@ def is_image_file(path: str | os.PathLike) -> bool:
     """True for a file name with one of :data:`IMAGE_EXTENSIONS`, not hidden (no leading dot)."""
     name = os.path.basename(os.fspath(path))
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _channels_last(array: np.ndarray) -> np.ndarray:
@@ -121,7 +116,7 @@ def decode_image(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
     except ImageError:
         raise
     except Exception as error:  # Pillow raises many types: UnidentifiedImageError, OSError, ...
-        raise ImageError(f"cannot read image {name}: {_one_line(error)}") from None
+        raise ImageError(f"cannot read image {name}: {one_line(error)}") from None
     if array.dtype not in (np.uint8, np.uint16, np.float32) or array.shape[-1] not in (1, 3):
         raise ImageError(f"cannot read image {name}: unsupported pixel layout {array.dtype} {array.shape}")
     return np.ascontiguousarray(array)
@@ -132,7 +127,7 @@ def read_image_raw(path: str | os.PathLike) -> np.ndarray:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ImageError(f"cannot read image {os.fspath(path)}: {_one_line(error)}") from None
+        raise ImageError(f"cannot read image {os.fspath(path)}: {one_line(error)}") from None
     return decode_image(data, name=os.fspath(path))
 
 
@@ -192,4 +187,4 @@ def write_image(path: str | os.PathLike, image: np.ndarray, **save_kwargs) -> No
         with atomic_path(path) as tmp:  # the temporary file keeps the suffix Pillow reads the format from
             Image.fromarray(to_uint8(image)).save(tmp, **save_kwargs)
     except (OSError, ValueError, KeyError) as error:
-        raise ImageError(f"cannot write image {path}: {_one_line(error)}") from None
+        raise ImageError(f"cannot write image {path}: {one_line(error)}") from None

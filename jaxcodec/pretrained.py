@@ -29,7 +29,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def shipped_models() -> dict[str, dict[str, Any]]:
-    """Name → ``{"path", "description", "family", "quality"}`` for each shipped model."""
+    """Name → ``{"path", "description", "family", "quality", "model_name"}`` for each shipped
+    model (``model_name``: the registry key of its model family, e.g. ``factorized``)."""
     out = {}
     if not os.path.isdir(WEIGHTS_DIR):
         return out
@@ -41,11 +42,13 @@ def shipped_models() -> dict[str, dict[str, Any]]:
         with open(cfg) as f:
             config = json.load(f)
         m = _QUALITY.match(name)
+        model_name = config.get("model", {}).get("name", "")
         out[name] = {
             "path": path,
-            "description": config.get("description") or config.get("model", {}).get("name", ""),
+            "description": config.get("description") or model_name,
             "family": m.group("family") if m else name,
             "quality": int(m.group("q")) if m else None,
+            "model_name": model_name,
         }
     return out
 
@@ -179,18 +182,31 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     return target
 
 
-def codec_for_stream(data: bytes) -> Codec:
-    """The shipped codec that made a ``.jxc`` stream, from the model name in its header."""
+def decode_stream(data: bytes) -> np.ndarray:
+    """Decodes a ``.jxc`` stream with the shipped model that made it.
+
+    The header names either a shipped model or, for a trained model's streams, its model
+    family (e.g. ``"factorized"`` for every ``bmshj2017-factorized-qN``); then the shipped
+    member of that family whose tables match the stream's decodes it (the header's quality
+    is tried first, the others are loaded only as needed).
+    """
     from jaxcodec import container
 
     header, _ = container.unpack(data)
     models = shipped_models()
-    if header.model not in models:
-        raise ModelError(
-            f"stream was made by model {header.model!r}, which is not shipped; "
-            "pass the model's workdir with --model"
-        )
-    return load_workdir_codec(models[header.model]["path"])
+    if header.model in models:
+        return load_workdir_codec(models[header.model]["path"]).decode(data)
+    family = sorted((info["quality"] != header.quality, info["path"])
+                    for info in models.values() if info["model_name"] == header.model)
+    for _, path in family:
+        try:
+            return load_workdir_codec(path).decode(data)
+        except ModelError:  # other tables: another quality of the family
+            continue
+    raise ModelError(
+        f"stream was made by model {header.model!r}, which is not shipped; "
+        "pass the model's workdir with --model"
+    )
 
 
 def describe(names: Sequence[str] | None = None) -> list[str]:
@@ -208,7 +224,7 @@ def describe(names: Sequence[str] | None = None) -> list[str]:
 
 __all__ = [
     "LadderCodec",
-    "codec_for_stream",
+    "decode_stream",
     "describe",
     "export_workdir",
     "families",

@@ -39,12 +39,11 @@ def decoded_hash(image: np.ndarray) -> str:
 
 def source_image(model: str) -> tuple[np.ndarray, str]:
     """The image a model's vectors code: an MNIST digit, or a photo crop of odd size."""
-    config = json.load(open(os.path.join(pretrained.shipped_models()[model]["path"], "config.json")))
-    shape = json.load(open(os.path.join(pretrained.shipped_models()[model]["path"], "meta.json")))["batch_shape"]
-    if shape[-1] == 1:
+    with open(os.path.join(pretrained.shipped_models()[model]["path"], "meta.json")) as f:
+        channels = json.load(f)["batch_shape"][-1]
+    if channels == 1:
         digit = data.open_dataset("sample:mnist", "test").native(0)
         return digit, "sample:mnist test image 0"
-    del config
     photo = data.open_dataset("sample:photos", "test").native(0)
     return photo[101:101 + 75, 203:203 + 118], "sample:photos image 0, rows 101:176, columns 203:321"
 
