@@ -60,6 +60,17 @@ def run_peer(peer_python: str, mode: str, data_path: str, *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_main(main) -> None:
+    """Runs a benchmark's ``main``; a :class:`~jaxcodec.errors.JaxcodecError` (an unknown
+    model, a missing dataset) ends it with one line on stderr and exit status 1."""
+    from jaxcodec.errors import JaxcodecError
+
+    try:
+        main()
+    except JaxcodecError as error:
+        sys.exit(f"error: {error}")
+
+
 def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: int = 0):
     """``(task, g_params, description)`` of a GAN generator.
 
@@ -73,12 +84,15 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     import jax.numpy as jnp
 
     from jaxcodec import engine, pretrained
+    from jaxcodec.errors import ModelError
     from jaxcodec.models import build_task
 
     if model != "none":
         shipped = pretrained.shipped_models()
         path = shipped[model]["path"] if model in shipped else model
         config, state, _ = engine.load_checkpoint(path)
+        if "g_params" not in state:
+            raise ModelError(f"{model} is a {config.model.name} model, not a GAN")
         return build_task(config), state["g_params"], f"trained: {model} (step {int(state['step'])})"
     spec = importlib.util.spec_from_file_location("bench_config", config_path)
     module = importlib.util.module_from_spec(spec)

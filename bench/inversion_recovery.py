@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxcodec import inversion  # noqa: E402
-from _common import load_generator  # noqa: E402
+from _common import load_generator, run_main  # noqa: E402
 
 
 def main() -> None:
@@ -65,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

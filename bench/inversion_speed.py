@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import load_generator  # noqa: E402
+from _common import load_generator, run_main  # noqa: E402
 from jaxcodec import inversion  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 2), args.batch)  # one key per image
     print(f"backend {jax.default_backend()} ({jax.device_count()} device(s), {os.cpu_count()} CPUs), "
           f"inversion loop {inversion.default_loop()}")
-    print(f"generator: {args.config if not args.workdir else 'workdir'}, {described}; d={d}, "
+    print(f"generator: {described}; d={d}, "
           f"images {tuple(images.shape[1:])} = G(z*), z* ~ U[-1,1]^d")
     print(f"{args.steps} Adam steps (lr {args.lr}, cosine), loss {args.loss}, clip {args.clip}, 1 restart",
           flush=True)
@@ -123,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,7 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _common import run_main  # noqa: E402
 from jaxcodec import container, data, pretrained  # noqa: E402
+from jaxcodec.errors import ModelError  # noqa: E402
 
 
 def main() -> None:
@@ -37,6 +39,9 @@ def main() -> None:
             members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
         else:
             members.append((name, codec))
+    for name, codec in members:
+        if not hasattr(codec, "estimate_bits"):
+            raise ModelError(f"{name} has no rate estimate to compare (factorized models have one)")
     dataset = data.open_dataset(args.data, args.split)
     images = [dataset.native(i) for i in range(len(dataset))]  # uint8, as a user's files
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
@@ -59,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
