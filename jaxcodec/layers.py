@@ -7,7 +7,9 @@
   ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)``; its approximate inverse IGDN
   (ICLR 2017, eq. 9) is ``y_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``.
 * :class:`DownConv` -- a ``k×k`` convolution with stride 2 (the analysis transform's
-  down-sampling).
+  down-sampling), :func:`down_conv2d`.
+* :class:`TransposedConv` -- CompressAI's stride-2 transposed convolution,
+  :func:`transposed_conv2d`, computed as four stride-1 phase convolutions.
 * :class:`SubPixelConv` -- up-sampling by a stride-1 convolution to ``4·C`` channels
   followed by :func:`depth_to_space` (Shi et al., "Real-time single image and video
   super-resolution using an efficient sub-pixel convolutional neural network", CVPR
@@ -24,7 +26,13 @@ fraction of the speed of the forward pass (measured 3-5× slower per FLOP). The
 stride-1 convolution :func:`conv2d` therefore has a custom VJP whose weight gradient
 is one matrix product per kernel tap, ``dW[i, j] = X_shift(i, j)ᵀ · dY``, which runs
 at matrix-multiply speed; its input gradient is the usual stride-1 convolution with
-the flipped kernel.
+the flipped kernel. XLA also runs input-dilated convolutions slowly on CPU (a
+transposed convolution, and the input gradient of a strided one), so
+:func:`transposed_conv2d` splits them into stride-1 phase convolutions and
+:func:`down_conv2d` uses it for its input gradient (2.2× faster than XLA's own on the
+analysis transform's 64→32 layer; the factorized model's train step went from 1.3 to
+1.7 steps/s with this and the faster entropy model of
+:mod:`jaxcodec.factorized_prior`).
 """
 
 from __future__ import annotations
@@ -44,10 +52,12 @@ __all__ = [
     "activation_layer",
     "conv2d",
     "depth_to_space",
+    "down_conv2d",
     "lower_bound",
     "nonnegative",
     "nonnegative_init",
     "space_to_depth",
+    "transposed_conv2d",
 ]
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -172,9 +182,11 @@ def _conv2d_bwd(res, g):
     dx = _conv(g, w_t, 1, ((ph[1], ph[0]), (pw[1], pw[0])))
     n, h, wd, _ = x.shape
     xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-    g2 = g.reshape(-1, cout)
+    # Contracting batch and space of the 4-D arrays directly (no reshaped transpose)
+    # lets XLA pick the faster matrix-product layout.
+    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
     taps = [
-        jnp.dot(xp[:, i : i + h, j : j + wd, :].reshape(-1, cin).T, g2, preferred_element_type=w.dtype)
+        lax.dot_general(xp[:, i : i + h, j : j + wd, :], g, contract, preferred_element_type=w.dtype)
         for i in range(kh)
         for j in range(kw)
     ]
@@ -193,8 +205,102 @@ def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
 
 
+def _phase_taps(k: int, phase: int) -> tuple[int, int]:
+    """First tap and tap count of output phase ``phase`` of a ``k``-tap stride-2
+    transposed convolution with padding ``k // 2`` (in the flipped kernel)."""
+    first = (k // 2 - phase) % 2
+    return first, len(range(first, k, 2))
+
+
+def _merged_phase_kernel(wf: jax.Array) -> jax.Array:
+    """The four phase kernels of a flipped ``k×k`` kernel, zero-padded to the
+    ``(k//2 + 1)``-tap SAME window and stacked as ``4·C_out`` channels in
+    :func:`depth_to_space` order."""
+    k = wf.shape[0]
+    t = k // 2 + 1
+    lead = (t - 1) // 2  # SAME padding before, for t taps
+
+    def embed(phase: int) -> tuple[int, int]:
+        first, n = _phase_taps(k, phase)
+        before = lead - (n - 1) // 2  # this phase's window starts later by this much
+        return before, t - n - before
+
+    blocks = []
+    for r in (0, 1):
+        for s in (0, 1):
+            fr, _ = _phase_taps(k, r)
+            fs, _ = _phase_taps(k, s)
+            blocks.append(jnp.pad(wf[fr::2, fs::2], (embed(r), embed(s), (0, 0), (0, 0))))
+    return jnp.concatenate(blocks, axis=-1)
+
+
+def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Stride-2 transposed convolution (PyTorch's ``ConvTranspose2d(k, stride=2,
+    padding=k//2, output_padding=1)``, output exactly ``2H × 2W``), ``k`` odd, HWIO
+    kernel: ``out[o] = Σ_i x[i] · w[o − 2i + k//2]`` per axis.
+
+    Computed by phases instead of XLA's input-dilated convolution: output pixels of
+    parity ``(r, s)`` only meet the kernel taps of that parity, so each phase is a
+    stride-1 convolution of ``x`` with a ``⌈k/2⌉`` or ``⌊k/2⌋``-tap sub-kernel, and
+    :func:`depth_to_space` interleaves the four (the sub-pixel view of Shi et al. 2016,
+    Sec. 2.2). Wide layers run the four convolutions (``k²`` taps in all); thin ones
+    (fewer than 32 output channels) one convolution over the merged, zero-padded
+    kernel, which XLA runs faster at that width.
+    """
+    k = w.shape[0]
+    if k % 2 == 0 or w.shape[1] != k:
+        raise ValueError(f"transposed_conv2d needs a square odd kernel, got {w.shape[:2]}")
+    wf = jnp.flip(w, (0, 1))
+    if k == 1:  # odd output pixels meet no tap: XLA's own input-dilated form
+        return lax.conv_general_dilated(x, wf, (1, 1), ((0, 1), (0, 1)), lhs_dilation=(2, 2), dimension_numbers=_DIMS)
+    if w.shape[-1] < _MIN_FEATURES_FOR_CUSTOM_GRAD:
+        return depth_to_space(_conv_s1(x, _merged_phase_kernel(wf)))
+    outs = []
+    for r in (0, 1):
+        for s in (0, 1):
+            fr, _ = _phase_taps(k, r)
+            fs, _ = _phase_taps(k, s)
+            outs.append(_conv_s1(x, wf[fr::2, fs::2]))
+    return depth_to_space(jnp.concatenate(outs, axis=-1))
+
+
+def _strided_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+    p = w.shape[0] // 2
+    return _conv(x, w, 2, ((p, p), (p, p)))
+
+
+@jax.custom_vjp
+def down_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Stride-2 convolution with padding ``k//2`` (PyTorch's ``Conv2d(k, stride=2,
+    padding=k//2)``; output ``⌈H/2⌉ × ⌈W/2⌉``), NHWC input, HWIO kernel.
+
+    Equals ``lax.conv_general_dilated(x, w, (2, 2), padding)`` including its gradients,
+    but the input gradient -- the transposed convolution of the output gradient, an
+    input-dilated convolution that XLA runs slowly on CPU -- is computed by
+    :func:`transposed_conv2d`'s phases. The weight gradient is XLA's own.
+    """
+    return _strided_conv(x, w)
+
+
+def _down_conv2d_fwd(x, w):
+    return _strided_conv(x, w), (x, w)
+
+
+def _down_conv2d_bwd(res, g):
+    x, w = res
+    _, w_vjp = jax.vjp(lambda w_: _strided_conv(x, w_), w)
+    (dw,) = w_vjp(g)
+    # dx[i] = Σ_o g[o] · w[i − 2o + k//2]: the transposed convolution with in/out swapped.
+    dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2))[:, : x.shape[1], : x.shape[2], :]
+    return dx, dw
+
+
+down_conv2d.defvjp(_down_conv2d_fwd, _down_conv2d_bwd)
+
+
 class DownConv(nn.Module):
-    """``kernel_size×kernel_size`` convolution with stride 2 and SAME padding.
+    """``kernel_size×kernel_size`` convolution with stride 2 and SAME padding
+    (:func:`down_conv2d`).
 
     With ``kernel_size = 5`` and an even input this is CompressAI's
     ``conv(in, out, 5, stride=2)`` (padding 2): output pixel ``i`` reads inputs
@@ -212,8 +318,7 @@ class DownConv(nn.Module):
             raise ValueError(f"DownConv needs an odd kernel size, got {k}")
         w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        pad = (k // 2, k // 2)  # PyTorch's padding=k//2; the output is ceil(H/2) × ceil(W/2)
-        return _conv(x, w, 2, (pad, pad)) + b
+        return down_conv2d(x, w) + b
 
 
 def _icnr(base_init: Callable, block: int = 2) -> Callable:
@@ -253,7 +358,8 @@ class SubPixelConv(nn.Module):
 class TransposedConv(nn.Module):
     """``kernel_size×kernel_size`` transposed convolution with stride 2 (CompressAI's
     ``deconv``: padding ``k//2``, output padding 1, so the output is exactly 2× the
-    input). Kept to compare against :class:`SubPixelConv`; XLA runs it far slower on CPU.
+    input), :func:`transposed_conv2d`. The alternative to :class:`SubPixelConv` with
+    exactly CompressAI's taps.
     """
 
     features: int
@@ -265,14 +371,7 @@ class TransposedConv(nn.Module):
         k = self.kernel_size
         w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        # Transposed conv = conv of the 2×-dilated input with the flipped kernel;
-        # PyTorch's padding p and output_padding 1 give pads (k-1-p, k-1-p+1).
-        p = k // 2
-        pad = (k - 1 - p, k - 1 - p + 1)
-        y = lax.conv_general_dilated(
-            x, jnp.flip(w, (0, 1)), (1, 1), (pad, pad), lhs_dilation=(2, 2), dimension_numbers=_DIMS
-        )
-        return y + b
+        return transposed_conv2d(x, w) + b
 
 
 # --------------------------------------------------------------------------------------

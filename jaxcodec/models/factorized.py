@@ -9,7 +9,8 @@ Ballé, Laparra & Simoncelli, "End-to-end optimized image compression", ICLR 201
 * synthesis ``g_s``: the mirror image with IGDN, each 2× up-sampling a ``3×3``
   sub-pixel convolution (:class:`jaxcodec.layers.SubPixelConv`, which contains every
   ``5×5`` stride-2 transposed convolution) -- ``model.upsample = "transposed"`` gives
-  CompressAI's transposed convolutions instead (much slower under XLA on CPU);
+  CompressAI's transposed convolutions instead (computed by phases,
+  :func:`jaxcodec.layers.transposed_conv2d`);
 * entropy model: one deep factorized density per latent channel (Ballé et al. 2018,
   Appendix 6.1; :mod:`jaxcodec.factorized_prior`).
 
