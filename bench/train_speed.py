@@ -2,7 +2,8 @@
 
 Measures optimisation steps per second of ``FactorizedTask(default_config(quality=3))``
 (N=128, M=192, GDN, sub-pixel synthesis, Adam lr 1e-4, gradient clipping at norm 1,
-``λ·255²·MSE + bpp`` with λ=0.0067) at batch ``--batch`` of ``--patch``² real photo
+``λ·255²·MSE + bpp`` with λ=0.0067; ``--upsample transposed`` gives CompressAI's exact
+synthesis taps instead of the default sub-pixel layers) at batch ``--batch`` of ``--patch``² real photo
 patches, through the engine's own jitted step (``jaxcodec.engine.make_train_step``:
 state donated, step rng folded in), and the same for CompressAI's
 ``FactorizedPrior(128, 192)`` (same loss, Adam lr 1e-4, ``clip_grad_norm_(1.0)``,
@@ -35,9 +36,10 @@ from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int) -> dict:
+def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, upsample: str) -> dict:
     """Steps/s of the engine's jitted, donating train step over ``pool`` (uint8 batches)."""
     config = default_config(quality=quality)
+    config.model.upsample = upsample
     task = FactorizedTask(config)
     mesh = sharding.data_mesh(jax.local_devices()[:1])
     data_sharding = sharding.batch_sharding(mesh)
@@ -74,15 +76,19 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--pool", type=int, default=8, help="distinct batches cycled through")
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image samples)")
+    parser.add_argument("--upsample", choices=("subpixel", "transposed"), default="subpixel",
+                        help="synthesis up-sampling: the default sub-pixel layers (36 taps per 2x2 output "
+                             "block), or transposed convolutions with CompressAI's 25 taps")
     args = parser.parse_args()
 
     photos = load_photos(args.photos)
     pool = random_crops(photos, args.pool * args.batch, args.patch).reshape(
         args.pool, args.batch, args.patch, args.patch, 3)
-    print(f"train speed: factorized prior N=128 M=192, batch {args.batch} x {args.patch}x{args.patch} real photo "
-          f"patches ({len(photos)} photos), Adam, {args.steps} timed steps after {args.warmup} warm-up steps")
+    print(f"train speed: factorized prior N=128 M=192 ({args.upsample} synthesis), batch {args.batch} x "
+          f"{args.patch}x{args.patch} real photo patches ({len(photos)} photos), Adam, {args.steps} timed steps "
+          f"after {args.warmup} warm-up steps")
 
-    j = jax_train_speed(pool, args.steps, args.warmup, args.quality)
+    j = jax_train_speed(pool, args.steps, args.warmup, args.quality, args.upsample)
     print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores): "
           f"{j['steps_per_s']:.3f} steps/s, {j['images_per_s']:.2f} images/s "
           f"(compile {j['compile_s']:.1f} s, loss {j['last_loss']:.1f})")
