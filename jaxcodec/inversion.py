@@ -26,11 +26,23 @@ Keeping ``z`` in the box after each Adam step (Kingma & Ba 2015):
 * ``clip="project"``: projection onto the box (``clip(z, -1, 1)``).
 * ``clip=None``: unconstrained descent.
 
+After the Adam steps, ``refine`` iterations of Levenberg–Marquardt (Levenberg 1944,
+"A method for the solution of certain non-linear problems in least squares";
+Marquardt 1963, "An algorithm for least-squares estimation of nonlinear parameters")
+can polish each latent on the squared pixel error (the ``"l2"`` loss only): with the
+residual ``r = G(z) − x`` and its Jacobian ``J`` (``d`` forward-mode products), the
+step solves ``(JᵀJ + μ·diag(JᵀJ)) δ = Jᵀr`` and is taken (and ``μ`` divided by 3) only
+when it lowers ``‖r‖²``, otherwise ``μ`` grows 10×; with clipping the new point is
+projected onto the box. Adam's diagonal preconditioning converges slowly along the
+generator's weak directions (the MNIST generator's ``JᵀJ`` has a condition number of
+about 10⁴), which Gauss–Newton steps resolve in a few iterations once Adam has reached
+the right basin.
+
 Each image gets ``restarts`` independent random starts drawn from the prior; the one
-with the lowest final loss is kept. With more than one device the image batch is
-split over a ``"data"`` mesh axis (:mod:`jaxcodec.sharding`); the generator parameters
-are replicated, and since every image is optimised independently no communication is
-needed.
+with the lowest final loss (after refinement) is kept. With more than one device the
+image batch is split over a ``"data"`` mesh axis (:mod:`jaxcodec.sharding`); the
+generator parameters are replicated, and since every image is optimised
+independently no communication is needed.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ __all__ = [
     "invert_batch",
     "latent_loss",
     "make_inversion_step",
+    "make_refine_step",
     "normalize_loss",
     "stochastic_clip",
 ]
@@ -186,6 +199,38 @@ def make_inversion_step(
     return tx.init, step
 
 
+_DAMPING_START, _DAMPING_MIN, _DAMPING_MAX = 1e-2, 1e-9, 1e9
+
+
+def make_refine_step(generator_apply: GeneratorApply, *, clip: str | None = "stochastic") -> Callable:
+    """One Levenberg–Marquardt iteration on ``‖G(z) − x‖²`` for ONE latent (see the
+    module docstring): ``refine(g_params, z, damping, x) -> (z, damping)``. With a
+    clip mode the candidate is projected onto ``[-1, 1]^d`` (a redraw would undo the
+    step); a rejected step leaves ``z`` as it was."""
+    if clip not in CLIP_MODES:
+        raise ConfigError(f"unknown clip mode {clip!r}; use 'stochastic', 'project' or None")
+
+    def residual(z, x, g_params):
+        return (generator_apply(g_params, z[None])[0] - x).reshape(-1)
+
+    def refine(g_params, z, damping, x):
+        r = residual(z, x, g_params)
+        jac = jax.jacfwd(residual)(z, x, g_params)  # (pixels, d)
+        a = jac.T @ jac
+        scale = jnp.diag(a)
+        eye = jnp.eye(z.shape[0], dtype=z.dtype)
+        delta = jnp.linalg.solve(a + damping * jnp.diag(scale) + 1e-12 * jnp.max(scale) * eye, jac.T @ r)
+        candidate = z - delta
+        if clip is not None:
+            candidate = jnp.clip(candidate, -1.0, 1.0)
+        r_new = residual(candidate, x, g_params)
+        better = jnp.all(jnp.isfinite(candidate)) & (jnp.sum(r_new * r_new) < jnp.sum(r * r))
+        damping = jnp.clip(jnp.where(better, damping / 3.0, damping * 10.0), _DAMPING_MIN, _DAMPING_MAX)
+        return jnp.where(better, candidate, z), damping
+
+    return refine
+
+
 class _BatchedInversion:
     """The batched descent split in three pure pieces shared by both loop drivers.
 
@@ -196,14 +241,20 @@ class _BatchedInversion:
     times faster on XLA:CPU than a vmap over restarts nested in one over images.
     """
 
-    def __init__(self, generator_apply, latent_dim, steps, lr, loss, restarts, clip, schedule):
+    def __init__(self, generator_apply, latent_dim, steps, lr, loss, restarts, clip, schedule, refine=0):
         self.generator_apply = generator_apply
         self.latent_dim, self.steps, self.restarts = int(latent_dim), int(steps), int(restarts)
         self.loss_spec = normalize_loss(loss)
+        self.refine = int(refine)
+        if self.refine < 0:
+            raise ConfigError(f"refine must be >= 0 Levenberg-Marquardt iterations, got {refine}")
+        if self.refine and not (len(self.loss_spec) == 1 and self.loss_spec[0][0] == "l2" and self.loss_spec[0][1] > 0):
+            raise ConfigError(f"refine polishes the squared pixel error, so it needs loss 'l2', got {loss!r}")
         self.init, one_step = make_inversion_step(
             generator_apply, lr=lr, steps=steps, loss=loss, clip=clip, schedule=schedule
         )
         self.batched_step = jax.vmap(one_step, in_axes=(None, 0, 0, 0, 0, None))
+        self.batched_refine = jax.vmap(make_refine_step(generator_apply, clip=clip), in_axes=(None, 0, 0, 0))
 
     def start(self, keys, images):
         r, d = self.restarts, self.latent_dim
@@ -225,8 +276,19 @@ class _BatchedInversion:
         z, opt_state, _ = self.batched_step(g_params, z, opt_state, targets, noise, t)
         return z, opt_state, targets, noise
 
-    def finish(self, g_params, carry):
+    def refine_start(self, carry):
         z, _, targets, _ = carry
+        return z, jnp.full(z.shape[:1], _DAMPING_START, z.dtype), targets
+
+    def refine_step(self, g_params, carry):
+        z, damping, targets = carry
+        z, damping = self.batched_refine(g_params, z, damping, targets)
+        return z, damping, targets
+
+    def finish(self, g_params, carry):
+        """Best restart per image of an Adam carry ``(z, opt_state, targets, noise)`` or
+        a refinement carry ``(z, damping, targets)``."""
+        z, targets = carry[0], carry[2]
 
         def objective(z, x):
             return latent_loss(z, x, g_params, self.generator_apply, self.loss_spec)
@@ -244,6 +306,10 @@ class _BatchedInversion:
             return self.step(g_params, carry, t), None
 
         carry, _ = jax.lax.scan(body, carry, jnp.arange(self.steps))
+        if self.refine:
+            carry, _ = jax.lax.scan(
+                lambda c, _: (self.refine_step(g_params, c), None), self.refine_start(carry), None, length=self.refine
+            )
         return self.finish(g_params, carry)
 
 
@@ -260,6 +326,7 @@ def invert_batch(
     restarts: int = 1,
     clip: str | None = "stochastic",
     schedule: str | None = "cosine",
+    refine: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Pure, traceable core of :func:`invert`: one key per image, one ``lax.scan``.
 
@@ -272,16 +339,18 @@ def invert_batch(
     end at different latents of similar loss.
     Returns ``(z (B, d), final loss (B,))`` for the best restart of each image.
     """
-    inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, loss, restarts, clip, schedule)
+    inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, loss, restarts, clip, schedule, refine)
     return inv.scan(g_params, images, keys)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(generator_apply, latent_dim, steps, lr, loss_spec, restarts, clip, schedule, mesh, loop):
-    """Jitted pieces for one setting: ``("scan", fn)`` or ``("host", (start, step, finish))``."""
-    inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, dict(loss_spec), restarts, clip, schedule)
+def _compiled(generator_apply, latent_dim, steps, lr, loss_spec, restarts, clip, schedule, refine, mesh, loop):
+    """Jitted pieces for one setting: the whole ``scan``, or for the host loop
+    ``(start, step, refine_start, refine_step, finish)``."""
+    inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, dict(loss_spec), restarts, clip, schedule, refine)
     if loop == "host":
-        return jax.jit(inv.start), jax.jit(inv.step, donate_argnums=1), jax.jit(inv.finish)
+        return (jax.jit(inv.start), jax.jit(inv.step, donate_argnums=1), jax.jit(inv.refine_start),
+                jax.jit(inv.refine_step, donate_argnums=1), jax.jit(inv.finish))
     if mesh is None:
         return jax.jit(inv.scan)
     data, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
@@ -318,6 +387,7 @@ def invert(
     restarts: int = 1,
     clip: str | None = "stochastic",
     schedule: str | None = "cosine",
+    refine: int = 0,
     rng: jax.Array | None = None,
     mesh: jax.sharding.Mesh | None = None,
     loop: str | None = None,
@@ -334,6 +404,8 @@ def invert(
       loss: ``"l1"``, ``"l2"``, ``"ssim"``, ``"ms_ssim"`` or a dict of weights.
       restarts: random starts per image; the lowest final loss wins.
       clip: ``"stochastic"``, ``"project"`` or None (see the module docstring).
+      refine: Levenberg–Marquardt iterations after the Adam steps (``"l2"`` loss only;
+        see the module docstring); 0 = none.
       rng: one key (split into one per image) or a ``(B,)`` batch of keys; default
         ``PRNGKey(0)``.
       mesh: a mesh with a ``"data"`` axis; by default all devices when there are
@@ -365,12 +437,12 @@ def invert(
         keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
     compiled = _compiled(
         generator_apply, int(latent_dim), int(steps), float(lr), normalize_loss(loss),
-        int(restarts), clip, schedule, mesh, loop,
+        int(restarts), clip, schedule, int(refine), mesh, loop,
     )
     if loop == "scan":
         z, final = compiled(g_params, images, keys)
         return z[:b], final[:b]
-    start, step, finish = compiled
+    start, step, refine_start, refine_step, finish = compiled
     if mesh is not None:
         images = jax.device_put(images, sharding.batch_sharding(mesh))
         keys = jax.device_put(keys, sharding.batch_sharding(mesh))
@@ -378,5 +450,9 @@ def invert(
     carry = start(keys, images)
     for t in range(int(steps)):
         carry = step(g_params, carry, jnp.int32(t))
+    if refine:
+        carry = refine_start(carry)
+        for _ in range(int(refine)):
+            carry = refine_step(g_params, carry)
     z, final = finish(g_params, carry)
     return z[:b], final[:b]
