@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.inversion.loss = "l2"  # "l1", "l2", "ssim", "ms_ssim" or a dict of weights
     config.model.inversion.restarts = 4  # random starts per image, best final loss kept
     config.model.inversion.clip = "stochastic"  # "stochastic" (Lipton & Tripathi 2017), "project" or None
+    config.model.inversion.refine = 0  # Levenberg-Marquardt iterations after Adam ("l2" loss only); 0 = Adam only
     config.model.inversion.seed = 0  # key of the starts and the clipping noise (encoding is deterministic)
 
     config.data = ml_collections.ConfigDict()

@@ -158,3 +158,61 @@ def test_loss_spec_validation():
         inversion.normalize_loss("perceptual")
     with pytest.raises(ConfigError):
         inversion.normalize_loss({"l2": 1.0, "lpips": 1.0})
+
+
+def _affine_generator(g_params, z):
+    """An affine "generator" ``z -> A z + b`` as (n, 6, 5, 1) images: its least-squares
+    inverse is known in closed form."""
+    a, b = g_params
+    return (z @ a.T + b).reshape(z.shape[0], 6, 5, 1)
+
+
+def test_levenberg_marquardt_reaches_the_least_squares_latent():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(30, 4)) * np.array([5.0, 1.0, 0.2, 0.05])  # condition number ~100
+    b = rng.normal(size=30)
+    x = rng.normal(size=(6, 5, 1))  # not in the range: the residual stays non-zero
+    want = np.linalg.lstsq(a, x.reshape(-1) - b, rcond=None)[0]
+    refine = jax.jit(inversion.make_refine_step(_affine_generator, clip=None))
+    g_params = (jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    z, damping = jnp.zeros(4), jnp.float32(1e-2)
+    for _ in range(8):
+        z, damping = refine(g_params, z, damping, jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(np.asarray(z), want, rtol=1e-3, atol=1e-3)
+    assert np.abs(want).max() > 0.5  # not a comparison near zero
+
+
+def test_refinement_never_raises_the_loss_and_respects_the_box():
+    rng = np.random.default_rng(4)
+    a = jnp.asarray(rng.normal(size=(30, 4)), jnp.float32)
+    g_params = (a, jnp.zeros(30, jnp.float32))
+    target = _affine_generator(g_params, jnp.full((1, 4), 3.0))[0]  # generated from outside the box
+    refine = jax.jit(inversion.make_refine_step(_affine_generator, clip="project"))
+    z, damping = jnp.zeros(4), jnp.float32(1e-2)
+    losses = []
+    for _ in range(6):
+        z, damping = refine(g_params, z, damping, target)
+        losses.append(float(jnp.sum((_affine_generator(g_params, z[None])[0] - target) ** 2)))
+        assert np.all(np.abs(np.asarray(z)) <= 1.0)
+    assert all(b <= a for a, b in zip(losses, losses[1:]))
+
+
+def test_refined_inversion_is_exact_in_both_loop_drivers():
+    params, z_true, images, keys = _setup()
+    settings = dict(SETTINGS, steps=40, restarts=2, refine=15)
+    z_adam, _ = inversion.invert(GENERATOR.apply, params, images, rng=keys, **dict(settings, refine=0))
+    z_host, loss_host = inversion.invert(GENERATOR.apply, params, images, rng=keys, loop="host", **settings)
+    z_scan, loss_scan = inversion.invert(GENERATOR.apply, params, images, rng=keys, loop="scan", **settings)
+    err_adam = np.abs(np.asarray(z_adam) - np.asarray(z_true)).mean(axis=1)
+    err = np.abs(np.asarray(z_host) - np.asarray(z_true)).mean(axis=1)
+    assert np.all(err < 1e-4) and err.max() < err_adam.max() / 10, (err, err_adam)
+    np.testing.assert_allclose(np.asarray(z_scan), np.asarray(z_host), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(loss_scan), np.asarray(loss_host), rtol=1e-2, atol=1e-10)
+
+
+def test_refinement_needs_the_l2_loss():
+    params, _, images, keys = _setup()
+    with pytest.raises(ConfigError, match="l2"):
+        inversion.invert(GENERATOR.apply, params, images, rng=keys, **dict(SETTINGS, loss="l1", refine=3))
+    with pytest.raises(ConfigError):
+        inversion.invert(GENERATOR.apply, params, images, rng=keys, **dict(SETTINGS, refine=-1))

@@ -148,7 +148,7 @@ class GANTask:
     ``adam_b1``, ``adam_b2``, ``d_learning_rate`` (defaults to
     ``config.learning_rate``), and for the codec ``bit_depths``, ``finalize_batches``
     and ``inversion`` (``steps``, ``lr``, ``loss``, ``restarts``, ``clip``,
-    ``schedule``, ``seed``; see :func:`jaxcodec.inversion.invert`).
+    ``schedule``, ``refine``, ``seed``; see :func:`jaxcodec.inversion.invert`).
 
     State: ``{"step", "g_params", "d_params", "g_opt", "d_opt"}``.
     """
@@ -300,6 +300,7 @@ class GANTask:
             restarts=int(inv.get("restarts", 1)),
             clip=inv.get("clip", "stochastic"),
             schedule=inv.get("schedule", "cosine"),
+            refine=int(inv.get("refine", 0)),
             rng=keys,
             loop=loop,
         )
