@@ -61,6 +61,7 @@ from jaxcodec.errors import ConfigError, ImageError
 __all__ = [
     "CLIP_MODES",
     "LOSS_TYPES",
+    "REFINE_CHUNK",
     "clip_latent",
     "default_loop",
     "image_loss",
@@ -200,6 +201,9 @@ def make_inversion_step(
 
 
 _DAMPING_START, _DAMPING_MIN, _DAMPING_MAX = 1e-2, 1e-9, 1e9
+# Latents refined at once: each needs d generator evaluations for its Jacobian, so a
+# whole batch of restarts at once can exhaust host memory (2,048 MNIST latents did).
+REFINE_CHUNK = 256
 
 
 def make_refine_step(generator_apply: GeneratorApply, *, clip: str | None = "stochastic") -> Callable:
@@ -285,6 +289,18 @@ class _BatchedInversion:
         z, damping = self.batched_refine(g_params, z, damping, targets)
         return z, damping, targets
 
+    def refine_chunked(self, g_params, carry):
+        """:meth:`refine_step` over chunks of :data:`REFINE_CHUNK` latents, inside the
+        program (the ``scan`` driver)."""
+
+        def one(args):
+            z, damping, x = args
+            return self.batched_refine(g_params, z[None], damping[None], x[None])
+
+        z, damping, targets = carry
+        z, damping = jax.lax.map(one, (z, damping, targets), batch_size=REFINE_CHUNK)
+        return z[:, 0], damping[:, 0], targets
+
     def finish(self, g_params, carry):
         """Best restart per image of an Adam carry ``(z, opt_state, targets, noise)`` or
         a refinement carry ``(z, damping, targets)``."""
@@ -308,7 +324,8 @@ class _BatchedInversion:
         carry, _ = jax.lax.scan(body, carry, jnp.arange(self.steps))
         if self.refine:
             carry, _ = jax.lax.scan(
-                lambda c, _: (self.refine_step(g_params, c), None), self.refine_start(carry), None, length=self.refine
+                lambda c, _: (self.refine_chunked(g_params, c), None),
+                self.refine_start(carry), None, length=self.refine,
             )
         return self.finish(g_params, carry)
 
@@ -451,8 +468,13 @@ def invert(
     for t in range(int(steps)):
         carry = step(g_params, carry, jnp.int32(t))
     if refine:
-        carry = refine_start(carry)
-        for _ in range(int(refine)):
-            carry = refine_step(g_params, carry)
+        z, damping, targets = refine_start(carry)
+        parts = []
+        for lo in range(0, z.shape[0], REFINE_CHUNK):  # bounded memory, see REFINE_CHUNK
+            part = (z[lo : lo + REFINE_CHUNK], damping[lo : lo + REFINE_CHUNK], targets[lo : lo + REFINE_CHUNK])
+            for _ in range(int(refine)):
+                part = refine_step(g_params, part)
+            parts.append(part)
+        carry = tuple(jnp.concatenate(arrays) for arrays in zip(*parts))
     z, final = finish(g_params, carry)
     return z[:b], final[:b]

@@ -210,6 +210,23 @@ def test_refined_inversion_is_exact_in_both_loop_drivers():
     np.testing.assert_allclose(np.asarray(loss_scan), np.asarray(loss_host), rtol=1e-2, atol=1e-10)
 
 
+def test_refinement_in_chunks_equals_one_chunk(monkeypatch):
+    """Bounded-memory refinement (chunks of REFINE_CHUNK latents, with a remainder)
+    gives the latents of refining the whole batch at once, in both drivers."""
+    params, _, images, keys = _setup()
+    settings = dict(SETTINGS, steps=20, restarts=2, refine=4)
+    whole = {loop: inversion.invert(GENERATOR.apply, params, images, rng=keys, loop=loop, **settings)[0]
+             for loop in ("host", "scan")}
+    monkeypatch.setattr(inversion, "REFINE_CHUNK", 5)  # 12 latents: chunks of 5, 5, 2
+    inversion._compiled.cache_clear()
+    try:
+        for loop in ("host", "scan"):
+            z, _ = inversion.invert(GENERATOR.apply, params, images, rng=keys, loop=loop, **settings)
+            np.testing.assert_allclose(np.asarray(z), np.asarray(whole[loop]), atol=1e-5)
+    finally:
+        inversion._compiled.cache_clear()
+
+
 def test_refinement_needs_the_l2_loss():
     params, _, images, keys = _setup()
     with pytest.raises(ConfigError, match="l2"):
