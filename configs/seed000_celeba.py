@@ -16,9 +16,11 @@ Needs CelebA prepared for TFDS (``tfds build celeb_a``; not downloadable here)::
 The CelebA rule of :mod:`jaxcodec.data` keeps the central 178×178 square, then
 ``image_size`` resizes it to 192×192. Compare with GDN:
 ``--config.model.activation=gdn``. Quick check on the bundled photos:
-``--config.data.train=sample:photos --config.data.eval= --config.data.crop=192
---config.data.image_size=None --config.batch_size=4 --config.num_steps=20``.
+``--config.data.train=sample:photos --config.data.eval= --config.batch_size=4
+--config.num_steps=20`` (each photo's central square at 192×192).
 """
+
+from ml_collections.config_dict import placeholder
 
 from jaxcodec.models.factorized import default_config
 
@@ -32,7 +34,7 @@ def get_config():
     config.data.eval = "tfds:celeb_a"  # its test split below
     config.data.eval_split = "test"
     config.data.image_size = 192  # central square resized to 192×192
-    config.data.crop = None  # whole faces
+    config.data.crop = placeholder(int)  # None: whole faces (typed, so --config.data.crop=128 works)
     config.batch_size = 16  # faces per step
     config.num_steps = 100_000  # optimisation steps
     config.eval_every = 5000  # steps between evaluations
