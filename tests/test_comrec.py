@@ -3,6 +3,7 @@
 import dataclasses
 import io
 
+import flax.linen as nn
 import imagecodecs
 import jax
 import jax.numpy as jnp
@@ -80,16 +81,17 @@ def codec(task, state):
 # --------------------------------------------------------------------------- layers
 
 
-def test_conv3x3_matches_lax_convolution_values_and_gradients():
+def test_conv3x3_module_equals_flax_conv_in_values_and_gradients():
+    """Conv3x3 (layers.conv2d with its matrix-product kernel gradient) is nn.Conv(3×3)."""
     x = jax.random.normal(jax.random.key(0), (2, 9, 7, 5))
-    k = jax.random.normal(jax.random.key(1), (3, 3, 5, 4))
-    reference = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
-        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    np.testing.assert_allclose(comrec.conv3x3(x, k), reference(x, k), rtol=1e-5, atol=1e-5)
-    loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))  # noqa: E731
-    got = jax.grad(loss(comrec.conv3x3), argnums=(0, 1))(x, k)
-    want = jax.grad(loss(reference), argnums=(0, 1))(x, k)
+    ours, flax_conv = comrec.Conv3x3(4), nn.Conv(4, (3, 3))
+    params = ours.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero bias
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, flax_conv.init(jax.random.key(1), x))
+    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
+    loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))  # noqa: E731
+    got = jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x))
+    want = jax.tree.leaves(jax.grad(loss(flax_conv), argnums=(0, 1))(params, x))
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 

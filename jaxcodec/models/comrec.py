@@ -68,6 +68,7 @@ from PIL import Image
 
 from jaxcodec import container, entropy
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
+from jaxcodec.layers import conv2d
 
 MODEL_NAME = "comrec"
 PROXIES = ("straight_through", "identity")
@@ -94,42 +95,10 @@ def upsample(c: jax.Array) -> jax.Array:
     return jax.image.resize(c, (n, 2 * h, 2 * w, ch), "bicubic")
 
 
-def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@jax.custom_vjp
-def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1 "SAME" 3×3 convolution ``(N, H, W, C) × (3, 3, C, D) → (N, H, W, D)``.
-
-    Same values and gradients as ``lax.conv_general_dilated``, but the kernel gradient is
-    nine ``(N·H·W, C)ᵀ (N·H·W, D)`` matrix products instead of XLA's weight-gradient
-    convolution, whose window is the whole image: on a CPU that halves the cost of a
-    full-resolution training step.
-    """
-    return _conv3x3(x, kernel)
-
-
-def _conv3x3_fwd(x, kernel):
-    return _conv3x3(x, kernel), (x, kernel)
-
-
-def _conv3x3_bwd(residuals, g):
-    x, kernel = residuals
-    _, vjp_x = jax.vjp(lambda v: _conv3x3(v, kernel), x)
-    (dx,) = vjp_x(g)
-    _, h, w, c = x.shape
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    g2 = g.reshape(-1, g.shape[-1])
-    taps = [xp[:, i : i + h, j : j + w].reshape(-1, c).T @ g2 for i in range(3) for j in range(3)]
-    return dx, jnp.stack(taps).reshape(kernel.shape)
-
-
-conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
-
-
 class Conv3x3(nn.Module):
-    """``nn.Conv(features, (3, 3))`` (same parameters and initialisers) built on :func:`conv3x3`."""
+    """``nn.Conv(features, (3, 3))`` (same parameters and initialisers) built on
+    :func:`jaxcodec.layers.conv2d`, whose kernel gradient is nine matrix products instead of
+    XLA's weight-gradient convolution (on a CPU that halves a full-resolution step)."""
 
     features: int
     kernel_init: Any = nn.linear.default_kernel_init
@@ -138,7 +107,7 @@ class Conv3x3(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return conv3x3(x, kernel) + bias
+        return conv2d(x, kernel) + bias
 
 
 class ComCNN(nn.Module):
