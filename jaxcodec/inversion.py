@@ -235,12 +235,20 @@ def make_refine_step(generator_apply: GeneratorApply, *, clip: str | None = "sto
     return refine
 
 
+def _initial_damping(z: jax.Array) -> jax.Array:
+    """The Levenberg–Marquardt damping of each latent of ``z (n, d)`` before its first
+    iteration."""
+    return jnp.full(z.shape[:1], _DAMPING_START, z.dtype)
+
+
 class _BatchedInversion:
-    """The batched descent split in three pure pieces shared by both loop drivers.
+    """The batched descent split in pure pieces shared by both loop drivers.
 
     ``start(keys, images) -> carry`` draws the starts, ``step(g_params, carry, t) ->
-    carry`` does one vmapped step for all ``B * restarts`` latents, and
-    ``finish(g_params, carry) -> (z, loss)`` keeps the best restart per image. Restarts
+    carry`` does one vmapped step for all ``B * restarts`` latents,
+    ``batched_refine(g_params, z, damping, targets) -> (z, damping)`` one
+    Levenberg–Marquardt iteration of a chunk of them, and ``finish(g_params, z,
+    targets) -> (z, loss)`` keeps the best restart per image. Restarts
     are flattened into the batch: one vmap over ``B * R`` latents compiles about three
     times faster on XLA:CPU than a vmap over restarts nested in one over images.
     """
@@ -280,31 +288,17 @@ class _BatchedInversion:
         z, opt_state, _ = self.batched_step(g_params, z, opt_state, targets, noise, t)
         return z, opt_state, targets, noise
 
-    def refine_start(self, carry):
-        z, _, targets, _ = carry
-        return z, jnp.full(z.shape[:1], _DAMPING_START, z.dtype), targets
+    def refine_scan(self, g_params, z, targets):
+        """``self.refine`` iterations of :attr:`batched_refine` as one ``lax.scan``."""
 
-    def refine_step(self, g_params, carry):
-        z, damping, targets = carry
-        z, damping = self.batched_refine(g_params, z, damping, targets)
-        return z, damping, targets
+        def body(carry, _):
+            return self.batched_refine(g_params, *carry, targets), None
 
-    def refine_chunked(self, g_params, carry):
-        """:meth:`refine_step` over chunks of :data:`REFINE_CHUNK` latents, inside the
-        program (the ``scan`` driver)."""
+        (z, _), _ = jax.lax.scan(body, (z, _initial_damping(z)), None, length=self.refine)
+        return z
 
-        def one(args):
-            z, damping, x = args
-            return self.batched_refine(g_params, z[None], damping[None], x[None])
-
-        z, damping, targets = carry
-        z, damping = jax.lax.map(one, (z, damping, targets), batch_size=REFINE_CHUNK)
-        return z[:, 0], damping[:, 0], targets
-
-    def finish(self, g_params, carry):
-        """Best restart per image of an Adam carry ``(z, opt_state, targets, noise)`` or
-        a refinement carry ``(z, damping, targets)``."""
-        z, targets = carry[0], carry[2]
+    def finish(self, g_params, z, targets):
+        """The best restart of each image: ``(z (B, d), loss (B,))``."""
 
         def objective(z, x):
             return latent_loss(z, x, g_params, self.generator_apply, self.loss_spec)
@@ -321,13 +315,13 @@ class _BatchedInversion:
         def body(carry, t):
             return self.step(g_params, carry, t), None
 
-        carry, _ = jax.lax.scan(body, carry, jnp.arange(self.steps))
-        if self.refine:
-            carry, _ = jax.lax.scan(
-                lambda c, _: (self.refine_chunked(g_params, c), None),
-                self.refine_start(carry), None, length=self.refine,
+        (z, _, targets, _), _ = jax.lax.scan(body, carry, jnp.arange(self.steps))
+        if self.refine:  # chunk by chunk: bounded memory, see REFINE_CHUNK
+            z = jax.lax.map(
+                lambda zx: self.refine_scan(g_params, zx[0][None], zx[1][None])[0], (z, targets),
+                batch_size=REFINE_CHUNK,
             )
-        return self.finish(g_params, carry)
+        return self.finish(g_params, z, targets)
 
 
 def invert_batch(
@@ -363,11 +357,11 @@ def invert_batch(
 @functools.lru_cache(maxsize=32)
 def _compiled(generator_apply, latent_dim, steps, lr, loss_spec, restarts, clip, schedule, refine, mesh, loop):
     """Jitted pieces for one setting: the whole ``scan``, or for the host loop
-    ``(start, step, refine_start, refine_step, finish)``."""
+    ``(start, step, refine_step, finish)``."""
     inv = _BatchedInversion(generator_apply, latent_dim, steps, lr, dict(loss_spec), restarts, clip, schedule, refine)
     if loop == "host":
-        return (jax.jit(inv.start), jax.jit(inv.step, donate_argnums=1), jax.jit(inv.refine_start),
-                jax.jit(inv.refine_step, donate_argnums=1), jax.jit(inv.finish))
+        return (jax.jit(inv.start), jax.jit(inv.step, donate_argnums=1),
+                jax.jit(inv.batched_refine, donate_argnums=(1, 2)), jax.jit(inv.finish))
     if mesh is None:
         return jax.jit(inv.scan)
     data, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
@@ -459,7 +453,7 @@ def invert(
     if loop == "scan":
         z, final = compiled(g_params, images, keys)
         return z[:b], final[:b]
-    start, step, refine_start, refine_step, finish = compiled
+    start, step, refine_step, finish = compiled
     if mesh is not None:
         images = jax.device_put(images, sharding.batch_sharding(mesh))
         keys = jax.device_put(keys, sharding.batch_sharding(mesh))
@@ -467,14 +461,15 @@ def invert(
     carry = start(keys, images)
     for t in range(int(steps)):
         carry = step(g_params, carry, jnp.int32(t))
-    if refine:
-        z, damping, targets = refine_start(carry)
+    z, _, targets, _ = carry
+    if refine:  # chunk by chunk (bounded memory, see REFINE_CHUNK), one call per iteration
         parts = []
-        for lo in range(0, z.shape[0], REFINE_CHUNK):  # bounded memory, see REFINE_CHUNK
-            part = (z[lo : lo + REFINE_CHUNK], damping[lo : lo + REFINE_CHUNK], targets[lo : lo + REFINE_CHUNK])
+        for i in range(0, z.shape[0], REFINE_CHUNK):
+            part, x = z[i : i + REFINE_CHUNK], targets[i : i + REFINE_CHUNK]
+            damping = _initial_damping(part)
             for _ in range(int(refine)):
-                part = refine_step(g_params, part)
+                part, damping = refine_step(g_params, part, damping, x)
             parts.append(part)
-        carry = tuple(jnp.concatenate(arrays) for arrays in zip(*parts))
-    z, final = finish(g_params, carry)
+        z = jnp.concatenate(parts)
+    z, final = finish(g_params, z, targets)
     return z[:b], final[:b]

@@ -205,33 +205,29 @@ def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
 
 
-def _phase_taps(k: int, phase: int) -> tuple[int, int]:
-    """First tap and tap count of output phase ``phase`` of a ``k``-tap stride-2
-    transposed convolution with padding ``k // 2`` (in the flipped kernel)."""
-    first = (k // 2 - phase) % 2
-    return first, len(range(first, k, 2))
+def _phase_kernels(wf: jax.Array) -> list[jax.Array]:
+    """The sub-kernels of output phases ``(0, 0), (0, 1), (1, 0), (1, 1)`` (the
+    :func:`depth_to_space` order) of a flipped odd ``k×k`` kernel: phase ``r`` of an
+    axis meets every second tap from ``(k//2 − r) mod 2``, a SAME stride-1 window
+    of ``⌈k/2⌉`` or ``⌊k/2⌋`` taps."""
+    k = wf.shape[0]
+    first = [(k // 2 - phase) % 2 for phase in (0, 1)]
+    return [wf[first[r] :: 2, first[s] :: 2] for r in (0, 1) for s in (0, 1)]
 
 
 def _merged_phase_kernel(wf: jax.Array) -> jax.Array:
-    """The four phase kernels of a flipped ``k×k`` kernel, zero-padded to the
-    ``(k//2 + 1)``-tap SAME window and stacked as ``4·C_out`` channels in
-    :func:`depth_to_space` order."""
-    k = wf.shape[0]
-    t = k // 2 + 1
+    """The four :func:`_phase_kernels`, zero-padded to the ``(k//2 + 1)``-tap SAME
+    window and stacked as ``4·C_out`` channels in :func:`depth_to_space` order."""
+    t = wf.shape[0] // 2 + 1
     lead = (t - 1) // 2  # SAME padding before, for t taps
 
-    def embed(phase: int) -> tuple[int, int]:
-        first, n = _phase_taps(k, phase)
-        before = lead - (n - 1) // 2  # this phase's window starts later by this much
+    def embed(n: int) -> tuple[int, int]:
+        before = lead - (n - 1) // 2  # an n-tap window starts later by this much
         return before, t - n - before
 
-    blocks = []
-    for r in (0, 1):
-        for s in (0, 1):
-            fr, _ = _phase_taps(k, r)
-            fs, _ = _phase_taps(k, s)
-            blocks.append(jnp.pad(wf[fr::2, fs::2], (embed(r), embed(s), (0, 0), (0, 0))))
-    return jnp.concatenate(blocks, axis=-1)
+    return jnp.concatenate(
+        [jnp.pad(p, (embed(p.shape[0]), embed(p.shape[1]), (0, 0), (0, 0))) for p in _phase_kernels(wf)], axis=-1
+    )
 
 
 def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -255,13 +251,7 @@ def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
         return lax.conv_general_dilated(x, wf, (1, 1), ((0, 1), (0, 1)), lhs_dilation=(2, 2), dimension_numbers=_DIMS)
     if w.shape[-1] < _MIN_FEATURES_FOR_CUSTOM_GRAD:
         return depth_to_space(_conv_s1(x, _merged_phase_kernel(wf)))
-    outs = []
-    for r in (0, 1):
-        for s in (0, 1):
-            fr, _ = _phase_taps(k, r)
-            fs, _ = _phase_taps(k, s)
-            outs.append(_conv_s1(x, wf[fr::2, fs::2]))
-    return depth_to_space(jnp.concatenate(outs, axis=-1))
+    return depth_to_space(jnp.concatenate([_conv_s1(x, p) for p in _phase_kernels(wf)], axis=-1))
 
 
 def _strided_conv(x: jax.Array, w: jax.Array) -> jax.Array:
