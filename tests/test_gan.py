@@ -166,3 +166,21 @@ def test_codec_round_trip_decodes_generator_of_dequantised_latent(tiny):
     # Encoding is deterministic, and uniform tables cost about `bits` bits per latent.
     assert codec.encode(image, 6) == data
     assert abs(len(payload) - task.latent_dim * 6 / 8) <= 4
+
+
+def test_inversion_refine_setting_reaches_the_inversion(tiny):
+    """model.inversion.refine polishes the task's inversion: G(z*) is matched at least
+    as well, and far better than Adam alone; with a non-L2 loss it is refused."""
+    task, state = tiny
+    z_true = jax.random.uniform(jax.random.PRNGKey(7), (3, task.latent_dim), minval=-0.9, maxval=0.9)
+    images = jax.jit(task.generate)(state["g_params"], z_true)
+    _, adam_loss = task.invert(state["g_params"], images)
+    refined_config = _tiny_config()
+    refined_config.model.inversion.refine = 8
+    refined = gan.GANTask(refined_config)
+    _, refined_loss = refined.invert(state["g_params"], images)
+    assert np.all(np.asarray(refined_loss) <= np.asarray(adam_loss))
+    assert float(np.max(refined_loss)) < float(np.max(adam_loss)) / 10
+    refined_config.model.inversion.loss = "l1"
+    with pytest.raises(ConfigError, match="l2"):
+        gan.GANTask(refined_config).invert(state["g_params"], images)
