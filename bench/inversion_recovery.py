@@ -51,6 +51,12 @@ def main() -> None:
     z_true = jax.random.uniform(jax.random.PRNGKey(args.seed + 1), (args.trials, d), minval=-1.0, maxval=1.0)
     images = jax.jit(task.generator.apply)(params, z_true)
     print(f"generator: {described}, d={d}")
+    # Conditioning of the problem: singular values of the generator's Jacobian at 16 latents.
+    jac = jax.vmap(jax.jacfwd(lambda z: task.generator.apply(params, z[None]).reshape(-1)))(z_true[:16])
+    sv = np.linalg.svd(np.asarray(jac), compute_uv=False)
+    cond = np.median((sv[:, 0] / sv[:, -1]) ** 2)
+    print(f"Jacobian singular values at {len(sv)} latents: median largest {np.median(sv[:, 0]):.3g}, median "
+          f"smallest {np.median(sv[:, -1]):.3g}; median condition number of JtJ {cond:.3g}")
     print(f"{args.trials} trials, {args.steps} Adam steps (lr {args.lr}, cosine), {args.refine} Levenberg-Marquardt "
           f"iterations, {args.restarts} start(s) each, "
           f"success = mean|z - z*| < {args.threshold}")

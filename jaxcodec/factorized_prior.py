@@ -97,7 +97,7 @@ class DeepFactorized(nn.Module):
         shape = y.shape
         # One (n, C) array per unit, channels the minor axis: with d ≤ 3 units the
         # dense layers are a few broadcast multiply-adds that XLA fuses and vectorises
-        # over C (a trailing unit axis of size 3 runs ~10× slower on CPU). Flattened to
+        # over C (a trailing unit axis of size 3 vectorises poorly on CPU). Flattened to
         # (n, C): XLA:CPU (jax 0.10) crashes on the gradient of the same computation on
         # higher-rank tensors.
         units = [y.reshape(-1, shape[-1])]

@@ -29,10 +29,8 @@ at matrix-multiply speed; its input gradient is the usual stride-1 convolution w
 the flipped kernel. XLA also runs input-dilated convolutions slowly on CPU (a
 transposed convolution, and the input gradient of a strided one), so
 :func:`transposed_conv2d` splits them into stride-1 phase convolutions and
-:func:`down_conv2d` uses it for its input gradient (2.2× faster than XLA's own on the
-analysis transform's 64→32 layer; the factorized model's train step went from 1.3 to
-1.6 steps/s with this and the faster entropy model of
-:mod:`jaxcodec.factorized_prior`).
+:func:`down_conv2d` uses it for its input gradient (``bench/conv_speed.py`` times it
+against XLA's own).
 """
 
 from __future__ import annotations

@@ -1,0 +1,74 @@
+"""Convolution speed on this machine: how close the factorized model's layers run to peak,
+and what :func:`jaxcodec.layers.down_conv2d`'s phase-split input gradient saves.
+
+For the analysis transform's largest layer (batch 8, 64×64×128 → 32×32×128, 5×5, stride 2)
+and the synthesis transform's largest (32×32×128 → 64×64×128 sub-pixel, 3×3 to 512):
+
+* forward GFLOP/s of each (2 · multiply-adds / time);
+* the input gradient of the strided layer by XLA's own transposed convolution vs by
+  :func:`jaxcodec.layers.down_conv2d` (four stride-1 phases), side by side.
+
+    .venv/bin/python bench/conv_speed.py
+
+The last line is ``ratio: X`` with X = XLA input-gradient time / phase-split time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxcodec import layers  # noqa: E402
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _seconds(fn, *args, repeats: int = 10) -> float:
+    jax.block_until_ready(fn(*args))  # compile
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(8, 64, 64, 128)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(5, 5, 128, 128)) * 0.01, jnp.float32)
+    g = jnp.asarray(rng.normal(size=(8, 32, 32, 128)), jnp.float32)
+    y = jnp.asarray(rng.normal(size=(8, 32, 32, 128)), jnp.float32)
+    w_sub = jnp.asarray(rng.normal(size=(3, 3, 128, 512)) * 0.01, jnp.float32)
+
+    def strided(x, w):
+        return lax.conv_general_dilated(x, w, (2, 2), ((2, 2), (2, 2)), dimension_numbers=_DIMS)
+
+    def input_grad(conv):
+        return jax.jit(lambda x, w, g: jax.vjp(lambda v: conv(v, w), x)[1](g)[0])
+
+    print(f"jax {jax.__version__}, {jax.default_backend()}, {os.cpu_count()} cores; median of 10")
+    macs = 8 * 32 * 32 * 25 * 128 * 128
+    t = _seconds(jax.jit(strided), x, w)
+    print(f"analysis 64->32 layer, forward: {t * 1e3:.1f} ms, {2 * macs / t / 1e9:.0f} GFLOP/s")
+    macs_sub = 8 * 32 * 32 * 9 * 128 * 512
+    t = _seconds(jax.jit(lambda y, w: layers.depth_to_space(layers.conv2d(y, w))), y, w_sub)
+    print(f"synthesis 32->64 sub-pixel layer, forward: {t * 1e3:.1f} ms, {2 * macs_sub / t / 1e9:.0f} GFLOP/s")
+    np.testing.assert_allclose(input_grad(strided)(x, w, g), input_grad(layers.down_conv2d)(x, w, g),
+                               rtol=1e-4, atol=1e-4)
+    t_xla = _seconds(input_grad(strided), x, w, g)
+    t_phase = _seconds(input_grad(layers.down_conv2d), x, w, g)
+    print(f"input gradient of the strided layer: XLA {t_xla * 1e3:.1f} ms, phase-split {t_phase * 1e3:.1f} ms")
+    print(f"ratio: {t_xla / t_phase:.2f}")
+
+
+if __name__ == "__main__":
+    main()
