@@ -14,6 +14,8 @@
   ``host_transform`` on every training batch before it is sharded (not on eval
   batches), and ``finalize`` after the last step, given the same endless iterator of
   host training batches, its arrays saved atomically as ``codec_tables.npz``;
+* starts from another run's parameters when ``config.init_from`` names its workdir
+  (fresh optimiser), passed first through the optional ``warm_start(params)`` hook;
 * checkpoints with Orbax every ``config.checkpoint_every`` steps and at the end, and
   resumes from the workdir's latest checkpoint (with a fresh data order, so the
   first batches are not replayed);
@@ -141,8 +143,11 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     except ModelError as error:
         raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
                           f"({one_line(error).split(': ', 1)[-1]})") from None
+    params = jax.device_get(source_state["params"])
+    if hasattr(task, "warm_start"):  # a task may adapt the copy (e.g. rescale a latent)
+        params = jax.device_get(task.warm_start(params))
     _print(f"parameters initialised from {source}")
-    return {**state, "params": sharding.replicate(jax.device_get(source_state["params"]), mesh)}
+    return {**state, "params": sharding.replicate(params, mesh)}
 
 
 def _positive_int(config: ml_collections.ConfigDict, name: str, *, allow_zero: bool = False) -> int:

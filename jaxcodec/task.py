@@ -12,6 +12,8 @@ Optional hooks, looked up with ``getattr``:
 
 * ``pretrain(state, batches, config) -> state``: a host loop run once before the main
   loop (e.g. greedy RBM pre-training, Hinton & Salakhutdinov 2006).
+* ``warm_start(params) -> params``: adapts the parameters copied from another run
+  (``config.init_from``), e.g. rescales the latent of a rate-distortion model.
 * ``host_transform(state, batch, rng) -> batch``: work that must run on the host
   between the data and the jitted step (e.g. a real JPEG round trip).
 * ``finalize(state, batches) -> dict[str, np.ndarray]``: arrays the codec needs besides

@@ -7,6 +7,8 @@ Options under ``config.model`` exercise the engine:
 * ``quantize_levels`` (int, 0 = off): ``host_transform`` rounds inputs to that many
   grey levels, and the metric ``host_error`` is the distance to that grid (0 when
   the transform ran);
+* ``warm_shift`` (float, 0 = off): ``warm_start`` adds it to the decoder bias copied by
+  ``config.init_from``;
 * ``pretrain``: counts its calls in ``state["pretrain_calls"]``;
 * ``finalize``: returns the decoder bias and the number of batches it read.
 """
@@ -76,6 +78,11 @@ class EngineTestTask:
             return batch
         return (np.round(batch * (self.levels - 1)) / (self.levels - 1)).astype(np.float32)
 
+    def warm_start(self, params):
+        shift = float(self.config.model.get("warm_shift", 0.0))
+        dec = params["params"]["dec"]
+        return {"params": {**params["params"], "dec": {**dec, "bias": dec["bias"] + shift}}}
+
     def pretrain(self, state, batches, config):
         next(batches)
         return dict(state, pretrain_calls=state["pretrain_calls"] + 1)
@@ -88,7 +95,8 @@ class EngineTestTask:
 def config(**overrides) -> ml_collections.ConfigDict:
     """A tiny MNIST run: 8-image batches of the packaged MNIST sample."""
     c = ml_collections.ConfigDict()
-    c.model = ml_collections.ConfigDict({"name": "engine_test", "latent": 16, "nan_at": 0, "quantize_levels": 0})
+    c.model = ml_collections.ConfigDict({"name": "engine_test", "latent": 16, "nan_at": 0, "quantize_levels": 0,
+                                   "warm_shift": 0.0})
     c.data = ml_collections.ConfigDict(
         {"train": "sample:mnist", "train_split": "train", "eval": "sample:mnist", "eval_split": "test",
          "image_size": None, "crop": None}

@@ -103,6 +103,16 @@ def test_init_from_copies_the_parameters_and_starts_a_fresh_optimiser(run, tmp_p
                               np.asarray(source.state["params"]["params"]["dec"]["bias"]))
 
 
+def test_init_from_passes_the_copy_through_the_tasks_warm_start(run, tmp_path):
+    workdir, _, source = run
+    _, warm = _train(tmp_path / "shifted", num_steps=1, learning_rate=0.0, init_from=str(workdir),
+                     **{"data.eval": None, "model.warm_shift": 0.25})
+    got, want = (np.asarray(s.state["params"]["params"][layer]["bias"]) for s in (warm, source) for layer in ["dec"])
+    np.testing.assert_allclose(got, want + 0.25, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(warm.state["params"]["params"]["enc"]["kernel"]),
+                                  np.asarray(source.state["params"]["params"]["enc"]["kernel"]))
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"model.latent": 8}, "do not fit this model"),
     ({"init_from": "/nonexistent/run"}, "is not a training workdir"),

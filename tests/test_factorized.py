@@ -370,6 +370,42 @@ def test_training_reduces_the_rate_distortion_loss(task, initial, step_fn, crops
     assert float(after) < 0.6 * float(before), (float(before), float(after))
 
 
+@pytest.mark.parametrize("scale", [float(np.sqrt(2.0)), 0.5])
+def test_rescale_latents_keeps_the_network_and_stretches_the_density(task, trained, crops, scale):
+    params = jax.device_get(trained["params"])
+    new = factorized.rescale_latents(params, scale)
+    x = jnp.asarray(crops)
+    y = np.asarray(task.analysis(params, x))
+    np.testing.assert_allclose(task.analysis(new, x), scale * y, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(task.synthesis(new, jnp.asarray(scale * y)), task.synthesis(params, y),
+                               rtol=1e-4, atol=1e-5)
+    # F'(s·y) = F(y), against the float64 reference of the density
+    grid = np.tile(np.linspace(-6.0, 6.0, 13), (8, 1))
+    old_eb, new_eb = (jax.device_get(p["params"]["entropy_bottleneck"]) for p in (params, new))
+    np.testing.assert_allclose(factorized_prior.cdf_logits_np(new_eb, scale * grid),
+                               factorized_prior.cdf_logits_np(old_eb, grid), rtol=1e-4, atol=1e-4)
+    untouched = {("g_a", "conv0"), ("g_s", "conv3"), ("g_s", "igdn0")}
+    for module, layer in untouched:
+        for name, value in params["params"][module][layer].items():
+            np.testing.assert_array_equal(new["params"][module][layer][name], value)
+    # rounding the rescaled latent is rounding with the step 1/s: more bits for s > 1
+    def bits(p, latent):
+        return float(factorized.total_bits(task.likelihood(p, jnp.round(jnp.asarray(latent)))))
+
+    assert (bits(new, scale * y) > bits(params, y)) == (scale > 1)
+
+
+def test_warm_start_applies_init_latent_scale_and_checks_it(trained):
+    params = jax.device_get(trained["params"])
+    assert factorized.FactorizedTask(small_config()).warm_start(params) is params
+    scaled = factorized.FactorizedTask(small_config(init_latent_scale=2.0)).warm_start(params)
+    for a, b in zip(jax.tree.leaves(scaled), jax.tree.leaves(factorized.rescale_latents(params, 2.0))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="init_latent_scale"):
+            factorized.FactorizedTask(small_config(init_latent_scale=bad)).warm_start(params)
+
+
 def test_eval_step_bpp_equals_float64_information_content(task, trained, crops):
     """eval_step's bpp is Σ −log2 p(round(y)) / pixels; checked with pmf_np in float64."""
     metrics = jax.jit(task.eval_step)(trained, crops)
