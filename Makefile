@@ -10,14 +10,17 @@ DEMO := demo
 .PHONY: install demo test bench clean factorized-ladder
 
 # The bmshj2017-factorized ladder: quality 3 from scratch on the wallpapers of PHOTOS, then on
-# those plus the photos tools/debian_photos.py gathers (MIXED), then each other quality
-# fine-tuned from its neighbour (q3 -> q2 -> q1, q3 -> q4 -> q5 -> q6) on MIXED.
+# those plus the photos tools/debian_photos.py gathers (MIXED), then LONG_STEPS more on MIXED
+# (fq3n); each other quality is fine-tuned from its neighbour (q3 -> q2 -> q1,
+# q3 -> q4 -> ... -> q7) on MIXED, starting with the neighbour's latent rescaled by sqrt(2)
+# (up) or 1/sqrt(2) (down): model.init_latent_scale, jaxcodec.models.factorized.rescale_latents.
 PHOTOS ?= ../shared/data/photos-train
 RUNS ?= workdirs
 MIXED ?= $(RUNS)/photos-mixed
 BASE_STEPS ?= 8000
 MIXED_STEPS ?= 4500
-TUNE_STEPS ?= 1000
+LONG_STEPS ?= 6000
+TUNE_STEPS ?= 2000
 LADDER_FLAGS ?= --config.data.crop=128 --config.model.features=64 --config.model.latent_channels=128 \
   --config.learning_rate=5e-4 --config.checkpoint_every=500 --config.log_every=200
 
@@ -47,13 +50,17 @@ factorized-ladder: $(STAMP) $(MIXED)
 	$(PY) train.py --config configs/factorized_q3.py --workdir $(RUNS)/fq3m $(LADDER_FLAGS) \
 	  --config.data.train=folder:$(MIXED) --config.num_steps=$(MIXED_STEPS) --config.lr_decay_at=0.7 \
 	  --config.init_from=$(RUNS)/fq3
-	for step in 3m:2 2:1 3m:4 4:5 5:6; do from=$${step%:*}; q=$${step#*:}; \
+	$(PY) train.py --config configs/factorized_q3.py --workdir $(RUNS)/fq3n $(LADDER_FLAGS) \
+	  --config.data.train=folder:$(MIXED) --config.num_steps=$(LONG_STEPS) --config.lr_decay_at=0.7 \
+	  --config.init_from=$(RUNS)/fq3m
+	for step in 3n:4:1.41421356 4:5:1.41421356 5:6:1.41421356 3n:2:0.70710678 2:1:0.70710678 \
+	    6:7:1.41421356; do from=$${step%%:*}; rest=$${step#*:}; q=$${rest%%:*}; scale=$${rest#*:}; \
 	  $(PY) train.py --config configs/factorized_q$$q.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
 	    --config.data.train=folder:$(MIXED) --config.num_steps=$(TUNE_STEPS) --config.lr_decay_at=0.6 \
-	    --config.init_from=$(RUNS)/fq$$from || exit 1; \
+	    --config.init_from=$(RUNS)/fq$$from --config.model.init_latent_scale=$$scale || exit 1; \
 	done
-	for q in 1 2 3m 4 5 6; do $(PY) -m jaxcodec export $(RUNS)/fq$$q bmshj2017-factorized-q$${q%m} \
-	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $${q%m}"; done
+	for q in 1 2 3n 4 5 6 7; do $(PY) -m jaxcodec export $(RUNS)/fq$$q bmshj2017-factorized-q$${q%n} \
+	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $${q%n}"; done
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
