@@ -35,8 +35,8 @@ step solves ``(JᵀJ + μ·diag(JᵀJ)) δ = Jᵀr`` and is taken (and ``μ`` di
 when it lowers ``‖r‖²``, otherwise ``μ`` grows 10×; with clipping the new point is
 projected onto the box. Adam's diagonal preconditioning converges slowly along the
 generator's weak directions (the MNIST generator's ``JᵀJ`` has a median condition
-number of about 5·10³, ``bench/inversion_recovery.py``), which Gauss–Newton steps resolve in a few iterations once Adam has reached
-the right basin.
+number of about 5·10³, ``bench/inversion_recovery.py``), which Gauss–Newton steps
+resolve in a few iterations once Adam has reached the right basin.
 
 Each image gets ``restarts`` independent random starts drawn from the prior; the one
 with the lowest final loss (after refinement) is kept. With more than one device the

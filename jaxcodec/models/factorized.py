@@ -179,6 +179,9 @@ class FactorizedTask:
         if m.quantizer not in ("noise", "ste"):
             raise ConfigError(f"model.quantizer must be 'noise' or 'ste', got {m.quantizer!r}")
         self.quantizer = m.quantizer
+        self.init_latent_scale = float(m.get("init_latent_scale", 1.0))
+        if not np.isfinite(self.init_latent_scale) or self.init_latent_scale <= 0.0:
+            raise ConfigError(f"model.init_latent_scale must be a positive number, got {self.init_latent_scale!r}")
         self.model = FactorizedPriorModel(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
@@ -209,9 +212,7 @@ class FactorizedTask:
     def warm_start(self, params: Any) -> Any:
         """Parameters copied from another run (``config.init_from``), with the latent
         rescaled by ``model.init_latent_scale`` (:func:`rescale_latents`)."""
-        scale = float(self.config.model.get("init_latent_scale", 1.0))
-        if not np.isfinite(scale) or scale <= 0.0:
-            raise ConfigError(f"model.init_latent_scale must be a positive number, got {scale!r}")
+        scale = self.init_latent_scale
         return params if scale == 1.0 else rescale_latents(params, scale)
 
     # -- Task protocol ------------------------------------------------------------------
@@ -489,6 +490,7 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
     config.model.clip_norm = 1.0  # global gradient-norm clipping (CompressAI's train.py); 0 disables
+    config.model.init_latent_scale = 1.0  # with init_from: start from the copy with its latent ×s (rescale_latents)
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos (or tfds:NAME)
@@ -503,7 +505,6 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.learning_rate = 1e-4  # Adam learning rate (CompressAI's default)
     config.lr_decay_at = 0.0  # share of num_steps after which the rate drops 10x (0: constant)
     config.init_from = ""  # workdir whose parameters start the run (fine-tune one λ from another)
-    config.model.init_latent_scale = 1.0  # with init_from: start from the copy with its latent ×s (rescale_latents)
     config.seed = 0  # seed of parameter init, data order and quantisation noise
     config.log_every = 100  # steps between progress lines
     config.eval_every = 5000  # steps between evaluations
