@@ -5,6 +5,9 @@ from scikit-image; every number is checked against an independent reference (XLA
 convolution, NumPy loops, the float64 density, the real byte count).
 """
 
+import importlib.util
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -393,6 +396,27 @@ def test_rescale_latents_keeps_the_network_and_stretches_the_density(task, train
         return float(factorized.total_bits(task.likelihood(p, jnp.round(jnp.asarray(latent)))))
 
     assert (bits(new, scale * y) > bits(params, y)) == (scale > 1)
+
+
+# CompressAI's MSE λ of bmshj2018-factorized qualities 1..8 (compressai/zoo, train.py docs).
+COMPRESSAI_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013, 5: 0.025, 6: 0.0483, 7: 0.0932, 8: 0.18}
+
+
+@pytest.mark.parametrize("quality", sorted(COMPRESSAI_LAMBDAS))
+def test_each_quality_config_trains_at_compressais_lambda(quality):
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", f"factorized_q{quality}.py")
+    spec = importlib.util.spec_from_file_location(f"factorized_q{quality}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    assert config.model.quality == quality
+    assert factorized.FactorizedTask(config).lmbda == COMPRESSAI_LAMBDAS[quality]
+
+
+def test_quality_outside_the_ladder_is_a_config_error():
+    for quality in (0, 9):
+        with pytest.raises(ConfigError, match="model.quality must be in 1..8"):
+            factorized.default_config(quality=quality)
 
 
 def test_warm_start_applies_init_latent_scale_and_checks_it(trained):
