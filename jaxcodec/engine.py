@@ -42,7 +42,8 @@ Config fields read here (optional ones default to :data:`DEFAULTS` and
 :data:`DATA_DEFAULTS`): ``model.name``, ``batch_size`` (global, over all devices),
 ``num_steps``, ``seed``, ``log_every``, ``eval_every``, ``eval_batches``,
 ``checkpoint_every``, ``keep_checkpoints``, ``data.train``, ``data.train_split``,
-``data.eval``, ``data.eval_split``, ``data.image_size``, ``data.crop``; the tasks
+``data.eval``, ``data.eval_split``, ``data.image_size``, ``data.crop``,
+``data.downscale`` (training patches only); the tasks
 read ``learning_rate`` and ``model.*``.
 """
 
@@ -82,6 +83,7 @@ DATA_DEFAULTS = {
     "eval_split": "test",
     "image_size": None,
     "crop": None,
+    "downscale": 1.0,
 }
 
 CONFIG_FILE = "config.json"
@@ -173,6 +175,9 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     keep = setting(config, "keep_checkpoints")
     if keep is not None:
         _positive_int(config, "keep_checkpoints")
+    from jaxcodec import data
+
+    data.check_downscale(setting(config, "data.downscale"), setting(config, "data.crop"))
 
 
 def _due(step: int, every: int, num_steps: int) -> bool:
@@ -393,6 +398,7 @@ def train(
             batch_size=local_bs,
             image_size=setting(config, "data.image_size"),
             crop=setting(config, "data.crop"),
+            downscale=setting(config, "data.downscale"),
             seed=data_seed(seed, start_step),
             process_index=jax.process_index(),
             process_count=jax.process_count(),

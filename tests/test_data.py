@@ -330,6 +330,61 @@ def test_crops_lie_inside_the_image_and_follow_the_seed(tmp_path):
     np.testing.assert_array_equal(_u8(patch)[0, :, :, 0], padded)
 
 
+def test_downscaled_crops_shrink_a_larger_square_by_a_log_uniform_factor(tmp_path):
+    width = 600
+    ramp = np.tile((np.arange(width) / width).astype(np.float32), (400, 1))  # value = column / width
+    np.savez(tmp_path / "ramp.npz", images=ramp[None, :, :, None])
+    spec = f"npz:{tmp_path / 'ramp.npz'}"
+
+    def scales(seed, downscale, count=80):
+        stream = data.batches(spec, batch_size=1, crop=64, downscale=downscale, seed=seed,
+                              process_index=0, process_count=1)
+        found = []
+        for _ in range(count):
+            patch = next(stream)[0, :, :, 0]
+            assert patch.shape == (64, 64) and np.ptp(patch, axis=0).max() < 1e-5  # rows stay identical
+            # A square of s·64 columns shrunk to 64 climbs s/width per pixel (away from the edges).
+            found.append(float(np.median(np.diff(patch[0, 8:-8]))) * width)
+        return np.array(found)
+
+    shrunk = scales(seed=3, downscale=4.0)
+    assert shrunk.min() > 0.99 and shrunk.max() < 4.01
+    assert abs(np.mean(np.log(shrunk)) - np.log(4.0) / 2) < 0.15  # log-uniform on [1, 4]
+    assert (shrunk < 1.5).sum() > 5 and (shrunk > 3.0).sum() > 5
+    np.testing.assert_array_equal(shrunk, scales(seed=3, downscale=4.0))
+    assert not np.array_equal(shrunk, scales(seed=4, downscale=4.0))
+    np.testing.assert_allclose(scales(seed=3, downscale=1.0, count=10), 1.0, atol=1e-3)
+
+    # The square never outgrows the image: a 100-pixel image caps the factor at 100/64.
+    np.savez(tmp_path / "small.npz", images=ramp[None, :100, :100, None])
+    small = data.batches(f"npz:{tmp_path / 'small.npz'}", batch_size=1, crop=64, downscale=8.0,
+                         process_index=0, process_count=1)
+    slopes = [float(np.median(np.diff(next(small)[0, 0, 8:-8, 0]))) * width for _ in range(20)]
+    assert max(slopes) < 100 / 64 + 0.01 and max(slopes) > 1.3
+
+
+def test_downscale_one_is_the_plain_crop_stream(tmp_path):
+    image = np.arange(30 * 40, dtype=np.uint16).reshape(1, 30, 40)
+    np.savez(tmp_path / "ramp.npz", images=image)
+    spec = f"npz:{tmp_path / 'ramp.npz'}"
+    plain = data.batches(spec, batch_size=1, crop=7, seed=2, process_index=0, process_count=1)
+    same = data.batches(spec, batch_size=1, crop=7, downscale=1, seed=2, process_index=0, process_count=1)
+    for _ in range(10):
+        np.testing.assert_array_equal(next(plain), next(same))
+
+
+@pytest.mark.parametrize("downscale, crop, message", [
+    (0.5, 64, "downscale must be a number >= 1, got 0.5"),
+    (float("nan"), 64, "downscale must be a number >= 1"),
+    ("big", 64, "downscale must be a number >= 1, got 'big'"),
+    (2.0, None, "downscale needs crop"),
+])
+def test_bad_downscale_is_a_config_error(downscale, crop, message):
+    with pytest.raises(ConfigError, match=message):
+        data.batches("sample:photos", batch_size=1, crop=crop, downscale=downscale,
+                     process_index=0, process_count=1)
+
+
 def test_process_sharding_is_disjoint_and_covering(tmp_path):
     spec = _indexed_npz(tmp_path)
     shards = []

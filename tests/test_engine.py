@@ -221,6 +221,8 @@ def test_nan_loss_stops_run_naming_the_step(tmp_path):
         ({"eval_batches": 0}, "config.eval_batches must be a positive integer"),
         ({"checkpoint_every": -1}, "config.checkpoint_every must be a non-negative integer"),
         ({"data.train": ""}, "config.data.train is empty"),
+        ({"data.downscale": 0.5}, "downscale must be a number >= 1, got 0.5"),
+        ({"data.downscale": 2.0}, "downscale needs crop"),
     ],
 )
 def test_bad_config_values_raise_config_error(tmp_path, overrides, message):

@@ -499,6 +499,7 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.data.eval_split = "test"  # split of the evaluation set
     config.data.image_size = None  # native size
     config.data.crop = 256  # random square training patches (CompressAI: 256)
+    config.data.downscale = 1.0  # >1: each patch is a random square up to this many times larger, shrunk to crop
 
     config.batch_size = 8  # patches per step (global)
     config.num_steps = 200_000  # optimisation steps
