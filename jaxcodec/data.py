@@ -172,10 +172,10 @@ def random_scaled_crop(image: np.ndarray, size: int, max_scale: float, rng: np.r
 
     ``s`` is log-uniform in ``[1, max_scale]``, capped by the image's shorter side; the
     square is placed uniformly and resized with Lanczos (:func:`resize_image`). Shrinking
-    packs more detail into each patch, as when learned codecs are trained on down-sampled
-    photos (Ballé et al. 2017, Sec. 3: ImageNet images down-sampled by a random factor;
-    CompressAI's Vimeo-90k frames are 448 x 256 sub-sampled video). ``max_scale = 1`` is
-    :func:`random_crop`, drawing the same random numbers.
+    packs more detail into each patch, as learned codecs get from down-sampled training
+    photos (Ballé et al. 2017 trained on down-sampled ImageNet images; CompressAI's
+    Vimeo-90k frames are 448 x 256 video). ``max_scale = 1`` is :func:`random_crop`,
+    drawing the same random numbers.
     """
     if check_downscale(max_scale, size) == 1.0:
         return random_crop(image, size, rng)
@@ -546,7 +546,8 @@ def batches(spec: str | Spec, split: str = "train", *, batch_size: int, image_si
     the block once, in the order of a permutation drawn from ``(seed, epoch, process_index)``
     (in file order when ``shuffle`` is false); ``crop`` patches are drawn from the same
     generator, so a seed fixes the whole stream; with ``downscale > 1`` each patch is a
-    random square up to ``downscale`` times larger shrunk to ``crop`` (:func:`random_scaled_crop`). ``num_epochs=None`` repeats forever. With
+    random square up to ``downscale`` times larger shrunk to ``crop``
+    (:func:`random_scaled_crop`). ``num_epochs=None`` repeats forever. With
     ``drop_remainder`` the last short batch of an epoch is dropped, else it is yielded. Images
     of different shapes can only be batched with ``crop`` or ``image_size`` (DatasetError
     otherwise). Errors in the spec raise here, not at the first ``next``.
@@ -572,12 +573,14 @@ def batches(spec: str | Spec, split: str = "train", *, batch_size: int, image_si
             f"{spec} split {split!r} gives {len(block)} images to process {process_index} of "
             f"{process_count}, fewer than batch_size {batch_size}; "
             "lower batch_size or set drop_remainder=False")
-    return _batch_stream(block, batch_size=batch_size, crop=crop, downscale=downscale, shuffle=shuffle, seed=seed,
-                         num_epochs=num_epochs, drop_remainder=drop_remainder, process_index=process_index)
+    return _batch_stream(block, batch_size=batch_size, crop=crop, downscale=downscale, shuffle=shuffle,
+                         seed=seed, num_epochs=num_epochs, drop_remainder=drop_remainder,
+                         process_index=process_index)
 
 
-def _batch_stream(block: Dataset, *, batch_size: int, crop: int | None, downscale: float, shuffle: bool, seed: int,
-                  num_epochs: int | None, drop_remainder: bool, process_index: int) -> Iterator[np.ndarray]:
+def _batch_stream(block: Dataset, *, batch_size: int, crop: int | None, downscale: float, shuffle: bool,
+                  seed: int, num_epochs: int | None, drop_remainder: bool,
+                  process_index: int) -> Iterator[np.ndarray]:
     count = len(block)
     epoch = 0
     while num_epochs is None or epoch < num_epochs:
