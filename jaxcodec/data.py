@@ -175,15 +175,14 @@ def random_scaled_crop(image: np.ndarray, size: int, max_scale: float, rng: np.r
     packs more detail into each patch, as learned codecs get from down-sampled training
     photos (Ballé et al. 2017 trained on down-sampled ImageNet images; CompressAI's
     Vimeo-90k frames are 448 x 256 video). ``max_scale = 1`` is :func:`random_crop`,
-    drawing the same random numbers.
+    drawing the same random numbers (:func:`batches` checks ``max_scale`` once,
+    :func:`check_downscale`).
     """
-    if check_downscale(max_scale, size) == 1.0:
+    if max_scale <= 1.0:
         return random_crop(image, size, rng)
     scale = float(np.exp(rng.uniform(0.0, np.log(max_scale))))
-    side = min(int(round(size * scale)), *image.shape[:2])
-    if side <= size:
-        return random_crop(image, size, rng)
-    return resize_image(random_crop(image, side, rng), size)
+    side = max(size, min(int(round(size * scale)), *image.shape[:2]))
+    return resize_image(random_crop(image, side, rng), size)  # side == size: returned as cropped
 
 
 #: Preprocessing applied to every image of a TFDS dataset, keyed by its name (the part of
