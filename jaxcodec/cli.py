@@ -1,6 +1,7 @@
 """``python -m jaxcodec``: compress, decompress, inspect streams, list models.
 
   python -m jaxcodec compress photo.png photo.jxc --model bmshj2017-factorized --quality 3
+  python -m jaxcodec compress photo.png photo.jxc --quality 3 --refine 50
   python -m jaxcodec decompress photo.jxc decoded.png
   python -m jaxcodec info photo.jxc
   python -m jaxcodec models
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("output")
     c.add_argument("--model", default=None, help="shipped model or family name, or a training workdir")
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
+    c.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits)")
     d = sub.add_parser("decompress", help=".jxc stream -> PNG image")
     d.add_argument("input")
     d.add_argument("output")
@@ -59,7 +62,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compress":
             image = api.read_image(args.input)
-            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality)
+            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=args.refine)
             atomic_write_bytes(args.output, data)
             h, w = image.shape[:2]
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")

@@ -78,6 +78,12 @@ class LadderCodec:
         member = self.members[quality]
         return member.encode(image, member.qualities[-1])
 
+    def refined(self, steps: int, lr: float | None = None) -> "LadderCodec":
+        """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.refinement`)."""
+        kwargs = {} if lr is None else {"lr": lr}
+        return LadderCodec(self.name, {q: refined(m, steps, **kwargs) for q, m in self.members.items()},
+                           self.description)
+
     def decode(self, data: bytes) -> np.ndarray:
         from jaxcodec import container
 
@@ -105,8 +111,39 @@ def load_workdir_codec(path: str) -> Codec:
     return task.make_codec(state, tables)
 
 
+def refined(codec: Codec, steps: int, **kwargs: Any) -> Codec:
+    """``codec`` with encoder-side latent refinement (:mod:`jaxcodec.refinement`);
+    a :class:`ModelError` for codecs without a continuous latent (classical codecs)."""
+    if not hasattr(codec, "refined"):
+        raise ModelError(f"{codec.name} has no latent to refine (refinement needs a learned model with an entropy model)")
+    return codec.refined(steps, **kwargs)
+
+
+def split_refine(name: str) -> tuple[str, int | None]:
+    """``"NAME+refine=N"`` → ``("NAME", N)``; ``"NAME+refine"`` → ``("NAME",``
+    :data:`jaxcodec.refinement.DEFAULT_STEPS` ``)``; a plain name → ``(name, None)``."""
+    from jaxcodec.refinement import DEFAULT_STEPS
+
+    base, plus, suffix = name.rpartition("+")
+    if not plus or not suffix.startswith("refine"):
+        return name, None
+    if suffix == "refine":
+        return base, DEFAULT_STEPS
+    match = re.fullmatch(r"refine=(\d+)", suffix)
+    if not match:
+        raise ModelError(f"bad refinement suffix {suffix!r} in {name!r}; use NAME+refine or NAME+refine=STEPS")
+    return base, int(match.group(1))
+
+
 def get_codec(name: str, **kwargs: Any) -> Codec:
-    """Resolves a codec by shipped model/family name, workdir path or classical name."""
+    """Resolves a codec by shipped model/family name, workdir path or classical name.
+
+    A ``+refine`` or ``+refine=STEPS`` suffix gives the learned codec with encoder-side
+    latent refinement (:func:`refined`), e.g. ``bmshj2017-factorized+refine=50``.
+    """
+    base, steps = split_refine(name)
+    if steps is not None:
+        return refined(get_codec(base, **kwargs), steps)
     models = shipped_models()
     if name in models:
         return load_workdir_codec(models[name]["path"])
@@ -229,5 +266,7 @@ __all__ = [
     "export_workdir",
     "families",
     "get_codec",
+    "refined",
     "shipped_models",
+    "split_refine",
 ]

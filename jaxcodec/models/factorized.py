@@ -47,7 +47,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxcodec import container, entropy, factorized_prior
+from jaxcodec import container, entropy, factorized_prior, refinement
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.layers import GDN, DownConv, SubPixelConv, TransposedConv
 
@@ -377,6 +377,23 @@ class FactorizedCodec:
             )
         )
         self._bits = jax.jit(lambda p, y: total_bits(task.likelihood(p, y.astype(jnp.float32))))
+        self._task = task
+        self._rate = lambda p, y: total_bits(task.likelihood(p, y))
+        self._continuous = jax.jit(task.analysis)
+        self.refine_steps = 0
+        self.refine_lr = refinement.DEFAULT_LR
+
+    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float = refinement.DEFAULT_LR) -> "FactorizedCodec":
+        """The same codec whose encoder refines each image's latent with ``steps`` SGA steps
+        (:mod:`jaxcodec.refinement`); its streams decode with any copy of the model."""
+        import copy
+
+        steps = refinement.check_steps(steps)
+        if not lr > 0:
+            raise ConfigError(f"refinement learning rate must be > 0, got {lr!r}")
+        other = copy.copy(self)
+        other.refine_steps, other.refine_lr = steps, float(lr)
+        return other
 
     # -- pieces, public for tests and analysis ------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -401,8 +418,20 @@ class FactorizedCodec:
         return (np.pad(image, pad, mode="edge").astype(np.float32) / 255.0)[None]
 
     def latents(self, image: np.ndarray) -> np.ndarray:
-        """``round(g_a(x))`` of the padded image: int32 ``(h, w, M)``."""
-        return np.asarray(self._analysis(self._params, self.padded(image)))[0]
+        """The symbols the encoder codes, int32 ``(h, w, M)``: ``round(g_a(x))`` of the
+        padded image, or with :attr:`refine_steps` the refined latent
+        (:func:`jaxcodec.refinement.refine_latents`)."""
+        x = self.padded(image)
+        if not self.refine_steps:
+            return np.asarray(self._analysis(self._params, x))[0]
+        image = self._check_image(image)
+        target = x[:, : image.shape[0], : image.shape[1]]
+        symbols, _ = refinement.refine_latents(
+            self._task.synthesis, self._rate, self._task.lmbda, self._params,
+            self._continuous(self._params, x), jnp.asarray(target),
+            steps=self.refine_steps, lr=self.refine_lr,
+        )
+        return np.asarray(symbols)[0]
 
     def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
         """``g_s`` of integer latents ``(h, w, M)``, cropped, as uint8 ``(height, width, 3)``."""
