@@ -168,6 +168,8 @@ def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
         (["compress", str(photo), str(out), "--model", workdir, "--quality", "high"], "has no quality"),
         (["compress", str(photo), str(out), "--model", str(tmp_path)], "not a training workdir"),
         (["info", str(damaged["truncated"])], "truncated stream"),
+        (["compress", str(photo), str(out), "--model", workdir, "--refine", "-2"], "whole number"),
+        (["compress", str(photo), str(out), "--model", "jpeg", "--refine", "3"], "no latent to refine"),
     ]
     for args, message in cases:
         assert cli_run(args) == 1, args
@@ -176,6 +178,18 @@ def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
         assert_one_line_error(captured.err, message)
         assert not out.exists()
     assert sorted(os.listdir(tmp_path)) == ["flipped.jxc", "truncated.jxc"]
+
+
+def test_refine_option_codes_the_refined_latent_and_decodes_as_usual(codec, workdir, files, tmp_path, capsys):
+    jxc, png = tmp_path / "refined.jxc", tmp_path / "refined.png"
+    args = ["compress", str(files["dir"] / "photo.png"), str(jxc), "--model", workdir, "--refine", "4"]
+    assert cli_run(args) == 0
+    assert cli_run(["decompress", str(jxc), str(png), "--model", workdir]) == 0
+    assert capsys.readouterr().err == ""
+    data = jxc.read_bytes()
+    assert data == codec.refined(4).encode(files["rgb"], 3)
+    with Image.open(png) as im:
+        np.testing.assert_array_equal(np.asarray(im), codec.decode(data))
 
 
 def test_grey_png_round_trip_in_process(codec, workdir, files, tmp_path, capsys):
