@@ -15,7 +15,9 @@ compilation / first call excluded); the median of ``--repeats`` runs is reported
     .venv/bin/python bench/codec_speed.py --peer-python /work/peer-venv/bin/python --repeats 5
 
 The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s
-(jaxcodec speed / CompressAI speed).
+(jaxcodec speed / CompressAI speed). ``--refine N`` also times jaxcodec's encoder with N
+steps of latent refinement (:mod:`jaxcodec.refinement`; CompressAI has no counterpart, so
+it is reported on its own line and kept out of the ratio).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_codec_speed(image: np.ndarray, repeats: int, quality: int) -> dict:
-    """Median encode/decode seconds of an untrained FactorizedCodec on ``image``."""
+def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int = 0) -> dict:
+    """Median encode/decode seconds of an untrained FactorizedCodec on ``image``
+    (``refine_s``: the encoder with ``refine`` refinement steps, if any)."""
     task = FactorizedTask(default_config(quality=quality))
     mesh = sharding.data_mesh(jax.local_devices()[:1])
     dummy = np.zeros((1, 16, 16, 3), np.float32)
@@ -58,8 +61,18 @@ def jax_codec_speed(image: np.ndarray, repeats: int, quality: int) -> dict:
         t = time.perf_counter()
         out = codec.decode(data)
         dec.append(time.perf_counter() - t)
-    return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
-            "warmup_s": warmup_s}
+    out = {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
+           "warmup_s": warmup_s}
+    if refine:
+        slow = codec.refined(refine)
+        slow.encode(image, quality)  # warm-up: compiles the refinement step
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            slow.encode(image, quality)
+            times.append(time.perf_counter() - t)
+        out["refine_s"] = statistics.median(times)
+    return out
 
 
 def line(name: str, r: dict) -> str:
@@ -75,6 +88,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
+    parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
     args = parser.parse_args()
 
     photos = load_photos(args.photos)
@@ -83,8 +97,11 @@ def main() -> None:
     print(f"codec speed: factorized prior N=128 M=192, one {args.height}x{args.width} RGB photo, "
           f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
 
-    j = jax_codec_speed(image, args.repeats, args.quality)
+    j = jax_codec_speed(image, args.repeats, args.quality, args.refine)
     print(line(f"jaxcodec   (jax {jax.__version__}, {os.cpu_count()} cores)", j) + f", warm-up {j['warmup_s']:.1f} s")
+    if args.refine:
+        print(f"jaxcodec encode with {args.refine} refinement steps: {j['refine_s']:.3f} s "
+              f"({(j['refine_s'] - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
 
     if not args.peer_python:
         print("no --peer-python given: CompressAI side not run, no ratio measured")

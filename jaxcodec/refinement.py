@@ -45,7 +45,7 @@ from jaxcodec.errors import ConfigError
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "check_steps", "objective", "refine_latents", "sga_round", "temperature"]
 
 DEFAULT_STEPS = 50
-DEFAULT_LR = 0.01
+DEFAULT_LR = 0.02
 TAU_START = 0.5
 TAU_END = 0.05
 _EDGE = 1e-5  # keeps atanh finite when y sits on an integer
