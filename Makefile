@@ -17,8 +17,8 @@ DEMO := demo
 # Then quality 7 trains TOP_STEPS more on patches cut from squares up to DOWNSCALE times larger
 # (data.downscale: denser detail, as in the photos it is evaluated on; fq7d), and every other
 # quality is derived from it again (q7d -> q6d -> ... -> q1d), REFRESH_STEPS each, quality 7
-# once more from q6d (q7e: 9% lower training loss than q7d) and quality 8 from q7e (q8e);
-# the second pass ships.
+# once more from q6d (q7e: 9% lower training loss than q7d), quality 8 from q7e (q8e) and
+# quality 9 (λ = 0.36, one rung above CompressAI's ladder) from q8e; the second pass ships.
 PHOTOS ?= ../shared/data/photos-train
 RUNS ?= workdirs
 MIXED ?= $(RUNS)/photos-mixed
@@ -71,13 +71,13 @@ factorized-ladder: $(STAMP) $(MIXED)
 	  --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(TOP_STEPS) \
 	  --config.lr_decay_at=0.7 --config.init_from=$(RUNS)/fq7
 	for step in 7d:6d:0.70710678 6d:5d:0.70710678 5d:4d:0.70710678 4d:3d:0.70710678 \
-	    3d:2d:0.70710678 2d:1d:0.70710678 6d:7e:1.41421356 7e:8e:1.41421356; do \
+	    3d:2d:0.70710678 2d:1d:0.70710678 6d:7e:1.41421356 7e:8e:1.41421356 8e:9e:1.41421356; do \
 	  from=$${step%%:*}; rest=$${step#*:}; q=$${rest%%:*}; scale=$${rest#*:}; \
 	  $(PY) train.py --config configs/factorized_q$${q%[de]}.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
 	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
 	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from --config.model.init_latent_scale=$$scale || exit 1; \
 	done
-	for q in 1d 2d 3d 4d 5d 6d 7e 8e; do $(PY) -m jaxcodec export $(RUNS)/fq$$q bmshj2017-factorized-q$${q%[de]} \
+	for q in 1d 2d 3d 4d 5d 6d 7e 8e 9e; do $(PY) -m jaxcodec export $(RUNS)/fq$$q bmshj2017-factorized-q$${q%[de]} \
 	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $${q%[de]}"; done
 
 clean:

@@ -400,9 +400,10 @@ def test_rescale_latents_keeps_the_network_and_stretches_the_density(task, train
 
 # CompressAI's MSE λ of bmshj2018-factorized qualities 1..8 (compressai/zoo, train.py docs).
 COMPRESSAI_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013, 5: 0.025, 6: 0.0483, 7: 0.0932, 8: 0.18}
+LADDER_LAMBDAS = {**COMPRESSAI_LAMBDAS, 9: 2 * 0.18}  # one rung above CompressAI's
 
 
-@pytest.mark.parametrize("quality", sorted(COMPRESSAI_LAMBDAS))
+@pytest.mark.parametrize("quality", sorted(LADDER_LAMBDAS))
 def test_each_quality_config_trains_at_compressais_lambda(quality):
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", f"factorized_q{quality}.py")
     spec = importlib.util.spec_from_file_location(f"factorized_q{quality}", path)
@@ -410,12 +411,12 @@ def test_each_quality_config_trains_at_compressais_lambda(quality):
     spec.loader.exec_module(module)
     config = module.get_config()
     assert config.model.quality == quality
-    assert factorized.FactorizedTask(config).lmbda == COMPRESSAI_LAMBDAS[quality]
+    assert factorized.FactorizedTask(config).lmbda == LADDER_LAMBDAS[quality]
 
 
 def test_quality_outside_the_ladder_is_a_config_error():
-    for quality in (0, 9):
-        with pytest.raises(ConfigError, match="model.quality must be in 1..8"):
+    for quality in (0, 10):
+        with pytest.raises(ConfigError, match="model.quality must be in 1..9"):
             factorized.default_config(quality=quality)
 
 

@@ -52,8 +52,9 @@ from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.layers import GDN, DownConv, SubPixelConv, TransposedConv
 
 MODEL_NAME = "factorized"
-# CompressAI's λ ladder for MSE (qualities 1..8 of bmshj2018-factorized).
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
+# CompressAI's λ ladder for MSE (qualities 1..8 of bmshj2018-factorized), and one more rung
+# at twice its top λ (the ladder roughly doubles λ per quality) to reach ~1.5 bpp.
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18, 0.36)
 
 
 # --------------------------------------------------------------------------------------
@@ -325,7 +326,7 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def lambda_for_quality(quality: int) -> float:
-    """CompressAI's λ of quality ``1 .. 8``."""
+    """λ of quality ``1 .. 9``: CompressAI's for ``1 .. 8``, twice its top one for 9."""
     if not 1 <= int(quality) <= len(LAMBDAS):
         raise ConfigError(f"model.quality must be in 1..{len(LAMBDAS)}, got {quality!r}")
     return LAMBDAS[int(quality) - 1]
@@ -498,9 +499,9 @@ class FactorizedCodec:
 
 
 def default_config(quality: int = 3) -> ml_collections.ConfigDict:
-    """The ``bmshj2018-factorized`` configuration at CompressAI's quality ``1 .. 8``.
+    """The ``bmshj2018-factorized`` configuration at CompressAI's quality ``1 .. 8`` (or 9).
 
-    The per-quality files ``configs/factorized_q{1..8}.py`` return this; every field can
+    The per-quality files ``configs/factorized_q{1..9}.py`` return this; every field can
     be overridden on the command line (``--config.model.features=192``).
     """
     lambda_for_quality(quality)
@@ -508,7 +509,7 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.name = MODEL_NAME  # jaxcodec.models registry key
-    config.model.quality = quality  # index into the λ ladder (1..8), stored in every stream
+    config.model.quality = quality  # index into the λ ladder (1..9), stored in every stream
     config.model.lmbda = 0.0  # >0 overrides the ladder's λ of `quality`
     config.model.features = 128  # N: channels of the hidden layers (CompressAI: 128 for q1-5, 192 for q6+)
     config.model.latent_channels = 192  # M: latent channels (CompressAI: 192 for q1-5, 320 for q6+)
