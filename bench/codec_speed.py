@@ -61,8 +61,8 @@ def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int =
         t = time.perf_counter()
         out = codec.decode(data)
         dec.append(time.perf_counter() - t)
-    out = {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
-           "warmup_s": warmup_s}
+    result = {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
+              "warmup_s": warmup_s}
     if refine:
         slow = codec.refined(refine)
         slow.encode(image, quality)  # warm-up: compiles the refinement step
@@ -71,8 +71,8 @@ def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int =
             t = time.perf_counter()
             slow.encode(image, quality)
             times.append(time.perf_counter() - t)
-        out["refine_s"] = statistics.median(times)
-    return out
+        result["refine_s"] = statistics.median(times)
+    return result
 
 
 def line(name: str, r: dict) -> str:

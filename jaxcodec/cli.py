@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("output")
     c.add_argument("--model", default=None, help="shipped model or family name, or a training workdir")
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
-    c.add_argument("--refine", type=int, default=0, metavar="STEPS",
+    c.add_argument("--refine", default="0", metavar="STEPS",
                    help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits)")
     d = sub.add_parser("decompress", help=".jxc stream -> PNG image")
     d.add_argument("input")
@@ -53,6 +53,16 @@ def _read(path: str) -> bytes:
         raise JaxcodecError(f"cannot read {path}: {e.strerror or e}") from None
 
 
+def _steps(text: str) -> int:
+    """``--refine``'s value as an int (a ConfigError, one line, for anything else)."""
+    from jaxcodec.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"refinement steps must be a whole number >= 0, got {text!r}") from None
+
+
 def run(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -62,7 +72,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compress":
             image = api.read_image(args.input)
-            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=args.refine)
+            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
             atomic_write_bytes(args.output, data)
             h, w = image.shape[:2]
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")

@@ -42,7 +42,7 @@ import optax
 
 from jaxcodec.errors import ConfigError
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "check_steps", "objective", "refine_latents", "sga_round", "temperature"]
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "check_lr", "check_steps", "objective", "refine_latents", "sga_round", "temperature"]
 
 # On sample:photos with quality 5 (second-pass weights), 50 steps at 0.02 lower the objective by 10.5% on
 # average (0.01: 10.0%, 0.04: 10.5%; 20 steps at 0.05: 9.3%; 100 steps at 0.02: 10.8%).
@@ -61,6 +61,13 @@ def check_steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, float)) or steps != int(steps) or steps < 0:
         raise ConfigError(f"refinement steps must be a whole number >= 0, got {steps!r}")
     return int(steps)
+
+
+def check_lr(lr: Any) -> float:
+    """``lr`` as a positive float, or a :class:`ConfigError`."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigError(f"refinement learning rate must be > 0, got {lr!r}")
+    return float(lr)
 
 
 def temperature(t: jax.Array, steps: int) -> jax.Array:
@@ -148,10 +155,8 @@ def refine_latents(
       ``{"objective_start", "objective", "refined"}`` (``refined``: 1.0 if the search's
       symbols were kept, 0.0 if ``round(y0)`` was better).
     """
-    steps = check_steps(steps)
-    if not lr > 0:
-        raise ConfigError(f"refinement learning rate must be > 0, got {lr!r}")
-    tx, step, true_objective = _compiled(synthesis, bits, float(lmbda), steps, float(lr))
+    steps, lr = check_steps(steps), check_lr(lr)
+    tx, step, true_objective = _compiled(synthesis, bits, float(lmbda), steps, lr)
     y0 = jnp.asarray(y0, jnp.float32)
     start = jnp.round(y0).astype(jnp.int32)
     start_objective = float(true_objective(params, start, x))

@@ -169,6 +169,7 @@ def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
         (["compress", str(photo), str(out), "--model", str(tmp_path)], "not a training workdir"),
         (["info", str(damaged["truncated"])], "truncated stream"),
         (["compress", str(photo), str(out), "--model", workdir, "--refine", "-2"], "whole number"),
+        (["compress", str(photo), str(out), "--model", workdir, "--refine", "many"], "whole number"),
         (["compress", str(photo), str(out), "--model", "jpeg", "--refine", "3"], "no latent to refine"),
     ]
     for args, message in cases:

@@ -377,9 +377,9 @@ class FactorizedCodec:
                 jnp.uint8
             )
         )
-        self._bits = jax.jit(lambda p, y: total_bits(task.likelihood(p, y.astype(jnp.float32))))
         self._task = task
-        self._rate = lambda p, y: total_bits(task.likelihood(p, y))
+        self._rate = lambda p, y: total_bits(task.likelihood(p, y))  # Σ −log2 p(y); keys refinement's cache
+        self._bits = jax.jit(lambda p, y: self._rate(p, y.astype(jnp.float32)))
         self._continuous = jax.jit(task.analysis)
         self.refine_steps = 0
         self.refine_lr = refinement.DEFAULT_LR
@@ -389,11 +389,8 @@ class FactorizedCodec:
         (:mod:`jaxcodec.refinement`); its streams decode with any copy of the model."""
         import copy
 
-        steps = refinement.check_steps(steps)
-        if not lr > 0:
-            raise ConfigError(f"refinement learning rate must be > 0, got {lr!r}")
         other = copy.copy(self)
-        other.refine_steps, other.refine_lr = steps, float(lr)
+        other.refine_steps, other.refine_lr = refinement.check_steps(steps), refinement.check_lr(lr)
         return other
 
     # -- pieces, public for tests and analysis ------------------------------------------
@@ -425,8 +422,8 @@ class FactorizedCodec:
         x = self.padded(image)
         if not self.refine_steps:
             return np.asarray(self._analysis(self._params, x))[0]
-        image = self._check_image(image)
-        target = x[:, : image.shape[0], : image.shape[1]]
+        height, width = np.shape(image)[:2]  # checked by padded()
+        target = x[:, :height, :width]
         symbols, _ = refinement.refine_latents(
             self._task.synthesis, self._rate, self._task.lmbda, self._params,
             self._continuous(self._params, x), jnp.asarray(target),
