@@ -4,7 +4,7 @@ Shipped models live in ``jaxcodec/weights/NAME/``: each folder is a training
 workdir exported by :mod:`jaxcodec.engine` (``config.json``, ``meta.json``, an Orbax
 checkpoint and ``codec_tables.npz``). A *family* groups models trained at several
 rate-distortion trade-offs: ``bmshj2017-factorized`` is the ladder
-``bmshj2017-factorized-q1`` ... ``-q8``, and its quality is the index in the ladder.
+``bmshj2017-factorized-q1`` ... ``-q9``, and its quality is the index in the ladder.
 
 :func:`get_codec` resolves, in order: a shipped model or family name, a training
 workdir path, then the classical codecs of :mod:`jaxcodec.classical`.
