@@ -398,6 +398,59 @@ def test_rescale_latents_keeps_the_network_and_stretches_the_density(task, train
     assert (bits(new, scale * y) > bits(params, y)) == (scale > 1)
 
 
+def _test_time_objective(task, params, x):
+    """``λ·255²·MSE(g_s(round(g_a x)), x) + bpp`` with the rate from the float64 density."""
+    y = np.round(np.asarray(task.analysis(params, x)))
+    eb = jax.device_get(params["params"]["entropy_bottleneck"])
+    pmf = np.maximum(factorized_prior.pmf_np(eb, y.reshape(-1, y.shape[-1]).T), factorized_prior.LIKELIHOOD_BOUND)
+    bpp = -np.log2(pmf).sum() / (x.shape[0] * x.shape[1] * x.shape[2])
+    x_hat = np.asarray(task.synthesis(params, jnp.asarray(y, jnp.float32)))
+    return task.lmbda * 255**2 * float(np.mean((x_hat - np.asarray(x)) ** 2)) + bpp
+
+
+def test_hard_quantizer_trains_on_the_test_time_objective(trained, crops):
+    """quantizer="hard": both terms see round(y), so the loss is the coded objective,
+    whatever the noise key; the default "noise" loss is not."""
+    params = trained["params"]
+    expected = _test_time_objective(factorized.FactorizedTask(small_config()), params, crops)
+    hard = factorized.FactorizedTask(small_config(quantizer="hard"))
+    losses = [float(hard.loss_fn(params, crops, rng(k))[0]) for k in (1, 2)]
+    assert losses[0] == losses[1] == pytest.approx(expected, rel=1e-4)
+    noisy = factorized.FactorizedTask(small_config())
+    assert float(noisy.loss_fn(params, crops, rng(1))[0]) != pytest.approx(expected, rel=1e-3)
+    # the straight-through gradient reaches the encoder
+    grads = jax.grad(lambda p: hard.loss_fn(p, crops, rng(1))[0])(params)
+    assert float(jnp.abs(grads["params"]["g_a"]["conv0"]["kernel"]).max()) > 0.0
+
+
+def test_analysis_only_fine_tuning_moves_only_the_encoder(trained, crops):
+    """trainable="analysis" (Guo et al. 2021's second stage): g_s and the density keep
+    their exact values, g_a learns, and the coded objective falls."""
+    task = factorized.FactorizedTask(small_config(quantizer="hard", trainable="analysis"))
+    params = jax.device_get(trained["params"])
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt": task.tx.init(params)}
+    step = jax.jit(task.train_step)
+    for i in range(10):
+        state, _ = step(state, crops, rng(300 + i))
+    new = jax.device_get(state["params"])
+    for module in ("g_s", "entropy_bottleneck"):
+        for a, b in zip(jax.tree.leaves(params["params"][module]), jax.tree.leaves(new["params"][module])):
+            np.testing.assert_array_equal(a, b)
+    moved = [not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(params["params"]["g_a"]), jax.tree.leaves(new["params"]["g_a"]))]
+    assert all(moved)
+    before = _test_time_objective(task, params, crops)
+    after = _test_time_objective(task, new, crops)
+    assert after < 0.98 * before, (before, after)
+
+
+def test_unknown_quantizer_or_trainable_group_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.quantizer must be one of noise, ste, hard"):
+        factorized.FactorizedTask(small_config(quantizer="round"))
+    with pytest.raises(ConfigError, match="model.trainable must be one of all, analysis"):
+        factorized.FactorizedTask(small_config(trainable="decoder"))
+
+
 # CompressAI's MSE λ of bmshj2018-factorized qualities 1..8 (compressai/zoo, train.py docs).
 COMPRESSAI_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013, 5: 0.025, 6: 0.0483, 7: 0.0932, 8: 0.18}
 LADDER_LAMBDAS = {**COMPRESSAI_LAMBDAS, 9: 2 * 0.18}  # one rung above CompressAI's

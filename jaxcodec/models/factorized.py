@@ -20,6 +20,12 @@ pixels), with ``bpp = Σ −log2 p(ỹ) / pixels``. The latent ``ỹ`` is ``y + 
 proxy of rounding); ``model.quantizer = "ste"`` instead decodes ``round(y)`` with a
 straight-through gradient and keeps the noisy ``ỹ`` for the rate, as in Minnen &
 Singh, "Channel-wise autoregressive entropy models", ICIP 2020, Sec. 3.1.
+``model.quantizer = "hard"`` uses ``round(y)`` (straight-through) for both terms, which
+is the test-time objective; with ``model.trainable = "analysis"`` only ``g_a`` learns,
+the synthesis and the density (hence the coding tables) stay as they were. Together
+they are the second stage of Guo, Zhang, Feng & Chen, "Soft then hard: rethinking the
+quantization in neural image compression", ICML 2021, Sec. 4: after training with
+noise, fine-tune the encoder against the rounded latents the decoder really receives.
 At test time the latent is plainly rounded (Ballé 2017; no median offset), so the
 symbols are integers and the tables give the probability of each integer bin.
 
@@ -55,6 +61,18 @@ MODEL_NAME = "factorized"
 # CompressAI's λ ladder for MSE (qualities 1..8 of bmshj2018-factorized), and one more rung
 # at twice its top λ (the ladder roughly doubles λ per quality) to reach ~1.5 bpp.
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18, 0.36)
+# Training proxies of rounding (module docstring) and the parameter groups that learn.
+QUANTIZERS = ("noise", "ste", "hard")
+TRAINABLE = ("all", "analysis")
+
+
+def _analysis_labels(params: Any) -> Any:
+    """``"train"`` for the analysis transform's leaves, ``"frozen"`` for the rest."""
+    return {
+        collection: {module: jax.tree.map(lambda _: "train" if module == "g_a" else "frozen", tree)
+                     for module, tree in modules.items()}
+        for collection, modules in params.items()
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -177,9 +195,12 @@ class FactorizedTask:
         m = config.model
         self.quality = int(m.quality)
         self.lmbda = float(m.get("lmbda") or 0.0) or lambda_for_quality(self.quality)
-        if m.quantizer not in ("noise", "ste"):
-            raise ConfigError(f"model.quantizer must be 'noise' or 'ste', got {m.quantizer!r}")
+        if m.quantizer not in QUANTIZERS:
+            raise ConfigError(f"model.quantizer must be one of {', '.join(QUANTIZERS)}, got {m.quantizer!r}")
         self.quantizer = m.quantizer
+        self.trainable = m.get("trainable", "all")
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"model.trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
         self.init_latent_scale = float(m.get("init_latent_scale", 1.0))
         if not np.isfinite(self.init_latent_scale) or self.init_latent_scale <= 0.0:
             raise ConfigError(f"model.init_latent_scale must be a positive number, got {self.init_latent_scale!r}")
@@ -195,6 +216,8 @@ class FactorizedTask:
         tx = optax.adam(learning_rate_schedule(config))
         if m.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
+        if self.trainable == "analysis":  # g_a learns; g_s and the density get no updates
+            tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, _analysis_labels)
         self.tx = tx
 
     # -- pure functions of params -------------------------------------------------------
@@ -232,13 +255,15 @@ class FactorizedTask:
             )
 
     def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
-        """``λ·255²·MSE + bpp`` on noisy (or straight-through rounded) latents."""
+        """``λ·255²·MSE + bpp`` on noisy or straight-through rounded latents (``model.quantizer``)."""
         self._check_batch(x)
         y = self.analysis(params, x)
         y_noisy = y + jax.random.uniform(rng, y.shape, y.dtype, -0.5, 0.5)
-        y_dec = y_noisy if self.quantizer == "noise" else y + jax.lax.stop_gradient(jnp.round(y) - y)
+        y_round = y + jax.lax.stop_gradient(jnp.round(y) - y)  # round(y), gradient of y
+        y_dec = y_noisy if self.quantizer == "noise" else y_round
+        y_rate = y_round if self.quantizer == "hard" else y_noisy
         x_hat = self.synthesis(params, y_dec)
-        bpp = total_bits(self.likelihood(params, y_noisy)) / (x.shape[0] * x.shape[1] * x.shape[2])
+        bpp = total_bits(self.likelihood(params, y_rate)) / (x.shape[0] * x.shape[1] * x.shape[2])
         mse = jnp.mean((x_hat - x) ** 2)
         loss = self.lmbda * 255.0**2 * mse + bpp
         return loss, {"loss": loss, "mse": mse, "bpp": bpp, "psnr": jnp.mean(_per_image_psnr(x, x_hat))}
@@ -514,7 +539,8 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
     config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
     config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
-    config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
+    config.model.quantizer = "noise"  # rounding proxy: "noise" (uniform), "ste" (decoder sees round(y)), "hard" (both terms)
+    config.model.trainable = "all"  # "analysis": only g_a learns (encoder fine-tuning, Guo et al. 2021)
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
     config.model.clip_norm = 1.0  # global gradient-norm clipping (CompressAI's train.py); 0 disables
     config.model.init_latent_scale = 1.0  # with init_from: start from the copy with its latent ×s (rescale_latents)
