@@ -9,6 +9,7 @@ Options under ``config.model`` exercise the engine:
   the transform ran);
 * ``warm_shift`` (float, 0 = off): ``warm_start`` adds it to the decoder bias copied by
   ``config.init_from``;
+* ``optimizer``: ``"adam"`` (default) or ``"sgd"``, whose state has another structure;
 * ``pretrain``: counts its calls in ``state["pretrain_calls"]``;
 * ``finalize``: returns the decoder bias and the number of batches it read.
 """
@@ -38,7 +39,7 @@ class EngineTestTask:
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.model = DenseAE(config.model.get("latent", 16))
-        self.tx = optax.adam(config.learning_rate)
+        self.tx = (optax.sgd if config.model.get("optimizer", "adam") == "sgd" else optax.adam)(config.learning_rate)
         self.nan_at = int(config.model.get("nan_at", 0))
         self.levels = int(config.model.get("quantize_levels", 0))
 

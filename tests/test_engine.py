@@ -113,6 +113,17 @@ def test_init_from_passes_the_copy_through_the_tasks_warm_start(run, tmp_path):
                                   np.asarray(source.state["params"]["params"]["enc"]["kernel"]))
 
 
+def test_init_from_takes_the_parameters_of_a_run_with_another_optimiser(run, tmp_path):
+    """The source's state is read with its own optimiser's structure (Adam), the copy
+    trains under this run's (SGD): e.g. an encoder-only fine-tune of a full run."""
+    workdir, _, source = run
+    _, warm = _train(tmp_path / "sgd", num_steps=1, learning_rate=0.0, init_from=str(workdir),
+                     **{"data.eval": None, "model.optimizer": "sgd"})
+    for a, b in zip(jax.tree.leaves(warm.state["params"]), jax.tree.leaves(source.state["params"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not any(np.ndim(x) == 0 for x in jax.tree.leaves(warm.state["opt"]))  # no Adam step count
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"model.latent": 8}, "do not fit this model"),
     ({"init_from": "/nonexistent/run"}, "is not a training workdir"),
