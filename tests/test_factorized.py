@@ -408,25 +408,25 @@ def _test_time_objective(task, params, x):
     return task.lmbda * 255**2 * float(np.mean((x_hat - np.asarray(x)) ** 2)) + bpp
 
 
-def test_hard_quantizer_trains_on_the_test_time_objective(trained, crops):
-    """quantizer="hard": both terms see round(y), so the loss is the coded objective,
-    whatever the noise key; the default "noise" loss is not."""
+def test_ste_quantizer_decodes_the_rounded_latent(trained, crops):
+    """quantizer="ste": the distortion is that of round(y), whatever the noise key, and
+    its straight-through gradient reaches the encoder."""
     params = trained["params"]
-    expected = _test_time_objective(factorized.FactorizedTask(small_config()), params, crops)
-    hard = factorized.FactorizedTask(small_config(quantizer="hard"))
-    losses = [float(hard.loss_fn(params, crops, rng(k))[0]) for k in (1, 2)]
-    assert losses[0] == losses[1] == pytest.approx(expected, rel=1e-4)
+    y = np.round(np.asarray(factorized.FactorizedTask(small_config()).analysis(params, crops)))
+    x_hat = np.asarray(factorized.FactorizedTask(small_config()).synthesis(params, jnp.asarray(y, jnp.float32)))
+    ste = factorized.FactorizedTask(small_config(quantizer="ste"))
+    mses = [float(ste.loss_fn(params, crops, rng(k))[1]["mse"]) for k in (1, 2)]
+    assert mses[0] == mses[1] == pytest.approx(float(np.mean((x_hat - crops) ** 2)), rel=1e-4)
     noisy = factorized.FactorizedTask(small_config())
-    assert float(noisy.loss_fn(params, crops, rng(1))[0]) != pytest.approx(expected, rel=1e-3)
-    # the straight-through gradient reaches the encoder
-    grads = jax.grad(lambda p: hard.loss_fn(p, crops, rng(1))[0])(params)
+    assert float(noisy.loss_fn(params, crops, rng(1))[1]["mse"]) != pytest.approx(mses[0], rel=1e-3)
+    grads = jax.grad(lambda p: ste.loss_fn(p, crops, rng(1))[0])(params)
     assert float(jnp.abs(grads["params"]["g_a"]["conv0"]["kernel"]).max()) > 0.0
 
 
 def test_analysis_only_fine_tuning_moves_only_the_encoder(trained, crops):
     """trainable="analysis" (Guo et al. 2021's second stage): g_s and the density keep
     their exact values, g_a learns, and the coded objective falls."""
-    task = factorized.FactorizedTask(small_config(quantizer="hard", trainable="analysis"))
+    task = factorized.FactorizedTask(small_config(quantizer="ste", trainable="analysis"))
     params = jax.device_get(trained["params"])
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt": task.tx.init(params)}
     step = jax.jit(task.train_step)
@@ -445,7 +445,7 @@ def test_analysis_only_fine_tuning_moves_only_the_encoder(trained, crops):
 
 
 def test_unknown_quantizer_or_trainable_group_is_a_config_error():
-    with pytest.raises(ConfigError, match="model.quantizer must be one of noise, ste, hard"):
+    with pytest.raises(ConfigError, match="model.quantizer must be one of noise, ste"):
         factorized.FactorizedTask(small_config(quantizer="round"))
     with pytest.raises(ConfigError, match="model.trainable must be one of all, analysis"):
         factorized.FactorizedTask(small_config(trainable="decoder"))
