@@ -19,8 +19,10 @@ DEMO := demo
 # quality is derived from it again (q7d -> q6d -> ... -> q1d), REFRESH_STEPS each, quality 7
 # once more from q6d (q7e: 9% lower training loss than q7d), quality 8 from q7e (q8e) and
 # quality 9 (λ = 0.36, one rung above CompressAI's ladder) from q8e. A third pass trains q7e,
-# q8e, q6d, q9e and q5d REFRESH_STEPS more each (q7f, ...: 3-4% lower training loss); the
-# third pass's q5-q9 and the second pass's q1-q4 ship.
+# q8e, q6d, q9e and q5d REFRESH_STEPS more each (q7f, ...: 3-4% lower training loss), a fourth
+# q9f, q8f, q7f and q6f (q9g, ...). Last, every rung's encoder alone is fine-tuned for
+# ENCODER_STEPS with the decoder fed round(y) (model.trainable=analysis, model.quantizer=ste;
+# Guo et al. 2021) from q1d-q4d, q5f and q6g-q9g; these fq1h ... fq9h ship.
 PHOTOS ?= ../shared/data/photos-train
 RUNS ?= workdirs
 MIXED ?= $(RUNS)/photos-mixed
@@ -30,6 +32,8 @@ LONG_STEPS ?= 6000
 TUNE_STEPS ?= 2000
 TOP_STEPS ?= 7000
 REFRESH_STEPS ?= 2500
+ENCODER_STEPS ?= 600
+ENCODER_LR ?= 2e-4
 DOWNSCALE ?= 3
 LADDER_FLAGS ?= --config.data.crop=128 --config.model.features=64 --config.model.latent_channels=128 \
   --config.learning_rate=5e-4 --config.checkpoint_every=500 --config.log_every=200
@@ -84,8 +88,19 @@ factorized-ladder: $(STAMP) $(MIXED)
 	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
 	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from || exit 1; \
 	done
-	for q in 1d 2d 3d 4d 5f 6f 7f 8f 9f; do $(PY) -m jaxcodec export $(RUNS)/fq$$q bmshj2017-factorized-q$${q%[df]} \
-	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $${q%[df]}"; done
+	for step in 9f:9g 8f:8g 7f:7g 6f:6g; do from=$${step%%:*}; q=$${step#*:}; \
+	  $(PY) train.py --config configs/factorized_q$${q%g}.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
+	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
+	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from || exit 1; \
+	done
+	for step in 1d:1h 2d:2h 3d:3h 4d:4h 5f:5h 6g:6h 7g:7h 8g:8h 9g:9h; do from=$${step%%:*}; q=$${step#*:}; \
+	  $(PY) train.py --config configs/factorized_q$${q%h}.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
+	    --config.learning_rate=$(ENCODER_LR) --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) \
+	    --config.num_steps=$(ENCODER_STEPS) --config.lr_decay_at=0.6 --config.checkpoint_every=300 \
+	    --config.model.quantizer=ste --config.model.trainable=analysis --config.init_from=$(RUNS)/fq$$from || exit 1; \
+	done
+	for q in 1 2 3 4 5 6 7 8 9; do $(PY) -m jaxcodec export $(RUNS)/fq$${q}h bmshj2017-factorized-q$$q \
+	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $$q"; done
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

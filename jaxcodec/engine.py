@@ -137,7 +137,9 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
 
 def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     """``state`` with the parameters of the training workdir ``source`` (the optimiser
-    state stays fresh): fine-tuning one rung of a rate-distortion ladder from another."""
+    state stays fresh): fine-tuning one rung of a rate-distortion ladder from another.
+    The source is read with its own config (its optimiser may differ, e.g. when only
+    the encoder is fine-tuned); its parameters must have this model's names and shapes."""
     if not os.path.isdir(source):
         raise ConfigError(f"config.init_from: {source} is not a training workdir")
     try:  # the source's own state (its optimiser may differ), by a task of this class
