@@ -19,10 +19,10 @@ DEMO := demo
 # quality is derived from it again (q7d -> q6d -> ... -> q1d), REFRESH_STEPS each, quality 7
 # once more from q6d (q7e: 9% lower training loss than q7d), quality 8 from q7e (q8e) and
 # quality 9 (λ = 0.36, one rung above CompressAI's ladder) from q8e. A third pass trains q7e,
-# q8e, q6d, q9e and q5d REFRESH_STEPS more each (q7f, ...: 3-4% lower training loss), a fourth
-# q9f, q8f, q7f and q6f (q9g, ...). Last, every rung's encoder alone is fine-tuned for
-# ENCODER_STEPS with the decoder fed round(y) (model.trainable=analysis, model.quantizer=ste;
-# Guo et al. 2021) from q1d-q4d, q5f and q6g-q9g; these fq1h ... fq9h ship.
+# q8e, q6d, q9e, q5d, q4d and q3d REFRESH_STEPS more each (q7f, ...: 1-4% lower training
+# loss), a fourth q9f, q8f, q7f and q6f (q9g, ...). Last, every rung's encoder alone is
+# fine-tuned for ENCODER_STEPS with the decoder fed round(y) (model.trainable=analysis,
+# model.quantizer=ste; Guo et al. 2021) from q1d, q2d, q3f-q5f and q6g-q9g; fq1h ... fq9h ship.
 PHOTOS ?= ../shared/data/photos-train
 RUNS ?= workdirs
 MIXED ?= $(RUNS)/photos-mixed
@@ -83,7 +83,7 @@ factorized-ladder: $(STAMP) $(MIXED)
 	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
 	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from --config.model.init_latent_scale=$$scale || exit 1; \
 	done
-	for step in 7e:7f 8e:8f 6d:6f 9e:9f 5d:5f; do from=$${step%%:*}; q=$${step#*:}; \
+	for step in 7e:7f 8e:8f 6d:6f 9e:9f 5d:5f 4d:4f 3d:3f; do from=$${step%%:*}; q=$${step#*:}; \
 	  $(PY) train.py --config configs/factorized_q$${q%f}.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
 	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
 	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from || exit 1; \
@@ -93,7 +93,7 @@ factorized-ladder: $(STAMP) $(MIXED)
 	    --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) --config.num_steps=$(REFRESH_STEPS) \
 	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from || exit 1; \
 	done
-	for step in 1d:1h 2d:2h 3d:3h 4d:4h 5f:5h 6g:6h 7g:7h 8g:8h 9g:9h; do from=$${step%%:*}; q=$${step#*:}; \
+	for step in 1d:1h 2d:2h 3f:3h 4f:4h 5f:5h 6g:6h 7g:7h 8g:8h 9g:9h; do from=$${step%%:*}; q=$${step#*:}; \
 	  $(PY) train.py --config configs/factorized_q$${q%h}.py --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) \
 	    --config.learning_rate=$(ENCODER_LR) --config.data.train=folder:$(MIXED) --config.data.downscale=$(DOWNSCALE) \
 	    --config.num_steps=$(ENCODER_STEPS) --config.lr_decay_at=0.6 --config.checkpoint_every=300 \

@@ -100,3 +100,22 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     task = build_task(module.get_config())
     params = jax.jit(task.generator.init)(jax.random.PRNGKey(seed), jnp.zeros((1, task.latent_dim)))
     return task, params, f"freshly initialised {config_path}"
+
+
+def codec_members(models: str, need: str) -> list:
+    """``[(name, codec)]`` of comma-separated shipped models, families (one entry per
+    quality) or workdirs, each of which must have the attribute ``need``."""
+    from jaxcodec import pretrained
+    from jaxcodec.errors import ModelError
+
+    members = []
+    for name in models.split(","):
+        codec = pretrained.get_codec(name)
+        if isinstance(codec, pretrained.LadderCodec):
+            members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
+        else:
+            members.append((name, codec))
+    for name, codec in members:
+        if not hasattr(codec, need):
+            raise ModelError(f"{name} is not a learned codec with {need!r} (factorized models have it)")
+    return members

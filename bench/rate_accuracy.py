@@ -19,9 +19,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import run_main  # noqa: E402
-from jaxcodec import container, data, pretrained  # noqa: E402
-from jaxcodec.errors import ModelError  # noqa: E402
+from _common import codec_members, run_main  # noqa: E402
+from jaxcodec import container, data  # noqa: E402
 
 
 def main() -> None:
@@ -32,16 +31,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
 
-    members = []
-    for name in args.models.split(","):
-        codec = pretrained.get_codec(name)
-        if isinstance(codec, pretrained.LadderCodec):
-            members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
-        else:
-            members.append((name, codec))
-    for name, codec in members:
-        if not hasattr(codec, "estimate_bits"):
-            raise ModelError(f"{name} has no rate estimate to compare (factorized models have one)")
+    members = codec_members(args.models, "estimate_bits")
     dataset = data.open_dataset(args.data, args.split)
     images = [dataset.native(i) for i in range(len(dataset))]  # uint8, as a user's files
     pixels = sum(im.shape[0] * im.shape[1] for im in images)

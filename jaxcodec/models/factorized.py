@@ -390,6 +390,7 @@ class FactorizedCodec:
             )
         self.name = task.name
         self.quality = task.quality
+        self.lmbda = task.lmbda  # the rate-distortion trade-off it was trained for
         self.qualities = [task.quality]
         m = task.config.model
         self.description = (

@@ -1,0 +1,74 @@
+r"""The test-time rate-distortion objective of learned codecs on a dataset, from real files.
+
+For each model, every image of ``--data`` is compressed and decompressed, and the model's
+own objective ``λ·255²·MSE + bpp`` (Ballé et al. 2017's loss with CompressAI's λ
+convention) is computed from the decoded pixels and the bytes written, averaged over the
+images. Models of one rung (say a run and its encoder fine-tuned from it) are compared
+at their common λ: lower is better::
+
+    python bench/objective.py --models workdirs/fq3f,workdirs/fq3h --data folder:workdirs/photos-mixed --limit 7
+    python bench/objective.py --models bmshj2017-factorized          # the shipped ladder, sample:photos
+
+Prints one row per model and, for a model with the same λ as the row before it, the
+relative change of the objective.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import codec_members, run_main  # noqa: E402
+from jaxcodec import data  # noqa: E402
+from jaxcodec.errors import ConfigError  # noqa: E402
+
+
+def objective(codec, images: list[np.ndarray]) -> tuple[float, float, float]:
+    """Mean ``(bpp, MSE, λ·255²·MSE + bpp)`` over ``images`` (real streams, ``[0, 1]`` MSE)."""
+    bpp = mse = 0.0
+    for image in images:
+        stream = codec.encode(image, codec.qualities[-1])
+        decoded = codec.decode(stream)
+        pixels = image.shape[0] * image.shape[1]
+        bpp += 8 * len(stream) / pixels
+        mse += float(np.mean((decoded.astype(np.float64) - image.astype(np.float64)) ** 2)) / 255.0**2
+    bpp, mse = bpp / len(images), mse / len(images)
+    return bpp, mse, codec.lmbda * 255.0**2 * mse + bpp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="bmshj2017-factorized",
+                        help="comma-separated shipped models, families or workdirs")
+    parser.add_argument("--data", default="sample:photos")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=0, help="use this many images, spread over the dataset (0: all)")
+    args = parser.parse_args()
+    if args.limit < 0:
+        raise ConfigError(f"--limit must be >= 0, got {args.limit}")
+
+    members = codec_members(args.models, "lmbda")
+    dataset = data.open_dataset(args.data, args.split)
+    n = len(dataset)
+    picks = range(n) if not args.limit or args.limit >= n else np.linspace(0, n - 1, args.limit).round().astype(int)
+    images = [dataset.native(int(i)) for i in picks]
+    print(f"{len(images)} images of {args.data}")
+    print(f"{'model':<36} {'lambda':>8} {'bpp':>8} {'PSNR':>7} {'objective':>10} {'change':>8}")
+    previous = None
+    for name, codec in members:
+        bpp, mse, value = objective(codec, images)
+        change = ""
+        if previous is not None and previous[0] == codec.lmbda:
+            change = f"{100 * (value / previous[1] - 1):+.2f}%"
+        print(f"{name:<36} {codec.lmbda:>8.4g} {bpp:>8.4f} {10 * np.log10(1 / mse):>7.2f} {value:>10.4f} {change:>8}",
+              flush=True)
+        previous = (codec.lmbda, value)
+
+
+if __name__ == "__main__":
+    run_main(main)
