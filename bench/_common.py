@@ -119,3 +119,16 @@ def codec_members(models: str, need: str) -> list:
         if not hasattr(codec, need):
             raise ModelError(f"{name} is not a learned codec with {need!r} (factorized models have it)")
     return members
+
+
+def model_data_parser(doc: str):
+    """An argument parser with ``--models`` (shipped models, families or workdirs,
+    comma-separated; default the shipped factorized ladder), ``--data`` and ``--split``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--models", default="bmshj2017-factorized",
+                        help="comma-separated shipped models, families or workdirs")
+    parser.add_argument("--data", default="sample:photos")
+    parser.add_argument("--split", default="test")
+    return parser

@@ -15,7 +15,6 @@ relative change of the objective.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import codec_members, run_main  # noqa: E402
+from _common import codec_members, model_data_parser, run_main  # noqa: E402
 from jaxcodec import data  # noqa: E402
 from jaxcodec.errors import ConfigError  # noqa: E402
 
@@ -42,11 +41,7 @@ def objective(codec, images: list[np.ndarray]) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="bmshj2017-factorized",
-                        help="comma-separated shipped models, families or workdirs")
-    parser.add_argument("--data", default="sample:photos")
-    parser.add_argument("--split", default="test")
+    parser = model_data_parser(__doc__)
     parser.add_argument("--limit", type=int, default=0, help="use this many images, spread over the dataset (0: all)")
     args = parser.parse_args()
     if args.limit < 0:

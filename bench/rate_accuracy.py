@@ -13,22 +13,17 @@ the largest ``|payload − estimate| / estimate`` over models.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import codec_members, run_main  # noqa: E402
+from _common import codec_members, model_data_parser, run_main  # noqa: E402
 from jaxcodec import container, data  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="bmshj2017-factorized",
-                        help="comma-separated shipped models, families or workdirs")
-    parser.add_argument("--data", default="sample:photos")
-    parser.add_argument("--split", default="test")
+    parser = model_data_parser(__doc__)
     args = parser.parse_args()
 
     members = codec_members(args.models, "estimate_bits")
