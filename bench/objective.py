@@ -23,20 +23,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import codec_members, model_data_parser, run_main  # noqa: E402
-from jaxcodec import data  # noqa: E402
+from jaxcodec import data, evaluation  # noqa: E402
 from jaxcodec.errors import ConfigError  # noqa: E402
 
 
 def objective(codec, images: list[np.ndarray]) -> tuple[float, float, float]:
-    """Mean ``(bpp, MSE, λ·255²·MSE + bpp)`` over ``images`` (real streams, ``[0, 1]`` MSE)."""
-    bpp = mse = 0.0
-    for image in images:
-        stream = codec.encode(image, codec.qualities[-1])
-        decoded = codec.decode(stream)
-        pixels = image.shape[0] * image.shape[1]
-        bpp += 8 * len(stream) / pixels
-        mse += float(np.mean((decoded.astype(np.float64) - image.astype(np.float64)) ** 2)) / 255.0**2
-    bpp, mse = bpp / len(images), mse / len(images)
+    """Mean ``(bpp, MSE, λ·255²·MSE + bpp)`` over ``images`` (real streams, ``[0, 1]`` MSE),
+    measured by :func:`jaxcodec.evaluation.evaluate_codec` as ``eval.py`` does."""
+    results = evaluation.evaluate_codec(codec, images, [codec.qualities[-1]])["results"]
+    bpp, mse = results["bpp"][0], results["mse"][0]
     return bpp, mse, codec.lmbda * 255.0**2 * mse + bpp
 
 

@@ -145,13 +145,14 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     try:  # the source's own state (its optimiser may differ), by a task of this class
         source_config = _config_from_json(os.path.join(source, CONFIG_FILE))
         _, source_state, _ = load_checkpoint(source, task=type(task)(source_config))
-    except (ModelError, ConfigError, FileNotFoundError) as error:
+    except (ModelError, ConfigError) as error:
         raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
                           f"({one_line(error).split(': ', 1)[-1]})") from None
     params = jax.device_get(source_state["params"])
-    want = jax.tree.map(lambda a: (a.shape, a.dtype), state["params"])
-    got = jax.tree.map(lambda a: (a.shape, a.dtype), params)
-    if jax.tree.structure(want) != jax.tree.structure(got) or want != got:
+    def layout(tree):  # nested names -> (shape, dtype); unequal when names or shapes differ
+        return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+
+    if layout(state["params"]) != layout(params):
         raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
                           "(their names or shapes differ)")
     if hasattr(task, "warm_start"):  # a task may adapt the copy (e.g. rescale a latent)

@@ -72,12 +72,8 @@ TRAINABLE = ("all", "analysis")
 
 
 def _analysis_labels(params: Any) -> Any:
-    """``"train"`` for the analysis transform's leaves, ``"frozen"`` for the rest."""
-    return {
-        collection: {module: jax.tree.map(lambda _: "train" if module == "g_a" else "frozen", tree)
-                     for module, tree in modules.items()}
-        for collection, modules in params.items()
-    }
+    """``"train"`` for the analysis transform's leaves (``params/g_a/...``), ``"frozen"`` for the rest."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: "train" if path[1].key == "g_a" else "frozen", params)
 
 
 # --------------------------------------------------------------------------------------
