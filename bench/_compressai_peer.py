@@ -5,8 +5,11 @@ Not part of jaxcodec: it needs a separate interpreter with torch and compressai
 It reads uint8 NHWC images from an ``.npy`` file written by the calling benchmark, so
 both sides see the same pixels, and prints one JSON line with its timings.
 
-    PEER train DATA.npy --steps S --warmup W --lmbda L --clip-norm C
-    PEER codec IMAGE.npy --repeats R
+    PEER train DATA.npy --steps S --warmup W --lmbda L --clip-norm C [--device cuda]
+    PEER codec IMAGE.npy --repeats R [--device cuda]
+
+``--device cuda`` runs the network on the GPU (``torch.cuda.synchronize()`` before each
+clock read); CompressAI's entropy coder always runs on the CPU.
 
 ``import compressai`` imports torchvision (for its dataset transforms; FactorizedPrior
 never uses it). PyPI's torchvision 0.28.0 is a CUDA build whose ops library cannot load
@@ -54,9 +57,14 @@ def to_tensor(x_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x_uint8.transpose(0, 3, 1, 2))).float().div_(255.0)
 
 
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def train(args, net: FactorizedPrior) -> dict:
     """Steps of ``λ·255²·MSE + bpp`` with Adam (lr 1e-4), gradient clipping as jaxcodec's default."""
-    pool = [to_tensor(b) for b in np.load(args.data)]  # (n_batches, B, H, W, 3)
+    pool = [to_tensor(b).to(args.device) for b in np.load(args.data)]  # (n_batches, B, H, W, 3)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def step(x: torch.Tensor) -> float:
@@ -73,9 +81,11 @@ def train(args, net: FactorizedPrior) -> dict:
 
     for i in range(args.warmup):
         step(pool[i % len(pool)])
+    _sync(args.device)
     t = time.perf_counter()
     for i in range(args.steps):
         loss = step(pool[(args.warmup + i) % len(pool)])
+    _sync(args.device)
     dt = time.perf_counter() - t
     return {"steps": args.steps, "seconds": dt, "steps_per_s": args.steps / dt,
             "images_per_s": args.steps * pool[0].shape[0] / dt, "last_loss": loss}
@@ -83,7 +93,7 @@ def train(args, net: FactorizedPrior) -> dict:
 
 def codec(args, net: FactorizedPrior) -> dict:
     """Median compress()/decompress() seconds of one image after update() and a warm-up."""
-    x = to_tensor(np.load(args.data)[None])
+    x = to_tensor(np.load(args.data)[None]).to(args.device)
     net.eval()
     net.update(force=True)
     enc, dec = [], []
@@ -91,11 +101,14 @@ def codec(args, net: FactorizedPrior) -> dict:
         c = net.compress(x)  # warm-up
         net.decompress(c["strings"], c["shape"])
         for _ in range(args.repeats):
+            _sync(args.device)
             t = time.perf_counter()
             c = net.compress(x)
+            _sync(args.device)
             enc.append(time.perf_counter() - t)
             t = time.perf_counter()
             x_hat = net.decompress(c["strings"], c["shape"])["x_hat"]
+            _sync(args.device)
             dec.append(time.perf_counter() - t)
     n_bytes = sum(len(s[0]) for s in c["strings"])
     assert x_hat.shape == x.shape, (x_hat.shape, x.shape)
@@ -112,12 +125,14 @@ def main() -> None:
     p.add_argument("--lmbda", type=float, default=0.0067)
     p.add_argument("--clip-norm", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device of the network: cpu or cuda")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = FactorizedPrior(128, 192)
+    net = FactorizedPrior(128, 192).to(args.device)
     result = train(args, net) if args.mode == "train" else codec(args, net)
-    result.update(threads=torch.get_num_threads(), torch=torch.__version__, note=TORCHVISION_NOTE)
+    result.update(threads=torch.get_num_threads(), torch=torch.__version__, note=TORCHVISION_NOTE,
+                  device=torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu")
     print(json.dumps(result))
 
 

@@ -83,6 +83,8 @@ def line(name: str, r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
+    parser.add_argument("--peer-device", default="cpu",
+                        help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median reported)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=768)
@@ -98,7 +100,7 @@ def main() -> None:
           f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
 
     j = jax_codec_speed(image, args.repeats, args.quality, args.refine)
-    print(line(f"jaxcodec   (jax {jax.__version__}, {os.cpu_count()} cores)", j) + f", warm-up {j['warmup_s']:.1f} s")
+    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores)", j) + f", warm-up {j['warmup_s']:.1f} s")
     if args.refine:
         print(f"jaxcodec encode with {args.refine} refinement steps: {j['refine_s']:.3f} s "
               f"({(j['refine_s'] - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
@@ -109,8 +111,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "image.npy")
         np.save(path, image)
-        c = run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats))
-    print(line(f"compressai (torch {c['torch']}, {c['threads']} threads)", c))
+        c = run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats),
+                     "--device", args.peer_device)
+    print(line(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads)", c))
     ratio = (c["encode_s"] + c["decode_s"]) / (j["encode_s"] + j["decode_s"])
     print(f"ratio: {ratio:.3f}")
 

@@ -69,6 +69,8 @@ def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, ups
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
+    parser.add_argument("--peer-device", default="cpu",
+                        help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps after compilation")
     parser.add_argument("--batch", type=int, default=8)
@@ -100,8 +102,9 @@ def main() -> None:
         path = os.path.join(tmp, "batches.npy")
         np.save(path, pool)
         c = run_peer(args.peer_python, "train", path, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                     "--lmbda", str(j["lmbda"]), "--clip-norm", str(j["clip_norm"]))
-    print(f"compressai (torch {c['torch']}, {c['threads']} threads): {c['steps_per_s']:.3f} steps/s, "
+                     "--lmbda", str(j["lmbda"]), "--clip-norm", str(j["clip_norm"]),
+                     "--device", args.peer_device)
+    print(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads): {c['steps_per_s']:.3f} steps/s, "
           f"{c['images_per_s']:.2f} images/s (loss {c['last_loss']:.1f})")
     print(f"ratio: {j['steps_per_s'] / c['steps_per_s']:.3f}")
 
