@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 DEMO := demo
 
-.PHONY: install demo test bench clean factorized-ladder
+.PHONY: install demo test bench clean factorized-ladder factorized-ladder-gpu
 
 # The bmshj2017-factorized ladder: quality 3 from scratch on the wallpapers of PHOTOS, then on
 # those plus the photos tools/debian_photos.py gathers (MIXED), then LONG_STEPS more on MIXED
@@ -22,7 +22,13 @@ DEMO := demo
 # q8e, q6d, q9e, q5d, q4d and q3d REFRESH_STEPS more each (q7f, ...: 1-4% lower training
 # loss), a fourth q9f, q8f, q7f and q6f (q9g, ...). Last, every rung's encoder alone is
 # fine-tuned for ENCODER_STEPS with the decoder fed round(y) (model.trainable=analysis,
-# model.quantizer=ste; Guo et al. 2021) from q1d, q2d, q3f-q5f and q6g-q9g; fq1h ... fq9h ship.
+# model.quantizer=ste; Guo et al. 2021) from q1d, q2d, q3f-q5f and q6g-q9g (fq1h ... fq9h).
+#
+# Then, on one GPU (make factorized-ladder-gpu, about 20 minutes on an H200), the nine rungs
+# train side by side, one process each, at batch GPU_BATCH on quality-95 JPEG copies of MIXED
+# (tools/jpeg_copies.py): GPU_STEPS from fq1h, fq4h, fq5h, fq6h and fq9h (fq*m), GPU_STEPS
+# for every rung from its fq*m or else its fq*h (fq*n), and last GPU_ENCODER_STEPS of the
+# encoder alone, as above (fq*p). fq1p ... fq9p ship.
 PHOTOS ?= ../shared/data/photos-train
 RUNS ?= workdirs
 MIXED ?= $(RUNS)/photos-mixed
@@ -35,6 +41,10 @@ REFRESH_STEPS ?= 2500
 ENCODER_STEPS ?= 600
 ENCODER_LR ?= 2e-4
 DOWNSCALE ?= 3
+MIXED_JPEG ?= $(RUNS)/photos-mixed-jpeg
+GPU_BATCH ?= 32
+GPU_STEPS ?= 6000
+GPU_ENCODER_STEPS ?= 1500
 LADDER_FLAGS ?= --config.data.crop=128 --config.model.features=64 --config.model.latent_channels=128 \
   --config.learning_rate=5e-4 --config.checkpoint_every=500 --config.log_every=200
 
@@ -99,7 +109,24 @@ factorized-ladder: $(STAMP) $(MIXED)
 	    --config.num_steps=$(ENCODER_STEPS) --config.lr_decay_at=0.6 --config.checkpoint_every=300 \
 	    --config.model.quantizer=ste --config.model.trainable=analysis --config.init_from=$(RUNS)/fq$$from || exit 1; \
 	done
-	for q in 1 2 3 4 5 6 7 8 9; do $(PY) -m jaxcodec export $(RUNS)/fq$${q}h bmshj2017-factorized-q$$q \
+
+$(MIXED_JPEG): $(MIXED)
+	$(PY) tools/jpeg_copies.py $(MIXED) $(MIXED_JPEG) --quality 95
+
+# $(call side_by_side,FROM:TO ...,FLAGS): one training process per rung, all at once.
+side_by_side = pids=; for step in $(1); do from=$${step%%:*}; q=$${step\#*:}; \
+	  XLA_PYTHON_CLIENT_MEM_FRACTION=0.09 $(PY) train.py --config configs/factorized_q$${q%?}.py \
+	    --workdir $(RUNS)/fq$$q $(LADDER_FLAGS) --config.batch_size=$(GPU_BATCH) \
+	    --config.data.train=folder:$(MIXED_JPEG) --config.data.downscale=$(DOWNSCALE) \
+	    --config.lr_decay_at=0.6 --config.init_from=$(RUNS)/fq$$from $(2) > $(RUNS)/fq$$q.log 2>&1 & \
+	  pids="$$pids $$!"; done; for p in $$pids; do wait $$p || exit 1; done
+
+factorized-ladder-gpu: $(STAMP) $(MIXED_JPEG)
+	$(call side_by_side,1h:1m 4h:4m 5h:5m 6h:6m 9h:9m,--config.num_steps=$(GPU_STEPS))
+	$(call side_by_side,1m:1n 2h:2n 3h:3n 4m:4n 5m:5n 6m:6n 7h:7n 8h:8n 9m:9n,--config.num_steps=$(GPU_STEPS))
+	$(call side_by_side,1n:1p 2n:2p 3n:3p 4n:4p 5n:5p 6n:6p 7n:7p 8n:8p 9n:9p,--config.num_steps=$(GPU_ENCODER_STEPS) \
+	  --config.learning_rate=$(ENCODER_LR) --config.model.quantizer=ste --config.model.trainable=analysis)
+	for q in 1 2 3 4 5 6 7 8 9; do $(PY) -m jaxcodec export $(RUNS)/fq$${q}p bmshj2017-factorized-q$$q \
 	  --description "Balle et al. 2017 factorized prior, N=64 M=128, quality $$q"; done
 
 clean:

@@ -1,0 +1,68 @@
+r"""Copies a folder of training photos as high-quality JPEG (4:4:4), a third of the PNG size.
+
+The GPU stage of the factorized ladder (``make factorized-ladder-gpu``) trains on such a
+copy of ``photos-mixed``: quality 95 without chroma subsampling leaves an error near
+45 dB PSNR, far below the distortion of any rung (27–40 dB on training patches), and
+random crops are downscaled up to 3× before the network sees them::
+
+    python tools/jpeg_copies.py workdirs/photos-mixed workdirs/photos-mixed-jpeg --quality 95
+
+The copy is written into a temporary folder beside ``DST`` and renamed into place, so an
+interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxcodec import imageio  # noqa: E402
+from jaxcodec.errors import JaxcodecError  # noqa: E402
+
+
+def jpeg_copies(src: str, dst: str, quality: int) -> int:
+    """Writes ``dst/NAME.jpg`` for every image of ``src``; returns how many."""
+    names = sorted(n for n in os.listdir(src) if n.lower().endswith(imageio.IMAGE_EXTENSIONS))
+    if not names:
+        raise JaxcodecError(f"{src} holds no image files")
+    parent = os.path.dirname(os.path.abspath(dst))
+    tmp = tempfile.mkdtemp(prefix=".jpeg-copies.", dir=parent)
+    try:
+        for name in names:
+            image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
+            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]  # RGB
+            out = os.path.join(tmp, os.path.splitext(name)[0] + ".jpg")
+            imageio.write_image(out, image, quality=quality, subsampling=0)
+        if os.path.exists(dst):
+            shutil.rmtree(dst)
+        os.rename(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("src", help="folder of photos")
+    parser.add_argument("dst", help="folder to create (replaced if it exists)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1..100")
+    args = parser.parse_args()
+    if not 1 <= args.quality <= 100:
+        sys.exit(f"error: --quality must be 1..100, got {args.quality}")
+    try:
+        n = jpeg_copies(args.src, args.dst, args.quality)
+    except (JaxcodecError, OSError) as error:
+        sys.exit(f"error: {error}")
+    print(f"{n} photos -> {args.dst} (JPEG quality {args.quality}, 4:4:4)")
+
+
+if __name__ == "__main__":
+    main()
