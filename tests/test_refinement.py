@@ -139,7 +139,7 @@ def measured_objective(codec, image, data):
 
 def test_refined_streams_cost_less_by_real_bytes_and_pixels_and_decode_anywhere(q1, photo):
     plain = q1.encode(photo, 1)
-    fast = q1.refined(40, lr=0.02)
+    fast = q1.refined(40)  # at the model's own step size (config.model.refine_lr)
     data = fast.encode(photo, 1)
     assert data == fast.encode(photo, 1)  # deterministic
     assert data != plain
@@ -168,3 +168,33 @@ def test_compress_refine_argument_and_codec_names(q1, photo):
         get_codec("jpeg+refine=5")
     with pytest.raises(ConfigError, match="whole number"):
         refined(q1, -3)
+
+
+def test_a_model_carries_its_refinement_step_size(q1, photo, monkeypatch):
+    from jaxcodec.models.factorized import FactorizedTask, default_config
+
+    config = default_config(quality=1)
+    assert config.model.refine_lr == refinement.DEFAULT_LR
+    config.model.refine_lr = 0.0037
+    assert FactorizedTask(config).refine_lr == 0.0037
+    del config.model["refine_lr"]  # configs written before the field existed
+    assert FactorizedTask(config).refine_lr == refinement.DEFAULT_LR
+    for bad in (0.0, -0.01, float("nan")):
+        config.model.refine_lr = bad
+        with pytest.raises(ConfigError, match="learning rate"):
+            FactorizedTask(config)
+
+    # The shipped model's own step size reaches the search unless one is given.
+    seen = []
+    search = refinement.refine_latents
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["lr"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(refinement, "refine_latents", spy)
+    assert q1.refine_lr == q1._task.refine_lr
+    q1.refined(2).encode(photo, 1)
+    q1.refined(2, lr=0.0123).encode(photo, 1)
+    get_codec("bmshj2017-factorized+refine=2").encode(photo, 1)
+    assert seen == [q1.refine_lr, 0.0123, q1.refine_lr]

@@ -205,6 +205,7 @@ class FactorizedTask:
         self.init_latent_scale = float(m.get("init_latent_scale", 1.0))
         if not np.isfinite(self.init_latent_scale) or self.init_latent_scale <= 0.0:
             raise ConfigError(f"model.init_latent_scale must be a positive number, got {self.init_latent_scale!r}")
+        self.refine_lr = refinement.check_lr(m.get("refine_lr", refinement.DEFAULT_LR))
         self.model = FactorizedPriorModel(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
@@ -407,15 +408,17 @@ class FactorizedCodec:
         self._bits = jax.jit(lambda p, y: self._rate(p, y.astype(jnp.float32)))
         self._continuous = jax.jit(task.analysis)
         self.refine_steps = 0
-        self.refine_lr = refinement.DEFAULT_LR
+        self.refine_lr = task.refine_lr  # the model's own step size (config.model.refine_lr)
 
-    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float = refinement.DEFAULT_LR) -> "FactorizedCodec":
+    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None) -> "FactorizedCodec":
         """The same codec whose encoder refines each image's latent with ``steps`` SGA steps
-        (:mod:`jaxcodec.refinement`); its streams decode with any copy of the model."""
+        of size ``lr`` (default: the model's ``refine_lr``; :mod:`jaxcodec.refinement`); its
+        streams decode with any copy of the model."""
         import copy
 
         other = copy.copy(self)
-        other.refine_steps, other.refine_lr = refinement.check_steps(steps), refinement.check_lr(lr)
+        other.refine_steps = refinement.check_steps(steps)
+        other.refine_lr = self._task.refine_lr if lr is None else refinement.check_lr(lr)
         return other
 
     # -- pieces, public for tests and analysis ------------------------------------------
@@ -544,6 +547,9 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
     config.model.clip_norm = 1.0  # global gradient-norm clipping (CompressAI's train.py); 0 disables
     config.model.init_latent_scale = 1.0  # with init_from: start from the copy with its latent ×s (rescale_latents)
+    # Adam step size of encoder-side latent refinement (jaxcodec.refinement) for this model;
+    # a shipped model carries the one that lowered its objective most on training photos.
+    config.model.refine_lr = refinement.DEFAULT_LR
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos (or tfds:NAME)
