@@ -64,3 +64,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, prefix: str = ".tmp-") -> Iterator[str]:
+    """Yields a new temporary folder beside ``path``; on success it replaces ``path`` (an
+    existing folder there is removed first), on any exception it is removed and ``path``
+    is left as it was. For outputs that are folders (an exported model, a photo set)."""
+    import shutil
+
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError as e:
+        raise JaxcodecError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        yield tmp
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -176,10 +176,10 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     so an interrupted export leaves no half-written model. Returns the new folder.
     """
     import shutil
-    import tempfile
 
     from jaxcodec import engine
     from jaxcodec.checkpoint import Checkpointer
+    from jaxcodec.fileio import atomic_dir
 
     if not _NAME.match(name):
         raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
@@ -191,8 +191,8 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     if step is None:
         raise ModelError(f"{workdir} has no checkpoint")
     os.makedirs(dest, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=dest)
-    try:
+    target = os.path.join(dest, name)
+    with atomic_dir(target, prefix=f".{name}.") as tmp:
         with open(os.path.join(workdir, engine.CONFIG_FILE)) as f:
             config = json.load(f)
         if description:
@@ -209,13 +209,6 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
             json.dump(meta, f)
         with Checkpointer(os.path.join(tmp, engine.CHECKPOINT_DIR)) as out:
             out.save(step, engine.inference_state(state), {}, force=True)
-        target = os.path.join(dest, name)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,23 @@ def test_a_failure_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["out.png"]
     with pytest.raises(JaxcodecError, match="directory"):
         fileio.atomic_write_bytes(tmp_path, b"x")
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    from jaxcodec.fileio import atomic_dir
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (Path(tmp) / "new.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(tmp_path)) == ["model"] and os.listdir(target) == ["old.txt"]
+    with atomic_dir(target) as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path) and tmp != str(target)
+        (Path(tmp) / "new.txt").write_text("whole")
+    assert sorted(os.listdir(tmp_path)) == ["model"] and os.listdir(target) == ["new.txt"]
+    with pytest.raises(JaxcodecError, match="cannot write"):
+        with atomic_dir(tmp_path / "missing" / "model"):
+            pass

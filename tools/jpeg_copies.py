@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxcodec import imageio  # noqa: E402
+from jaxcodec import fileio, imageio  # noqa: E402
 from jaxcodec.errors import JaxcodecError  # noqa: E402
 
 
@@ -32,20 +30,12 @@ def jpeg_copies(src: str, dst: str, quality: int) -> int:
     names = sorted(n for n in os.listdir(src) if n.lower().endswith(imageio.IMAGE_EXTENSIONS))
     if not names:
         raise JaxcodecError(f"{src} holds no image files")
-    parent = os.path.dirname(os.path.abspath(dst))
-    tmp = tempfile.mkdtemp(prefix=".jpeg-copies.", dir=parent)
-    try:
+    with fileio.atomic_dir(dst, prefix=".jpeg-copies.") as tmp:
         for name in names:
             image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
             image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]  # RGB
             out = os.path.join(tmp, os.path.splitext(name)[0] + ".jpg")
             imageio.write_image(out, image, quality=quality, subsampling=0)
-        if os.path.exists(dst):
-            shutil.rmtree(dst)
-        os.rename(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(names)
 
 
