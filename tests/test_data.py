@@ -363,6 +363,26 @@ def test_downscaled_crops_shrink_a_larger_square_by_a_log_uniform_factor(tmp_pat
     assert max(slopes) < 100 / 64 + 0.01 and max(slopes) > 1.3
 
 
+def test_the_threaded_resize_gives_the_sequential_stream(tmp_path):
+    rng = np.random.default_rng(5)
+    photos = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((300, 420), (260, 260), (90, 500))]
+    for i, photo in enumerate(photos):
+        Image.fromarray(photo).save(tmp_path / f"p{i}.png")
+    spec = f"folder:{tmp_path}"
+    streams = {w: data.batches(spec, "train", batch_size=3, crop=64, downscale=3.0, seed=7, process_index=0,
+                               process_count=1, workers=w) for w in (1, 4)}
+    # The reference: each epoch's permutation, then random_scaled_crop image by image, one generator.
+    for epoch in range(4):
+        reference = np.random.default_rng([7, epoch, 0])
+        order = reference.permutation(3)
+        expected = np.stack([imageio.to_float32(data.random_scaled_crop(photos[i], 64, 3.0, reference))
+                             for i in order])
+        for workers, stream in streams.items():
+            np.testing.assert_array_equal(next(stream), expected, err_msg=f"workers={workers}")
+    with pytest.raises(ConfigError, match="workers"):
+        data.batches(spec, "train", batch_size=3, crop=64, downscale=3.0, process_index=0, process_count=1, workers=0)
+
+
 def test_downscale_one_is_the_plain_crop_stream(tmp_path):
     image = np.arange(30 * 40, dtype=np.uint16).reshape(1, 30, 40)
     np.savez(tmp_path / "ramp.npz", images=image)
