@@ -50,11 +50,13 @@ patch, optionally cut from a larger square and shrunk to ``crop`` (``downscale``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -593,38 +595,24 @@ def batches(spec: str | Spec, split: str = "train", *, batch_size: int, image_si
 def _batch_stream(block: Dataset, *, batch_size: int, crop: int | None, downscale: float, shuffle: bool,
                   seed: int, num_epochs: int | None, drop_remainder: bool,
                   process_index: int, workers: int) -> Iterator[np.ndarray]:
-    pool = None
-    if crop is not None and downscale > 1.0 and workers > 1:  # Pillow's resize releases the GIL
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="jaxcodec-resize")
-    try:
-        yield from _epochs(block, pool, batch_size=batch_size, crop=crop, downscale=downscale, shuffle=shuffle,
-                           seed=seed, num_epochs=num_epochs, drop_remainder=drop_remainder,
-                           process_index=process_index)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False)
-
-
-def _epochs(block: Dataset, pool, *, batch_size: int, crop: int | None, downscale: float, shuffle: bool,
-            seed: int, num_epochs: int | None, drop_remainder: bool, process_index: int) -> Iterator[np.ndarray]:
-    count = len(block)
-    epoch = 0
-    while num_epochs is None or epoch < num_epochs:
-        rng = np.random.default_rng([int(seed) % 2**64, epoch, process_index])
-        order = rng.permutation(count) if shuffle else np.arange(count)
-        for begin in range(0, count, batch_size):
-            indices = order[begin : begin + batch_size]
-            if drop_remainder and len(indices) < batch_size:
-                break
-            images = [block.native(int(index)) for index in indices]
-            if crop is not None:  # random draws in order here; the resizing in parallel
-                squares = [random_source_square(image, crop, downscale, rng) for image in images]
-                shrink = functools.partial(resize_image, size=crop)
-                images = list(pool.map(shrink, squares)) if pool is not None else [shrink(q) for q in squares]
-            yield _stack([imageio.to_float32(image) for image in images], block.spec)
-        epoch += 1
+    threaded = crop is not None and downscale > 1.0 and workers > 1  # Pillow's resize releases the GIL
+    with ThreadPoolExecutor(workers, thread_name_prefix="jaxcodec-resize") if threaded else contextlib.nullcontext() as pool:
+        count = len(block)
+        epoch = 0
+        while num_epochs is None or epoch < num_epochs:
+            rng = np.random.default_rng([int(seed) % 2**64, epoch, process_index])
+            order = rng.permutation(count) if shuffle else np.arange(count)
+            for begin in range(0, count, batch_size):
+                indices = order[begin : begin + batch_size]
+                if drop_remainder and len(indices) < batch_size:
+                    break
+                images = [block.native(int(index)) for index in indices]
+                if crop is not None:  # random draws in order here; the resizing in parallel
+                    squares = [random_source_square(image, crop, downscale, rng) for image in images]
+                    shrink = functools.partial(resize_image, size=crop)
+                    images = list(pool.map(shrink, squares)) if pool is not None else [shrink(q) for q in squares]
+                yield _stack([imageio.to_float32(image) for image in images], block.spec)
+            epoch += 1
 
 
 def _stack(images: list[np.ndarray], spec: Spec) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from typing import Iterator
 
@@ -71,8 +72,6 @@ def atomic_dir(path: str | os.PathLike, prefix: str = ".tmp-") -> Iterator[str]:
     """Yields a new temporary folder beside ``path``; on success it replaces ``path`` (an
     existing folder there is removed first), on any exception it is removed and ``path``
     is left as it was. For outputs that are folders (an exported model, a photo set)."""
-    import shutil
-
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     try:

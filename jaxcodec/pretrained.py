@@ -80,8 +80,7 @@ class LadderCodec:
 
     def refined(self, steps: int, lr: float | None = None) -> "LadderCodec":
         """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.refinement`)."""
-        kwargs = {} if lr is None else {"lr": lr}
-        return LadderCodec(self.name, {q: refined(m, steps, **kwargs) for q, m in self.members.items()},
+        return LadderCodec(self.name, {q: refined(m, steps, lr=lr) for q, m in self.members.items()},
                            self.description)
 
     def decode(self, data: bytes) -> np.ndarray:

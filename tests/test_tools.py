@@ -72,3 +72,6 @@ def test_an_empty_folder_is_an_error(tmp_path):
     (tmp_path / "src").mkdir()
     with pytest.raises(JaxcodecError, match="no image files"):
         tool.jpeg_copies(str(tmp_path / "src"), str(tmp_path / "dst"), quality=95)
+    with pytest.raises(JaxcodecError, match="is not a folder"):
+        tool.jpeg_copies(str(tmp_path / "missing"), str(tmp_path / "dst"), quality=95)
+    assert sorted(os.listdir(tmp_path)) == ["src"]

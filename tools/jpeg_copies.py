@@ -27,13 +27,15 @@ from jaxcodec.errors import JaxcodecError  # noqa: E402
 
 def jpeg_copies(src: str, dst: str, quality: int) -> int:
     """Writes ``dst/NAME.jpg`` for every image of ``src``; returns how many."""
-    names = sorted(n for n in os.listdir(src) if n.lower().endswith(imageio.IMAGE_EXTENSIONS))
+    if not os.path.isdir(src):
+        raise JaxcodecError(f"{src} is not a folder")
+    names = sorted(n for n in os.listdir(src) if imageio.is_image_file(n))
     if not names:
         raise JaxcodecError(f"{src} holds no image files")
     with fileio.atomic_dir(dst, prefix=".jpeg-copies.") as tmp:
         for name in names:
             image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
-            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]  # RGB
+            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image  # grey -> RGB; alpha is dropped on reading
             out = os.path.join(tmp, os.path.splitext(name)[0] + ".jpg")
             imageio.write_image(out, image, quality=quality, subsampling=0)
     return len(names)

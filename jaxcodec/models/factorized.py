@@ -205,7 +205,10 @@ class FactorizedTask:
         self.init_latent_scale = float(m.get("init_latent_scale", 1.0))
         if not np.isfinite(self.init_latent_scale) or self.init_latent_scale <= 0.0:
             raise ConfigError(f"model.init_latent_scale must be a positive number, got {self.init_latent_scale!r}")
-        self.refine_lr = refinement.check_lr(m.get("refine_lr", refinement.DEFAULT_LR))
+        try:
+            self.refine_lr = refinement.check_lr(m.get("refine_lr", refinement.DEFAULT_LR))
+        except ConfigError as error:
+            raise ConfigError(f"model.refine_lr: {error}") from None
         self.model = FactorizedPriorModel(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
