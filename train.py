@@ -26,9 +26,10 @@ def main(argv):
     if "tensorflow" in sys.modules:
         # TensorFlow (used by the data pipeline) must not grab GPU memory JAX needs.
         sys.modules["tensorflow"].config.set_visible_devices([], "GPU")
-    from jaxcodec import engine  # imported after flag parsing, so flag errors come fast
+    from jaxcodec import allocator, engine  # imported after flag parsing, so flag errors come fast
 
     try:
+        allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
         engine.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -51,10 +51,40 @@ def fit_image(photo: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
-def run_peer(peer_python: str, mode: str, data_path: str, *args: str) -> dict:
-    """Runs ``_compressai_peer.py`` under ``peer_python``; returns its JSON result."""
+def add_peer_args(parser) -> None:
+    """The flags of the CompressAI peer: its python, its device, its allocator."""
+    parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
+    parser.add_argument("--peer-device", default="cpu",
+                        help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
+    parser.add_argument("--peer-malloc", choices=("system", "same"), default="system",
+                        help="CompressAI's allocator: glibc's defaults (system), or the settings jaxcodec's "
+                             "entry points use (same; see jaxcodec.allocator)")
+
+
+def configure_allocator() -> str:
+    """Applies :func:`jaxcodec.allocator.configure` as jaxcodec's entry points do; returns
+    a description of the allocator for the result line."""
+    from jaxcodec import allocator
+    from jaxcodec.errors import JaxcodecError
+
+    try:
+        return "malloc kept" if allocator.configure() else "system malloc"
+    except JaxcodecError as error:
+        sys.exit(f"error: {error}")
+
+
+def run_peer(peer_python: str, mode: str, data_path: str, *args: str, malloc: str = "system") -> dict:
+    """Runs ``_compressai_peer.py`` under ``peer_python``; returns its JSON result.
+    ``malloc="same"`` starts it with jaxcodec's allocator settings (glibc variables)."""
+    from jaxcodec import allocator
+
     cmd = [peer_python, PEER_SCRIPT, mode, data_path, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    for name in allocator.GLIBC_ENV:
+        env.pop(name, None)
+    if malloc == "same":
+        env.update(allocator.GLIBC_ENV)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"CompressAI peer failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -66,6 +96,7 @@ def run_main(main) -> None:
     from jaxcodec.errors import JaxcodecError
 
     try:
+        configure_allocator()
         main()
     except JaxcodecError as error:
         sys.exit(f"error: {error}")

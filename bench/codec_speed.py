@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import fit_image, load_photos, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, fit_image, load_photos, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
@@ -82,9 +82,7 @@ def line(name: str, r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
-    parser.add_argument("--peer-device", default="cpu",
-                        help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
+    add_peer_args(parser)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median reported)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=768)
@@ -92,6 +90,7 @@ def main() -> None:
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
     parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
     args = parser.parse_args()
+    malloc = configure_allocator()
 
     photos = load_photos(args.photos)
     photo = photos[0] if args.photos else photos[1]  # skimage: coffee, 400x600 (same 2:3 aspect)
@@ -100,7 +99,7 @@ def main() -> None:
           f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
 
     j = jax_codec_speed(image, args.repeats, args.quality, args.refine)
-    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores)", j) + f", warm-up {j['warmup_s']:.1f} s")
+    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc})", j) + f", warm-up {j['warmup_s']:.1f} s")
     if args.refine:
         print(f"jaxcodec encode with {args.refine} refinement steps: {j['refine_s']:.3f} s "
               f"({(j['refine_s'] - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
@@ -112,8 +111,8 @@ def main() -> None:
         path = os.path.join(tmp, "image.npy")
         np.save(path, image)
         c = run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats),
-                     "--device", args.peer_device)
-    print(line(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads)", c))
+                     "--device", args.peer_device, malloc=args.peer_malloc)
+    print(line(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads, {args.peer_malloc} malloc)", c))
     ratio = (c["encode_s"] + c["decode_s"]) / (j["encode_s"] + j["decode_s"])
     print(f"ratio: {ratio:.3f}")
 

@@ -26,6 +26,7 @@ from jax import lax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _common import configure_allocator  # noqa: E402
 from jaxcodec import layers  # noqa: E402
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -42,6 +43,7 @@ def _seconds(fn, *args, repeats: int = 10) -> float:
 
 
 def main() -> None:
+    configure_allocator()
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(8, 64, 64, 128)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(5, 5, 128, 128)) * 0.01, jnp.float32)

@@ -26,6 +26,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _common import configure_allocator  # noqa: E402
 from absl import logging  # noqa: E402
 
 from jaxcodec import engine  # noqa: E402
@@ -55,6 +56,7 @@ def measure(config_module: str, model_overrides: dict, data: str, steps: int, ba
 
 
 def main() -> None:
+    configure_allocator()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="sample:mnist", help="dataset spec (sample:mnist, npz:PATH, tfds:mnist)")
     p.add_argument("--steps", type=int, default=400, help="training steps per model")

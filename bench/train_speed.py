@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import load_photos, random_crops, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, load_photos, random_crops, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
@@ -68,9 +68,7 @@ def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, ups
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")
-    parser.add_argument("--peer-device", default="cpu",
-                        help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
+    add_peer_args(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps after compilation")
     parser.add_argument("--batch", type=int, default=8)
@@ -82,6 +80,7 @@ def main() -> None:
                         help="synthesis up-sampling: the default sub-pixel layers (36 taps per 2x2 output "
                              "block), or transposed convolutions with CompressAI's 25 taps")
     args = parser.parse_args()
+    malloc = configure_allocator()
 
     photos = load_photos(args.photos)
     pool = random_crops(photos, args.pool * args.batch, args.patch).reshape(
@@ -91,7 +90,7 @@ def main() -> None:
           f"after {args.warmup} warm-up steps")
 
     j = jax_train_speed(pool, args.steps, args.warmup, args.quality, args.upsample)
-    print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores): "
+    print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}): "
           f"{j['steps_per_s']:.3f} steps/s, {j['images_per_s']:.2f} images/s "
           f"(compile {j['compile_s']:.1f} s, loss {j['last_loss']:.1f})")
 
@@ -103,8 +102,8 @@ def main() -> None:
         np.save(path, pool)
         c = run_peer(args.peer_python, "train", path, "--steps", str(args.steps), "--warmup", str(args.warmup),
                      "--lmbda", str(j["lmbda"]), "--clip-norm", str(j["clip_norm"]),
-                     "--device", args.peer_device)
-    print(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads): {c['steps_per_s']:.3f} steps/s, "
+                     "--device", args.peer_device, malloc=args.peer_malloc)
+    print(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads, {args.peer_malloc} malloc): {c['steps_per_s']:.3f} steps/s, "
           f"{c['images_per_s']:.2f} images/s (loss {c['last_loss']:.1f})")
     print(f"ratio: {j['steps_per_s'] / c['steps_per_s']:.3f}")
 
