@@ -66,11 +66,12 @@ def _steps(text: str) -> int:
 def run(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    from jaxcodec import allocator, api
+    from jaxcodec import allocator, api, xla_cache
     from jaxcodec.fileio import atomic_write_bytes
 
     try:
         allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
+        xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
             image = api.read_image(args.input)
             data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))

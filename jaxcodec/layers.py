@@ -42,7 +42,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxcodec import winograd
+
 __all__ = [
+    "ALGORITHMS",
     "GDN",
     "DownConv",
     "SubPixelConv",
@@ -55,7 +58,9 @@ __all__ = [
     "nonnegative",
     "nonnegative_init",
     "space_to_depth",
+    "stride1_conv",
     "transposed_conv2d",
+    "winograd_pays",
 ]
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -203,6 +208,40 @@ def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
 
 
+# Where F(4×4, 3×3) beats XLA's direct convolution on CPU (bench/conv_speed.py): both
+# channel counts at least this wide, and output pixels × the narrower channel count at
+# above this (the transforms are a fixed cost per pixel and channel; measured:
+# 2,048 pixels at 64 channels loses, at 128 breaks even, 1,536 at 192 gains 1.5×).
+_WINOGRAD_MIN_FEATURES = 64
+_WINOGRAD_MIN_WORK = 2048 * 128
+ALGORITHMS = ("auto", "direct", "winograd")
+
+
+def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
+    """Whether ``algorithm="auto"`` runs a convolution of these shapes by Winograd: a
+    ``3×3`` kernel, on CPU, wide and large enough (thresholds above)."""
+    n, h, w, cin = x_shape
+    return (
+        tuple(w_shape[:2]) == (3, 3)
+        and (backend or jax.default_backend()) == "cpu"
+        and min(cin, w_shape[-1]) >= _WINOGRAD_MIN_FEATURES
+        and n * h * w * min(cin, w_shape[-1]) > _WINOGRAD_MIN_WORK
+    )
+
+
+def stride1_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
+    """Stride-1 SAME convolution by XLA (``"direct"``, :func:`conv2d`'s gradients), by
+    ``F(4×4, 3×3)`` Winograd (``"winograd"``, :func:`jaxcodec.winograd.conv3x3`; ``3×3``
+    kernels only), or by whichever is faster for the shapes (``"auto"``,
+    :func:`winograd_pays`). The two agree to float rounding (about 2·10⁻⁵ of the
+    largest output)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm == "winograd" or (algorithm == "auto" and winograd_pays(x.shape, w.shape)):
+        return winograd.conv3x3(x, w)
+    return _conv_s1(x, w)
+
+
 def _phase_kernels(wf: jax.Array) -> list[jax.Array]:
     """The sub-kernels of output phases ``(0, 0), (0, 1), (1, 0), (1, 1)`` (the
     :func:`depth_to_space` order) of a flipped odd ``k×k`` kernel: phase ``r`` of an
@@ -328,19 +367,21 @@ class SubPixelConv(nn.Module):
     then :func:`depth_to_space`: a learned 2× up-sampling.
 
     ``kernel_size = 3`` covers a ``5×5`` stride-2 transposed convolution (see the
-    module docstring); ``kernel_size = 2`` covers a ``3×3`` one.
+    module docstring); ``kernel_size = 2`` covers a ``3×3`` one. ``algorithm`` picks
+    the convolution's computation (:func:`stride1_conv`).
     """
 
     features: int
     kernel_size: int = 3
     kernel_init: Callable = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.kernel_size
         w = self.param("kernel", _icnr(self.kernel_init), (k, k, x.shape[-1], 4 * self.features), x.dtype)
         b = self.param("bias", nn.initializers.zeros, (4 * self.features,), x.dtype)
-        return depth_to_space(_conv_s1(x, w) + b)
+        return depth_to_space(stride1_conv(x, w, self.algorithm) + b)
 
 
 class TransposedConv(nn.Module):

@@ -1,6 +1,15 @@
 """Fixtures shared by the test files."""
 
+import os
+import tempfile
+
 import pytest
+
+
+def pytest_configure(config):
+    """The command line's compilation cache (jaxcodec.xla_cache) goes to a temporary
+    folder during the tests, not the user's ~/.cache."""
+    os.environ.setdefault("JAXCODEC_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcodec-xla-tests-"))
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ import optax
 
 from jaxcodec import container, entropy, factorized_prior, refinement
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
-from jaxcodec.layers import GDN, DownConv, SubPixelConv, TransposedConv
+from jaxcodec.layers import ALGORITHMS, GDN, DownConv, SubPixelConv, TransposedConv
 
 MODEL_NAME = "factorized"
 # CompressAI's λ ladder for MSE (qualities 1..8 of bmshj2018-factorized), and one more rung
@@ -121,6 +121,7 @@ class SynthesisTransform(nn.Module):
     kernel_sizes: Sequence[int] = (5, 5, 5, 5)
     activation: str = "gdn"
     upsample: str = "subpixel"
+    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, y: jax.Array) -> jax.Array:
@@ -130,7 +131,7 @@ class SynthesisTransform(nn.Module):
             last = i == n - 1
             features = self.out_channels if last else self.features
             if self.upsample == "subpixel":
-                x = SubPixelConv(features, k // 2 + 1, name=f"conv{i}")(x)
+                x = SubPixelConv(features, k // 2 + 1, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
             elif self.upsample == "transposed":
                 x = TransposedConv(features, k, name=f"conv{i}")(x)
             else:
@@ -149,11 +150,12 @@ class FactorizedPriorModel(nn.Module):
     activation: str = "gdn"
     upsample: str = "subpixel"
     filters: Sequence[int] = (3, 3, 3)
+    conv_algorithm: str = "auto"
 
     def setup(self):
         self.g_a = AnalysisTransform(self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation)
         self.g_s = SynthesisTransform(
-            self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample
+            self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample, self.conv_algorithm
         )
         self.entropy_bottleneck = factorized_prior.DeepFactorized(self.latent_channels, tuple(self.filters))
 
@@ -209,6 +211,11 @@ class FactorizedTask:
             self.refine_lr = refinement.check_lr(m.get("refine_lr", refinement.DEFAULT_LR))
         except ConfigError as error:
             raise ConfigError(f"model.refine_lr: {error}") from None
+        conv_algorithm = m.get("conv_algorithm", "auto")
+        if conv_algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"model.conv_algorithm must be one of {', '.join(ALGORITHMS)}, got {conv_algorithm!r}"
+            )
         self.model = FactorizedPriorModel(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
@@ -216,6 +223,7 @@ class FactorizedTask:
             activation=m.activation,
             upsample=m.upsample,
             filters=tuple(int(f) for f in m.filters),
+            conv_algorithm=conv_algorithm,
         )
         self.downsampling = 2 ** len(m.kernel_sizes)
         tx = optax.adam(learning_rate_schedule(config))
@@ -544,6 +552,9 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.kernel_sizes = (5, 5, 5, 5)  # analysis kernels, each with stride 2; the synthesis mirrors them
     config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
     config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
+    # Sub-pixel convolutions: "auto" (F(4x4, 3x3) Winograd on CPU for the wide layers,
+    # jaxcodec.layers.stride1_conv), "direct" (XLA's convolution) or "winograd"; same parameters.
+    config.model.conv_algorithm = "auto"
     config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
     config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
     config.model.trainable = "all"  # "analysis": only g_a learns (encoder fine-tuning, Guo et al. 2021)

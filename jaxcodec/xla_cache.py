@@ -1,0 +1,45 @@
+"""A persistent XLA compilation cache for the command line.
+
+``python -m jaxcodec compress/decompress`` runs one image per process, so without a
+cache it compiles the transforms on every call: for a 512×768 photo the decoder's
+Winograd layers (:mod:`jaxcodec.winograd`) take a few seconds to compile and a
+fraction of a second to run. :func:`enable` points JAX's persistent compilation cache
+at ``$JAXCODEC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/jaxcodec/xla``, i.e.
+``~/.cache/jaxcodec/xla``), keeping programs that took at least half a second to
+compile, at most 256 MiB of them (least recently used go first). JAX keys each entry by
+the program, the compiler options and its own version, so a stale entry is never used.
+``JAXCODEC_CACHE_DIR=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["ENV", "MAX_BYTES", "cache_dir", "enable"]
+
+ENV = "JAXCODEC_CACHE_DIR"
+MAX_BYTES = 256 << 20
+MIN_COMPILE_SECONDS = 0.5
+
+
+def cache_dir(environ=None) -> str | None:
+    """The cache folder the environment asks for, or None when it is turned off."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(ENV)
+    if path is None:
+        base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "jaxcodec", "xla")
+    return None if path.strip().lower() in ("", "off", "none") else path
+
+
+def enable(environ=None) -> str | None:
+    """Turns the cache on for this process; returns its folder (None: turned off)."""
+    import jax
+
+    path = cache_dir(environ)
+    if path is None:
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    return path

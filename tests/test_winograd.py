@@ -1,0 +1,106 @@
+"""F(4×4, 3×3) Winograd convolution against a float64 NumPy correlation, and how the
+layers choose it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxcodec import layers, winograd
+from jaxcodec.errors import ConfigError
+from jaxcodec.models import factorized
+
+
+def numpy_conv3x3(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """SAME stride-1 correlation, float64: ``y[i, j] = Σ_{a,b} x[i+a−1, j+b−1] · w[a, b]``."""
+    n, h, wd, _ = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = np.zeros((n, h, wd, w.shape[-1]))
+    for a in range(3):
+        for b in range(3):
+            y += np.einsum("nhwc,cd->nhwd", xp[:, a : a + h, b : b + wd], w[a, b])
+    return y
+
+
+def _normal(seed, shape, scale=1.0):
+    return np.random.default_rng(seed).normal(size=shape) * scale
+
+
+@pytest.mark.parametrize("shape,cout", [((2, 13, 22, 8), 6), ((1, 4, 4, 3), 5), ((1, 1, 1, 2), 2), ((1, 9, 3, 16), 4)])
+def test_conv3x3_matches_float64_correlation(shape, cout):
+    """Tiles that overhang the image on both sides, a single pixel, exact multiples of 4."""
+    x = _normal(0, shape)
+    w = _normal(1, (3, 3, shape[-1], cout))
+    reference = numpy_conv3x3(x, w)
+    out = np.asarray(winograd.conv3x3(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)), np.float64)
+    assert out.shape == reference.shape
+    # F(4×4, 3×3)'s transforms (entries up to 8, 1/24) cost a few float32 ulps of the largest output.
+    assert np.max(np.abs(out - reference)) <= 2e-5 * np.max(np.abs(reference))
+
+
+def test_conv3x3_gradients_match_xla_convolution():
+    x = jnp.asarray(_normal(2, (2, 10, 7, 5)), jnp.float32)
+    w = jnp.asarray(_normal(3, (3, 3, 5, 4)), jnp.float32)
+
+    def loss(conv):
+        return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
+
+    def xla(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    got = jax.grad(loss(winograd.conv3x3), (0, 1))(x, w)
+    want = jax.grad(loss(xla), (0, 1))(x, w)
+    for g, r in zip(got, want):
+        assert np.max(np.abs(g - r)) <= 1e-4 * np.max(np.abs(r))
+
+
+def test_conv3x3_rejects_other_kernels():
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        winograd.conv3x3(jnp.zeros((1, 8, 8, 2)), jnp.zeros((5, 5, 2, 2)))
+
+
+def test_winograd_pays_only_for_wide_large_3x3_layers_on_cpu():
+    big = (1, 128, 192, 128)
+    assert layers.winograd_pays(big, (3, 3, 128, 512), backend="cpu")
+    assert not layers.winograd_pays(big, (3, 3, 128, 512), backend="gpu")  # the GPU's own convolutions win
+    assert not layers.winograd_pays(big, (5, 5, 128, 512), backend="cpu")
+    assert not layers.winograd_pays(big, (3, 3, 128, 12), backend="cpu")  # the last, 3-colour layer
+    assert not layers.winograd_pays((8, 16, 16, 128), (3, 3, 128, 512), backend="cpu")  # 2,048 px x 128: even
+    assert layers.winograd_pays((1, 32, 48, 192), (3, 3, 192, 512), backend="cpu")  # 1,536 px x 192
+
+
+def test_stride1_conv_dispatch():
+    small = jnp.asarray(_normal(4, (1, 6, 6, 8)), jnp.float32)
+    w = jnp.asarray(_normal(5, (3, 3, 8, 8)), jnp.float32)
+    direct = layers.stride1_conv(small, w, "direct")
+    forced = layers.stride1_conv(small, w, "winograd")
+    assert not np.array_equal(direct, forced)  # two computations ...
+    assert np.max(np.abs(direct - forced)) <= 2e-5 * np.max(np.abs(direct))  # ... of one convolution
+    np.testing.assert_array_equal(layers.stride1_conv(small, w, "auto"), direct)  # too small to gain
+    big = jnp.asarray(_normal(6, (1, 64, 96, 64)), jnp.float32)  # 6,144 px x 64: gains
+    wb = jnp.asarray(_normal(7, (3, 3, 64, 64), 0.05), jnp.float32)
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(layers.stride1_conv(big, wb, "auto"), layers.stride1_conv(big, wb, "winograd"))
+    with pytest.raises(ValueError, match="convolution algorithm must be one of auto, direct, winograd"):
+        layers.stride1_conv(small, w, "fft")
+
+
+def test_factorized_synthesis_conv_algorithm():
+    config = factorized.default_config(quality=1)
+    config.model.features = 64
+    config.model.latent_channels = 16
+    tasks = {}
+    for algorithm in ("direct", "winograd"):
+        config.model.conv_algorithm = algorithm
+        tasks[algorithm] = factorized.FactorizedTask(config)
+    params = tasks["direct"].model.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 64, 64, 3)))
+    y = jnp.asarray(_normal(8, (1, 4, 4, 16), 3.0), jnp.float32)
+    out = {a: np.asarray(t.synthesis(params, y)) for a, t in tasks.items()}  # same parameters for both
+    assert out["direct"].shape == (1, 64, 64, 3)
+    assert not np.array_equal(out["direct"], out["winograd"])
+    np.testing.assert_allclose(out["winograd"], out["direct"], atol=1e-4 * np.max(np.abs(out["direct"])))
+
+    config.model.conv_algorithm = "fft"
+    with pytest.raises(ConfigError, match="model.conv_algorithm must be one of auto, direct, winograd, got 'fft'"):
+        factorized.FactorizedTask(config)
