@@ -36,13 +36,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import add_peer_args, configure_allocator, fit_image, load_photos, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
+from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int = 0) -> dict:
+def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int = 0,
+                    conv_algorithm: str = "auto") -> dict:
     """Median encode/decode seconds of an untrained FactorizedCodec on ``image``
     (``refine_s``: the encoder with ``refine`` refinement steps, if any)."""
-    task = FactorizedTask(default_config(quality=quality))
+    config = default_config(quality=quality)
+    config.model.conv_algorithm = conv_algorithm
+    task = FactorizedTask(config)
     mesh = sharding.data_mesh(jax.local_devices()[:1])
     dummy = np.zeros((1, 16, 16, 3), np.float32)
     state = engine.make_init(task, mesh)(jax.random.key(0), sharding.shard_batch(dummy, sharding.batch_sharding(mesh)))
@@ -89,6 +93,8 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
     parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
+    parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
+                        help="jaxcodec's sub-pixel convolutions (model.conv_algorithm)")
     args = parser.parse_args()
     malloc = configure_allocator()
 
@@ -98,8 +104,8 @@ def main() -> None:
     print(f"codec speed: factorized prior N=128 M=192, one {args.height}x{args.width} RGB photo, "
           f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
 
-    j = jax_codec_speed(image, args.repeats, args.quality, args.refine)
-    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc})", j) + f", warm-up {j['warmup_s']:.1f} s")
+    j = jax_codec_speed(image, args.repeats, args.quality, args.refine, args.conv_algorithm)
+    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, {args.conv_algorithm} conv)", j) + f", warm-up {j['warmup_s']:.1f} s")
     if args.refine:
         print(f"jaxcodec encode with {args.refine} refinement steps: {j['refine_s']:.3f} s "
               f"({(j['refine_s'] - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")

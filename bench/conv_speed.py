@@ -6,7 +6,11 @@ and the synthesis transform's largest (32×32×128 → 64×64×128 sub-pixel, 3�
 
 * forward GFLOP/s of each (2 · multiply-adds / time);
 * the input gradient of the strided layer by XLA's own transposed convolution vs by
-  :func:`jaxcodec.layers.down_conv2d` (four stride-1 phases), side by side.
+  :func:`jaxcodec.layers.down_conv2d` (four stride-1 phases), side by side;
+* the sub-pixel layer's ``3×3`` convolution by XLA vs by ``F(4×4, 3×3)`` Winograd
+  (:mod:`jaxcodec.winograd`), forward and forward + backward, at the training shape and
+  at a 512×768 image's (1×128×192×128 → 512), side by side; GFLOP/s count the direct
+  convolution's multiply-adds for both.
 
     .venv/bin/python bench/conv_speed.py
 
@@ -64,6 +68,16 @@ def main() -> None:
     macs_sub = 8 * 32 * 32 * 9 * 128 * 512
     t = _seconds(jax.jit(lambda y, w: layers.depth_to_space(layers.conv2d(y, w))), y, w_sub)
     print(f"synthesis 32->64 sub-pixel layer, forward: {t * 1e3:.1f} ms, {2 * macs_sub / t / 1e9:.0f} GFLOP/s")
+    for name, shape in (("batch 8, 32x32", (8, 32, 32, 128)), ("one 512x768 image, 128x192", (1, 128, 192, 128))):
+        v = jnp.asarray(rng.normal(size=shape), jnp.float32)
+        macs_v = int(np.prod(shape)) * 9 * 512
+        line = []
+        for algorithm in ("direct", "winograd"):
+            conv = jax.jit(lambda v, w, a=algorithm: layers.stride1_conv(v, w, a))
+            both = jax.jit(jax.grad(lambda v, w, a=algorithm: jnp.sum(layers.stride1_conv(v, w, a) ** 2), (0, 1)))
+            tf, tb = _seconds(conv, v, w_sub), _seconds(both, v, w_sub)
+            line.append(f"{algorithm} {tf * 1e3:.1f} ms ({2 * macs_v / tf / 1e9:.0f} GFLOP/s) / {tb * 1e3:.1f} ms")
+        print(f"sub-pixel 3x3 conv 128->512, {name}, forward / forward+backward: {'; '.join(line)}")
     np.testing.assert_allclose(input_grad(strided)(x, w, g), input_grad(layers.down_conv2d)(x, w, g),
                                rtol=1e-4, atol=1e-4)
     t_xla = _seconds(input_grad(strided), x, w, g)

@@ -33,12 +33,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import add_peer_args, configure_allocator, load_photos, random_crops, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
+from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, upsample: str) -> dict:
+def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, upsample: str,
+                    conv_algorithm: str = "auto") -> dict:
     """Steps/s of the engine's jitted, donating train step over ``pool`` (uint8 batches)."""
     config = default_config(quality=quality)
+    config.model.conv_algorithm = conv_algorithm
     config.model.upsample = upsample
     task = FactorizedTask(config)
     mesh = sharding.data_mesh(jax.local_devices()[:1])
@@ -69,8 +72,8 @@ def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, ups
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_peer_args(parser)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per side")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps after compilation")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compilation")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--patch", type=int, default=128)
     parser.add_argument("--quality", type=int, default=3)
@@ -79,6 +82,8 @@ def main() -> None:
     parser.add_argument("--upsample", choices=("subpixel", "transposed"), default="subpixel",
                         help="synthesis up-sampling: the default sub-pixel layers (36 taps per 2x2 output "
                              "block), or transposed convolutions with CompressAI's 25 taps")
+    parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
+                        help="jaxcodec's sub-pixel convolutions (model.conv_algorithm)")
     args = parser.parse_args()
     malloc = configure_allocator()
 
@@ -89,8 +94,8 @@ def main() -> None:
           f"{args.patch}x{args.patch} real photo patches ({len(photos)} photos), Adam, {args.steps} timed steps "
           f"after {args.warmup} warm-up steps")
 
-    j = jax_train_speed(pool, args.steps, args.warmup, args.quality, args.upsample)
-    print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}): "
+    j = jax_train_speed(pool, args.steps, args.warmup, args.quality, args.upsample, args.conv_algorithm)
+    print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, {args.conv_algorithm} conv): "
           f"{j['steps_per_s']:.3f} steps/s, {j['images_per_s']:.2f} images/s "
           f"(compile {j['compile_s']:.1f} s, loss {j['last_loss']:.1f})")
 
