@@ -1,10 +1,13 @@
-"""A persistent XLA compilation cache for the command line.
+"""A persistent XLA compilation cache for the command line and `eval.py`.
 
 ``python -m jaxcodec compress/decompress`` runs one image per process, so without a
 cache it compiles the transforms on every call: for a 512×768 photo the decoder's
 Winograd layers (:mod:`jaxcodec.winograd`) take a few seconds to compile and a
-fraction of a second to run. :func:`enable` points JAX's persistent compilation cache
-at ``$JAXCODEC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/jaxcodec/xla``, i.e.
+fraction of a second to run. ``eval.py`` codes every image with every quality of a
+ladder: the encoder's and decoder's programs for one image size are the same for all of
+them (the weights are arguments), and JAX's cache keys programs by their text, so only
+the first quality compiles them. :func:`enable` points JAX's persistent compilation
+cache at ``$JAXCODEC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/jaxcodec/xla``, i.e.
 ``~/.cache/jaxcodec/xla``), keeping programs that took at least half a second to
 compile, at most 256 MiB of them (least recently used go first). JAX keys each entry by
 the program, the compiler options and its own version, so a stale entry is never used.

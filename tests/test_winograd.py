@@ -100,6 +100,8 @@ def test_factorized_synthesis_conv_algorithm():
     assert out["direct"].shape == (1, 64, 64, 3)
     assert not np.array_equal(out["direct"], out["winograd"])
     np.testing.assert_allclose(out["winograd"], out["direct"], atol=1e-4 * np.max(np.abs(out["direct"])))
+    # Refinement's synthesis is the direct one, whatever the model's setting.
+    np.testing.assert_array_equal(tasks["winograd"].direct_synthesis(params, y), out["direct"])
 
     config.model.conv_algorithm = "fft"
     with pytest.raises(ConfigError, match="model.conv_algorithm must be one of auto, direct, winograd, got 'fft'"):
