@@ -18,7 +18,8 @@
   taps per channel pair fixed at zero: output phase ``p`` of ``out[2i + p]`` only
   reads ``in[i-1 .. i+1]``. The sub-pixel layer learns all 36, so it can express
   every transposed convolution and avoids the input-dilated convolutions that XLA
-  runs slowly on CPU.
+  runs slowly on CPU. Its wide layers run by Winograd's ``F(4×4, 3×3)`` on CPU
+  (:func:`stride1_conv`, :mod:`jaxcodec.winograd`).
 
 Why the custom gradients. XLA on CPU computes the weight gradient of a convolution
 as a convolution whose "kernel" is the whole output-gradient map, which runs at a
@@ -209,7 +210,7 @@ def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
 
 
 # Where F(4×4, 3×3) beats XLA's direct convolution on CPU (bench/conv_speed.py): both
-# channel counts at least this wide, and output pixels × the narrower channel count at
+# channel counts at least this wide, and output pixels × the narrower channel count
 # above this (the transforms are a fixed cost per pixel and channel; measured:
 # 2,048 pixels at 64 channels loses, at 128 breaks even, 1,536 at 192 gains 1.5×).
 _WINOGRAD_MIN_FEATURES = 64
