@@ -225,6 +225,7 @@ class FactorizedTask:
             filters=tuple(int(f) for f in m.filters),
             conv_algorithm=conv_algorithm,
         )
+        self._direct_model = self.model.clone(conv_algorithm="direct")  # for direct_synthesis
         self.downsampling = 2 ** len(m.kernel_sizes)
         tx = optax.adam(learning_rate_schedule(config))
         if m.get("clip_norm"):
@@ -247,7 +248,7 @@ class FactorizedTask:
         Latent refinement uses it: differentiating with respect to the latent alone,
         Winograd saves nothing there (570 vs 599 ms per step at 512×768 on 2 cores) and
         its gradient takes seconds longer to compile for every image size."""
-        return self.model.clone(conv_algorithm="direct").apply(params, y, method=FactorizedPriorModel.synthesis)
+        return self._direct_model.apply(params, y, method=FactorizedPriorModel.synthesis)
 
     def likelihood(self, params: Any, y: jax.Array) -> jax.Array:
         """Probability of the unit bin around each latent value."""
