@@ -11,12 +11,14 @@ cache at ``$JAXCODEC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/jaxcodec/xla``, i.e.
 ``~/.cache/jaxcodec/xla``), keeping programs that took at least half a second to
 compile, at most 256 MiB of them (least recently used go first). JAX keys each entry by
 the program, the compiler options and its own version, so a stale entry is never used.
-``JAXCODEC_CACHE_DIR=off`` turns it off.
+``JAXCODEC_CACHE_DIR=off`` turns it off. A folder that cannot be created or written
+turns it off too, with one warning line on stderr (the cache only saves time).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["ENV", "MAX_BYTES", "cache_dir", "enable"]
 
@@ -41,6 +43,13 @@ def enable(environ=None) -> str | None:
 
     path = cache_dir(environ)
     if path is None:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path} is not writable")
+    except OSError as e:
+        print(f"warning: compilation cache off: cannot use {path}: {e.strerror or e}", file=sys.stderr)
         return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)

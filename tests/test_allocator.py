@@ -74,3 +74,11 @@ def test_glibc_env_names_the_same_settings():
         "MALLOC_MMAP_MAX_": "0",
         "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD),
     }
+
+
+def test_command_line_names_a_bad_setting_in_one_line():
+    env = dict(os.environ, PYTHONPATH=ROOT, **{allocator.ENV: "fast"})
+    out = subprocess.run([sys.executable, "-m", "jaxcodec", "models"], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip() == "error: JAXCODEC_MALLOC must be 'keep' or 'system', got 'fast'"
+    assert out.stdout == ""

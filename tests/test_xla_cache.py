@@ -40,3 +40,11 @@ def test_compiled_programs_are_stored_and_off_means_off(tmp_path):
     out = _run({xla_cache.ENV: "off", "XDG_CACHE_HOME": str(tmp_path / "unused")})
     assert out.stdout.strip() == "None"
     assert not (tmp_path / "unused").exists()
+
+
+def test_unusable_folder_turns_the_cache_off_with_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert xla_cache.enable({xla_cache.ENV: str(blocker / "xla")}) is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: compilation cache off: cannot use {blocker / 'xla'}"), err
