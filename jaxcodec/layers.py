@@ -36,6 +36,7 @@ against XLA's own).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import flax.linen as nn
@@ -60,6 +61,7 @@ __all__ = [
     "nonnegative_init",
     "space_to_depth",
     "stride1_conv",
+    "thin_conv2d",
     "transposed_conv2d",
     "winograd_pays",
 ]
@@ -201,12 +203,56 @@ def _conv2d_bwd(res, g):
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
-def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
-    """:func:`conv2d`, or XLA's own gradient when the layer is too thin to gain."""
-    if w.shape[-1] >= _MIN_FEATURES_FOR_CUSTOM_GRAD:
-        return conv2d(x, w)
+@jax.custom_vjp
+def thin_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`conv2d` for layers with few output channels (the last layer of a
+    synthesis: ``4·3`` channels), with gradients as two matrix products.
+
+    The forward pass is XLA's convolution. Per-tap weight-gradient products
+    (:func:`conv2d`) are too thin at this width, and XLA's own gradient runs slowly,
+    so the backward pass stacks the ``k²`` shifted copies of the output gradient
+    ``dY`` into one ``k²·C_out``-channel map ``P``, with ``P[q, t] = dY[q − t + pad]``:
+    then ``dX = P · Wᵀ`` and ``dW = Xᵀ · P`` (contracting batch and space), each one
+    matrix product as wide as ``k²·C_out``.
+    """
     kh, kw = w.shape[:2]
     return _conv(x, w, 1, (_same_padding(kh), _same_padding(kw)))
+
+
+def _thin_conv2d_fwd(x, w):
+    return thin_conv2d(x, w), (x, w)
+
+
+def _shifted_taps(g: jax.Array, kh: int, kw: int) -> jax.Array:
+    """``(N, H, W, C) → (N, H, W, kh·kw·C)``: tap ``t = (i, j)`` holds ``g[q − t + pad]``
+    (zero outside), for the SAME padding of :func:`_same_padding`."""
+    (bh, ah), (bw, aw) = _same_padding(kh), _same_padding(kw)
+    _, h, wd, _ = g.shape
+    gp = jnp.pad(g, ((0, 0), (ah, bh), (aw, bw), (0, 0)))
+    return jnp.concatenate(
+        [gp[:, kh - 1 - i : kh - 1 - i + h, kw - 1 - j : kw - 1 - j + wd] for i in range(kh) for j in range(kw)], axis=-1
+    )
+
+
+def _thin_conv2d_bwd(res, g):
+    x, w = res
+    kh, kw, cin, cout = w.shape
+    p = _shifted_taps(g, kh, kw)  # (N, H, W, kh·kw·C_out)
+    w_mat = w.transpose(0, 1, 3, 2).reshape(kh * kw * cout, cin)
+    dx = jnp.dot(p, w_mat, preferred_element_type=x.dtype)
+    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
+    dw = lax.dot_general(x, p, contract, preferred_element_type=w.dtype)  # (C_in, kh·kw·C_out)
+    return dx, dw.reshape(cin, kh, kw, cout).transpose(1, 2, 0, 3)
+
+
+thin_conv2d.defvjp(_thin_conv2d_fwd, _thin_conv2d_bwd)
+
+
+def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
+    """:func:`conv2d`, or :func:`thin_conv2d` when the layer is too thin for it."""
+    if w.shape[-1] >= _MIN_FEATURES_FOR_CUSTOM_GRAD:
+        return conv2d(x, w)
+    return thin_conv2d(x, w)
 
 
 # Where F(4×4, 3×3) beats XLA's direct convolution on CPU (bench/conv_speed.py): both
@@ -268,7 +314,7 @@ def _merged_phase_kernel(wf: jax.Array) -> jax.Array:
     )
 
 
-def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+def transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
     """Stride-2 transposed convolution (PyTorch's ``ConvTranspose2d(k, stride=2,
     padding=k//2, output_padding=1)``, output exactly ``2H × 2W``), ``k`` odd, HWIO
     kernel: ``out[o] = Σ_i x[i] · w[o − 2i + k//2]`` per axis.
@@ -279,14 +325,24 @@ def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     :func:`depth_to_space` interleaves the four (the sub-pixel view of Shi et al. 2016,
     Sec. 2.2). Wide layers run the four convolutions (``k²`` taps in all); thin ones
     (fewer than 32 output channels) one convolution over the merged, zero-padded
-    kernel, which XLA runs faster at that width.
+    kernel, which XLA runs faster at that width. ``algorithm`` as in
+    :func:`stride1_conv`: where Winograd pays for the merged ``3×3`` kernel of a
+    ``5×5`` layer, it runs that (36 taps at 2.25 multiplications each instead of 25
+    direct taps: 1.7× faster for 128 channels at 8×32×32, ``bench/conv_speed.py``).
     """
     k = w.shape[0]
     if k % 2 == 0 or w.shape[1] != k:
         raise ValueError(f"transposed_conv2d needs a square odd kernel, got {w.shape[:2]}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     wf = jnp.flip(w, (0, 1))
     if k == 1:  # odd output pixels meet no tap: XLA's own input-dilated form
         return lax.conv_general_dilated(x, wf, (1, 1), ((0, 1), (0, 1)), lhs_dilation=(2, 2), dimension_numbers=_DIMS)
+    merged_shape = (k // 2 + 1, k // 2 + 1, w.shape[2], 4 * w.shape[3])
+    if merged_shape[:2] == (3, 3) and (
+        algorithm == "winograd" or (algorithm == "auto" and winograd_pays(x.shape, merged_shape))
+    ):
+        return depth_to_space(winograd.conv3x3(x, _merged_phase_kernel(wf)))
     if w.shape[-1] < _MIN_FEATURES_FOR_CUSTOM_GRAD:
         return depth_to_space(_conv_s1(x, _merged_phase_kernel(wf)))
     return depth_to_space(jnp.concatenate([_conv_s1(x, p) for p in _phase_kernels(wf)], axis=-1))
@@ -297,29 +353,30 @@ def _strided_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     return _conv(x, w, 2, ((p, p), (p, p)))
 
 
-@jax.custom_vjp
-def down_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def down_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
     """Stride-2 convolution with padding ``k//2`` (PyTorch's ``Conv2d(k, stride=2,
     padding=k//2)``; output ``⌈H/2⌉ × ⌈W/2⌉``), NHWC input, HWIO kernel.
 
     Equals ``lax.conv_general_dilated(x, w, (2, 2), padding)`` including its gradients,
     but the input gradient -- the transposed convolution of the output gradient, an
     input-dilated convolution that XLA runs slowly on CPU -- is computed by
-    :func:`transposed_conv2d`'s phases. The weight gradient is XLA's own.
+    :func:`transposed_conv2d`'s phases (by Winograd where ``algorithm`` allows and it
+    pays). The forward pass and the weight gradient are XLA's own.
     """
     return _strided_conv(x, w)
 
 
-def _down_conv2d_fwd(x, w):
+def _down_conv2d_fwd(x, w, algorithm):
     return _strided_conv(x, w), (x, w)
 
 
-def _down_conv2d_bwd(res, g):
+def _down_conv2d_bwd(algorithm, res, g):
     x, w = res
     _, w_vjp = jax.vjp(lambda w_: _strided_conv(x, w_), w)
     (dw,) = w_vjp(g)
     # dx[i] = Σ_o g[o] · w[i − 2o + k//2]: the transposed convolution with in/out swapped.
-    dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2))[:, : x.shape[1], : x.shape[2], :]
+    dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2), algorithm)[:, : x.shape[1], : x.shape[2], :]
     return dx, dw
 
 
@@ -338,6 +395,7 @@ class DownConv(nn.Module):
     features: int
     kernel_size: int = 5
     kernel_init: Callable = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -346,7 +404,7 @@ class DownConv(nn.Module):
             raise ValueError(f"DownConv needs an odd kernel size, got {k}")
         w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        return down_conv2d(x, w) + b
+        return down_conv2d(x, w, self.algorithm) + b
 
 
 def _icnr(base_init: Callable, block: int = 2) -> Callable:
@@ -395,13 +453,14 @@ class TransposedConv(nn.Module):
     features: int
     kernel_size: int = 5
     kernel_init: Callable = nn.initializers.lecun_normal()
+    algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.kernel_size
         w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        return transposed_conv2d(x, w) + b
+        return transposed_conv2d(x, w, self.algorithm) + b
 
 
 # --------------------------------------------------------------------------------------

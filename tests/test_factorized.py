@@ -211,11 +211,13 @@ def test_subpixel_conv_reproduces_a_stride2_transposed_conv(k):
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
 @pytest.mark.parametrize("k", [1, 3, 5, 7, 9])
 @pytest.mark.parametrize("features", [3, 40])
-def test_phase_transposed_conv_equals_xla_input_dilated_conv(k, features):
-    """transposed_conv2d (four stride-1 phases, or one merged kernel when thin) equals
-    XLA's input-dilated convolution with the flipped kernel, values and gradients."""
+def test_phase_transposed_conv_equals_xla_input_dilated_conv(k, features, algorithm):
+    """transposed_conv2d (four stride-1 phases, one merged kernel when thin, or the
+    merged 3×3 kernel by Winograd for k = 5) equals XLA's input-dilated convolution
+    with the flipped kernel, values and gradients."""
     kx, kw, kg = jax.random.split(rng(11 + k), 3)
     x = jax.random.normal(kx, (2, 5, 7, 6))
     w = jax.random.normal(kw, (k, k, 6, features))
@@ -226,19 +228,21 @@ def test_phase_transposed_conv_equals_xla_input_dilated_conv(k, features):
         return lax.conv_general_dilated(x, jnp.flip(w, (0, 1)), (1, 1), (pad, pad), lhs_dilation=(2, 2),
                                         dimension_numbers=_DIMS)
 
-    np.testing.assert_allclose(layers.transposed_conv2d(x, w), reference(x, w), rtol=1e-5, atol=1e-4)
-    got = jax.grad(lambda x, w: jnp.sum(layers.transposed_conv2d(x, w) * g), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(layers.transposed_conv2d(x, w, algorithm), reference(x, w), rtol=1e-5, atol=1e-4)
+    got = jax.grad(lambda x, w: jnp.sum(layers.transposed_conv2d(x, w, algorithm) * g), argnums=(0, 1))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
         assert float(jnp.abs(b).max()) > 1.0
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
 @pytest.mark.parametrize("k", [1, 3, 5, 9])
 @pytest.mark.parametrize("shape", [(2, 9, 12, 5), (1, 8, 7, 40)])
-def test_down_conv_gradients_equal_xla_strided_conv(k, shape):
-    """down_conv2d's custom input gradient (phases of the transposed convolution,
-    cropped for odd sizes) equals XLA's own gradient of the strided convolution."""
+def test_down_conv_gradients_equal_xla_strided_conv(k, shape, algorithm):
+    """down_conv2d's custom input gradient (phases of the transposed convolution, by
+    Winograd for k = 5 when asked, cropped for odd sizes) equals XLA's own gradient of
+    the strided convolution."""
     kx, kw = jax.random.split(rng(20 + k), 2)
     x = jax.random.normal(kx, shape)
     w = jax.random.normal(kw, (k, k, shape[-1], 36))
@@ -246,11 +250,33 @@ def test_down_conv_gradients_equal_xla_strided_conv(k, shape):
     def reference(x, w):
         return lax.conv_general_dilated(x, w, (2, 2), ((k // 2, k // 2),) * 2, dimension_numbers=_DIMS)
 
-    np.testing.assert_allclose(layers.down_conv2d(x, w), reference(x, w), rtol=1e-5, atol=1e-4)
-    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.down_conv2d(x, w))), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(layers.down_conv2d(x, w, algorithm), reference(x, w), rtol=1e-5, atol=1e-4)
+    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.down_conv2d(x, w, algorithm))), argnums=(0, 1))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(jnp.sin(reference(x, w))), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+        assert float(jnp.abs(b).max()) > 1.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(2, 9, 12, 40), (1, 1, 5, 3)])
+def test_thin_conv_gradients_equal_xla(k, shape):
+    """thin_conv2d's backward (one product against the stacked, shifted output
+    gradient) equals XLA's gradient of the SAME convolution, even kernels included
+    (they pad more after)."""
+    kx, kw = jax.random.split(rng(40 + k), 2)
+    x = jax.random.normal(kx, shape)
+    w = jax.random.normal(kw, (k, k, shape[-1], 12))
+
+    def reference(x, w):
+        pad = ((k - 1) // 2, k // 2)
+        return lax.conv_general_dilated(x, w, (1, 1), (pad, pad), dimension_numbers=_DIMS)
+
+    np.testing.assert_array_equal(layers.thin_conv2d(x, w), reference(x, w))
+    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.thin_conv2d(x, w))), argnums=(0, 1))(x, w)
+    want = jax.grad(lambda x, w: jnp.sum(jnp.sin(reference(x, w))), argnums=(0, 1))(x, w)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
         assert float(jnp.abs(b).max()) > 1.0
 
 

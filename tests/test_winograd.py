@@ -39,9 +39,12 @@ def test_conv3x3_matches_float64_correlation(shape, cout):
     assert np.max(np.abs(out - reference)) <= 2e-5 * np.max(np.abs(reference))
 
 
-def test_conv3x3_gradients_match_xla_convolution():
-    x = jnp.asarray(_normal(2, (2, 10, 7, 5)), jnp.float32)
-    w = jnp.asarray(_normal(3, (3, 3, 5, 4)), jnp.float32)
+@pytest.mark.parametrize("shape", [(2, 10, 7, 5), (1, 8, 8, 3), (1, 1, 1, 2), (3, 5, 13, 4)])
+def test_conv3x3_gradients_match_xla_convolution(shape):
+    """The tile-domain backward pass: image sides that are multiples of the tile (the
+    last tile's overlap lands inside the image), overhanging tiles, a single pixel."""
+    x = jnp.asarray(_normal(2, shape), jnp.float32)
+    w = jnp.asarray(_normal(3, (3, 3, shape[-1], 4)), jnp.float32)
 
     def loss(conv):
         return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))

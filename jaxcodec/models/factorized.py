@@ -96,13 +96,15 @@ class AnalysisTransform(nn.Module):
     latent_channels: int = 192
     kernel_sizes: Sequence[int] = (5, 5, 5, 5)
     activation: str = "gdn"
+    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         n = len(self.kernel_sizes)
         for i, k in enumerate(self.kernel_sizes):
             last = i == n - 1
-            x = DownConv(self.latent_channels if last else self.features, k, name=f"conv{i}")(x)
+            features = self.latent_channels if last else self.features
+            x = DownConv(features, k, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
             if not last:
                 x = _activation(self.activation, False, f"gdn{i}")(x)
         return x
@@ -133,7 +135,7 @@ class SynthesisTransform(nn.Module):
             if self.upsample == "subpixel":
                 x = SubPixelConv(features, k // 2 + 1, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
             elif self.upsample == "transposed":
-                x = TransposedConv(features, k, name=f"conv{i}")(x)
+                x = TransposedConv(features, k, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
             else:
                 raise ConfigError(f"model.upsample must be 'subpixel' or 'transposed', got {self.upsample!r}")
             if not last:
@@ -153,7 +155,9 @@ class FactorizedPriorModel(nn.Module):
     conv_algorithm: str = "auto"
 
     def setup(self):
-        self.g_a = AnalysisTransform(self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation)
+        self.g_a = AnalysisTransform(
+            self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation, self.conv_algorithm
+        )
         self.g_s = SynthesisTransform(
             self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample, self.conv_algorithm
         )
@@ -560,8 +564,10 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.kernel_sizes = (5, 5, 5, 5)  # analysis kernels, each with stride 2; the synthesis mirrors them
     config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
     config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
-    # Sub-pixel convolutions: "auto" (F(4x4, 3x3) Winograd on CPU for the wide layers,
-    # jaxcodec.layers.stride1_conv), "direct" (XLA's convolution) or "winograd"; same parameters.
+    # 3x3 stride-1 convolutions (the sub-pixel layers, the merged phases of transposed
+    # convolutions and of the strided layers' input gradient): "auto" (F(4x4, 3x3) Winograd
+    # on CPU for the wide ones, jaxcodec.layers.stride1_conv), "direct" (XLA's
+    # convolution) or "winograd"; same parameters.
     config.model.conv_algorithm = "auto"
     config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
     config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
