@@ -73,6 +73,10 @@ _AT = np.array(
     np.float64,
 )
 _ALPHA = TILE + 2  # input tile size m + r − 1
+# Aᵀ M A of all tiles at once: with the 6×6 tile positions flattened, the output
+# transform is one product with the Kronecker matrix Aᵀ ⊗ Aᵀ (16 × 36), which XLA runs
+# faster than 24 separate row and column sums of full-size arrays.
+_KRON_AT = np.kron(_AT, _AT)
 
 
 def _combine(matrix: np.ndarray, terms: list[jax.Array]) -> list[jax.Array]:
@@ -104,11 +108,14 @@ def _input_tiles(xp: jax.Array, th: int, tw: int) -> jax.Array:
     return jnp.stack(tiles).reshape(_ALPHA * _ALPHA, n * th * tw, c)
 
 
+def _leading_product(matrix: np.ndarray, z: jax.Array) -> jax.Array:
+    """``matrix (p, q)`` applied along the leading axis of ``z (q, …)``: ``(p, …)``."""
+    return lax.dot_general(jnp.asarray(matrix, z.dtype), z, (((1,), (0,)), ((), ())))
+
+
 def _output_tiles(m: jax.Array, n: int, th: int, tw: int, ho: int, wo: int) -> jax.Array:
     """``Y = Aᵀ M A`` of every tile, assembled into the ``(N, ho, wo, C_out)`` output."""
-    m = m.reshape(_ALPHA, _ALPHA, n, th, tw, -1)
-    rows = _combine(_AT, [m[a] for a in range(_ALPHA)])
-    y = jnp.stack([jnp.stack(_combine(_AT, [r[b] for b in range(_ALPHA)])) for r in rows])  # (4, 4, n, th, tw, d)
+    y = _leading_product(_KRON_AT, m).reshape(TILE, TILE, n, th, tw, -1)
     y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, TILE * th, TILE * tw, -1)
     return y[:, :ho, :wo]
 
@@ -167,11 +174,9 @@ def _conv3x3_fwd(x, w):
 def _conv3x3_bwd(res, g):
     v, u, (n, h, wd, cin) = res
     th, tw = -(-h // TILE), -(-wd // TILE)
-    # dM = A dY Aᵀ per tile.
-    gt = _tiles_of_output(g, th, tw)
-    rows = _combine(_AT.T, [gt[i] for i in range(TILE)])  # 6 × (4, N, th, tw, C_out)
-    dm = jnp.stack([t for r in rows for t in _combine(_AT.T, [r[j] for j in range(TILE)])])
-    dm = dm.reshape(_ALPHA * _ALPHA, n * th * tw, -1)
+    # dM = A dY Aᵀ per tile: the transposed Kronecker product of the forward pass.
+    gt = _tiles_of_output(g, th, tw).reshape(TILE * TILE, -1)
+    dm = _leading_product(_KRON_AT.T, gt).reshape(_ALPHA * _ALPHA, n * th * tw, -1)
     du = lax.dot_general(v, dm, (((1,), (1,)), ((0,), (0,))))  # (36, C_in, C_out)
     dv = lax.dot_general(dm, u, (((2,), (2,)), ((0,), (0,))))  # (36, tiles, C_in)
     # Kernel: U = G w Gᵀ, so dw = Gᵀ dU G.
