@@ -55,6 +55,7 @@ __all__ = [
     "activation_layer",
     "conv2d",
     "depth_to_space",
+    "gdn",
     "down_conv2d",
     "lower_bound",
     "nonnegative",
@@ -70,6 +71,10 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # Below this many output channels the per-tap matrix products of the custom weight
 # gradient are too thin to beat XLA's own convolution (measured).
 _MIN_FEATURES_FOR_CUSTOM_GRAD = 32
+# Below this many input channels a strided layer's weight gradient is one product of
+# its patches with the output gradient (1.8x faster than XLA's for 3 channels, measured;
+# for wide inputs XLA's own is faster).
+_MIN_INPUTS_FOR_XLA_WEIGHT_GRAD = 8
 
 
 # --------------------------------------------------------------------------------------
@@ -362,7 +367,9 @@ def down_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arra
     but the input gradient -- the transposed convolution of the output gradient, an
     input-dilated convolution that XLA runs slowly on CPU -- is computed by
     :func:`transposed_conv2d`'s phases (by Winograd where ``algorithm`` allows and it
-    pays). The forward pass and the weight gradient are XLA's own.
+    pays). The forward pass is XLA's own, and so is the weight gradient except for
+    inputs of few channels (an RGB image), where it is one matrix product of the
+    stride-2 patches with the output gradient.
     """
     return _strided_conv(x, w)
 
@@ -371,10 +378,25 @@ def _down_conv2d_fwd(x, w, algorithm):
     return _strided_conv(x, w), (x, w)
 
 
+def _strided_patches(x: jax.Array, k: int, ho: int, wo: int) -> jax.Array:
+    """``(N, H, W, C) → (N, ho, wo, k²·C)``: the ``k×k`` stride-2 windows of
+    :func:`_strided_conv`, tap-major."""
+    p = k // 2
+    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    return jnp.concatenate([xp[:, i : i + 2 * ho : 2, j : j + 2 * wo : 2] for i in range(k) for j in range(k)], axis=-1)
+
+
 def _down_conv2d_bwd(algorithm, res, g):
     x, w = res
-    _, w_vjp = jax.vjp(lambda w_: _strided_conv(x, w_), w)
-    (dw,) = w_vjp(g)
+    k, _, cin, cout = w.shape
+    if cin < _MIN_INPUTS_FOR_XLA_WEIGHT_GRAD:
+        # Few input channels (the RGB layer): one product of the k²·C_in patches with dY.
+        patches = _strided_patches(x, k, g.shape[1], g.shape[2])
+        contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
+        dw = lax.dot_general(patches, g, contract, preferred_element_type=w.dtype).reshape(k, k, cin, cout)
+    else:
+        _, w_vjp = jax.vjp(lambda w_: _strided_conv(x, w_), w)
+        (dw,) = w_vjp(g)
     # dx[i] = Σ_o g[o] · w[i − 2o + k//2]: the transposed convolution with in/out swapped.
     dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2), algorithm)[:, : x.shape[1], : x.shape[2], :]
     return dx, dw
@@ -488,9 +510,39 @@ class GDN(nn.Module):
         gamma_s = self.param("gamma", lambda key, s: nonnegative_init(self.gamma_init * jnp.eye(s[0])), (c, c))
         beta = nonnegative(beta_s, self.beta_min)
         gamma = nonnegative(gamma_s)
-        # gamma[i, j] weighs x_j² in the norm of channel i.
-        norm = jnp.dot(x * x, gamma.T) + beta
-        return x * jnp.sqrt(norm) if self.inverse else x * lax.rsqrt(norm)
+        return gdn(x, beta, gamma, self.inverse)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def gdn(x: jax.Array, beta: jax.Array, gamma: jax.Array, inverse: bool = False) -> jax.Array:
+    """``x_i / sqrt(β_i + Σ_j γ_ij x_j²)`` over the last axis (``x_i · sqrt(…)`` when
+    ``inverse``), with the gradient of ``γ`` summed over row blocks: XLA's single
+    product contracting every pixel runs 1.3× slower on CPU (measured at 8×64×64×128)."""
+    return _gdn_fwd(x, beta, gamma, inverse)[0]
+
+
+def _gdn_fwd(x, beta, gamma, inverse):
+    # gamma[i, j] weighs x_j² in the norm of channel i.
+    norm = jnp.dot(x * x, gamma.T) + beta
+    scale = jnp.sqrt(norm) if inverse else lax.rsqrt(norm)
+    return x * scale, (x, scale, gamma)
+
+
+def _gdn_bwd(inverse, res, g):
+    x, scale, gamma = res
+    # d scale / d norm: ½ / sqrt(norm) for IGDN, −½ · norm^(−3/2) for GDN.
+    dnorm = g * x * (0.5 / scale if inverse else -0.5 * scale * scale * scale)
+    c = x.shape[-1]
+    rows = x.size // c
+    blocks = next(b for b in (8, 4, 2, 1) if rows % b == 0)
+    dn, sq = dnorm.reshape(blocks, rows // blocks, c), (x * x).reshape(blocks, rows // blocks, c)
+    dgamma = jnp.sum(lax.dot_general(dn, sq, (((1,), (1,)), ((0,), (0,)))), axis=0)
+    dbeta = jnp.sum(dnorm.reshape(-1, c), axis=0)
+    dx = g * scale + 2.0 * x * jnp.dot(dnorm, gamma)
+    return dx, dbeta, dgamma
+
+
+gdn.defvjp(_gdn_fwd, _gdn_bwd)
 
 
 def activation_layer(kind: str, inverse: bool) -> Callable[[jax.Array], jax.Array]:
