@@ -250,12 +250,44 @@ def test_down_conv_gradients_equal_xla_strided_conv(k, shape, algorithm):
     def reference(x, w):
         return lax.conv_general_dilated(x, w, (2, 2), ((k // 2, k // 2),) * 2, dimension_numbers=_DIMS)
 
-    np.testing.assert_allclose(layers.down_conv2d(x, w, algorithm), reference(x, w), rtol=1e-5, atol=1e-4)
-    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.down_conv2d(x, w, algorithm))), argnums=(0, 1))(x, w)
-    want = jax.grad(lambda x, w: jnp.sum(jnp.sin(reference(x, w))), argnums=(0, 1))(x, w)
+    want_y = reference(x, w)
+    # Winograd's transforms cost a few float32 ulps of the largest output (test_winograd).
+    atol = 2e-5 * float(jnp.abs(want_y).max()) if algorithm == "winograd" else 1e-4
+    np.testing.assert_allclose(layers.down_conv2d(x, w, algorithm), want_y, rtol=1e-5, atol=atol)
+    # A random cotangent, not a function of the output: the forward passes differ by rounding.
+    g = jax.random.normal(jax.random.key(7), want_y.shape)
+    got = jax.grad(lambda x, w: jnp.sum(layers.down_conv2d(x, w, algorithm) * g), argnums=(0, 1))(x, w)
+    want = jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
         assert float(jnp.abs(b).max()) > 1.0
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("shape", [(2, 9, 12, 5), (1, 8, 7, 40), (1, 1, 1, 2)])
+def test_space_to_depth_winograd_strided_conv_equals_xla(k, shape):
+    """strided_conv by Winograd over the space-to-depth input (odd sides padded) equals
+    XLA's strided convolution; "auto" picks it only for wide, large layers on CPU."""
+    kx, kw = jax.random.split(rng(30 + k), 2)
+    x = jax.random.normal(kx, shape)
+    w = jax.random.normal(kw, (k, k, shape[-1], 36))
+    reference = lax.conv_general_dilated(x, w, (2, 2), ((k // 2, k // 2),) * 2, dimension_numbers=_DIMS)
+    got = layers.strided_conv(x, w, "winograd")
+    assert got.shape == reference.shape
+    np.testing.assert_allclose(got, reference, rtol=0, atol=2e-5 * float(jnp.abs(reference).max()))
+    np.testing.assert_array_equal(layers.strided_conv(x, w, "auto"), reference)  # too small to pay
+
+
+def test_strided_conv_auto_takes_winograd_for_wide_layers_on_cpu():
+    kx, kw = jax.random.split(rng(35), 2)
+    big = jax.random.normal(kx, (4, 64, 64, 128))  # space-to-depth: 4·32·32 pixels × 128 > 2048·128
+    w = jax.random.normal(kw, (5, 5, 128, 128)) / 80.0
+    auto, direct = layers.strided_conv(big, w, "auto"), layers.strided_conv(big, w, "direct")
+    assert not np.array_equal(auto, direct)
+    np.testing.assert_array_equal(auto, layers.strided_conv(big, w, "winograd"))
+    np.testing.assert_allclose(auto, direct, rtol=0, atol=2e-5 * float(jnp.abs(direct).max()))
+    with pytest.raises(ValueError, match="convolution algorithm must be one of"):
+        layers.strided_conv(big, w, "fft")
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
