@@ -10,11 +10,18 @@ and the synthesis transform's largest (32×32×128 → 64×64×128 sub-pixel, 3�
 * the sub-pixel layer's ``3×3`` convolution by XLA vs by ``F(4×4, 3×3)`` Winograd
   (:mod:`jaxcodec.winograd`), forward and forward + backward, at the training shape and
   at a 512×768 image's (1×128×192×128 → 512), side by side; GFLOP/s count the direct
-  convolution's multiply-adds for both.
+  convolution's multiply-adds for both;
+* the strided layer's forward pass by XLA vs by Winograd over the space-to-depth input
+  (:func:`jaxcodec.layers.strided_conv`), at the training shape and at a 512×768
+  image's (1×256×384×128), and its input gradient by direct vs Winograd phases;
+* the last synthesis layer (64×64×128 → 12 channels, 3×3): XLA's gradient vs
+  :func:`jaxcodec.layers.thin_conv2d`'s; GDN at 8×64×64×128: JAX's differentiation
+  of the formula vs :func:`jaxcodec.layers.gdn`'s backward pass.
 
     .venv/bin/python bench/conv_speed.py
 
-The last line is ``ratio: X`` with X = XLA input-gradient time / phase-split time.
+The last line is ``ratio: X`` with X = XLA input-gradient time / phase-split time
+(``auto``: Winograd phases where they pay).
 """
 
 from __future__ import annotations
@@ -78,12 +85,45 @@ def main() -> None:
             tf, tb = _seconds(conv, v, w_sub), _seconds(both, v, w_sub)
             line.append(f"{algorithm} {tf * 1e3:.1f} ms ({2 * macs_v / tf / 1e9:.0f} GFLOP/s) / {tb * 1e3:.1f} ms")
         print(f"sub-pixel 3x3 conv 128->512, {name}, forward / forward+backward: {'; '.join(line)}")
+    for name, shape in (("batch 8, 64x64", (8, 64, 64, 128)), ("one 512x768 image, 256x384", (1, 256, 384, 128))):
+        v = jnp.asarray(rng.normal(size=shape), jnp.float32)
+        times = [_seconds(jax.jit(lambda v, w, a=a: layers.strided_conv(v, w, a)), v, w) for a in ("direct", "winograd")]
+        print(f"strided 5x5 layer 128->128, {name}, forward: direct {times[0] * 1e3:.1f} ms, "
+              f"space-to-depth Winograd {times[1] * 1e3:.1f} ms")
+
     np.testing.assert_allclose(input_grad(strided)(x, w, g), input_grad(layers.down_conv2d)(x, w, g),
                                rtol=1e-4, atol=1e-4)
     t_xla = _seconds(input_grad(strided), x, w, g)
-    t_phase = _seconds(input_grad(layers.down_conv2d), x, w, g)
-    print(f"input gradient of the strided layer: XLA {t_xla * 1e3:.1f} ms, phase-split {t_phase * 1e3:.1f} ms")
-    print(f"ratio: {t_xla / t_phase:.2f}")
+    t_phase = _seconds(input_grad(lambda v, w: layers.down_conv2d(v, w, "direct")), x, w, g)
+    t_auto = _seconds(input_grad(layers.down_conv2d), x, w, g)
+    print(f"input gradient of the strided layer: XLA {t_xla * 1e3:.1f} ms, phase-split {t_phase * 1e3:.1f} ms, "
+          f"phase-split by Winograd (auto) {t_auto * 1e3:.1f} ms")
+
+    v = jnp.asarray(rng.normal(size=(8, 64, 64, 128)), jnp.float32)
+    w_thin = jnp.asarray(rng.normal(size=(3, 3, 128, 12)) * 0.01, jnp.float32)
+    g_thin = jnp.asarray(rng.normal(size=(8, 64, 64, 12)), jnp.float32)
+
+    def grads(conv):
+        return jax.jit(jax.grad(lambda v, w, g: jnp.sum(conv(v, w) * g), (0, 1)))
+
+    def xla_same(v, w):
+        return lax.conv_general_dilated(v, w, (1, 1), "SAME", dimension_numbers=_DIMS)
+
+    t_a, t_b = _seconds(grads(xla_same), v, w_thin, g_thin), _seconds(grads(layers.thin_conv2d), v, w_thin, g_thin)
+    print(f"last synthesis layer 128->12 at 8x64x64, backward: XLA {t_a * 1e3:.1f} ms, thin_conv2d {t_b * 1e3:.1f} ms")
+
+    beta = jnp.ones((128,))
+    gamma = jnp.asarray(0.1 * np.eye(128) + 0.001 * rng.random((128, 128)), jnp.float32)
+
+    def formula(v, b, c, inverse=False):
+        return v * lax.rsqrt(jnp.dot(v * v, c.T) + b)
+
+    def gdn_grads(fn):
+        return jax.jit(jax.grad(lambda v, b, c: jnp.sum(fn(v, b, c) * v), (0, 1, 2)))
+
+    t_a, t_b = _seconds(gdn_grads(formula), v, beta, gamma), _seconds(gdn_grads(layers.gdn), v, beta, gamma)
+    print(f"GDN at 8x64x64x128, forward+backward: differentiated formula {t_a * 1e3:.1f} ms, gdn {t_b * 1e3:.1f} ms")
+    print(f"ratio: {t_xla / t_auto:.2f}")
 
 
 if __name__ == "__main__":

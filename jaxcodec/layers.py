@@ -7,7 +7,8 @@
   ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)``; its approximate inverse IGDN
   (ICLR 2017, eq. 9) is ``y_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``.
 * :class:`DownConv` -- a ``k×k`` convolution with stride 2 (the analysis transform's
-  down-sampling), :func:`down_conv2d`.
+  down-sampling), :func:`down_conv2d`; it can run by Winograd over the
+  :func:`space_to_depth` input (:func:`strided_conv`, ``"winograd"``).
 * :class:`TransposedConv` -- CompressAI's stride-2 transposed convolution,
   :func:`transposed_conv2d`, computed as four stride-1 phase convolutions.
 * :class:`SubPixelConv` -- up-sampling by a stride-1 convolution to ``4·C`` channels
@@ -27,11 +28,13 @@ fraction of the speed of the forward pass (measured 3-5× slower per FLOP). The
 stride-1 convolution :func:`conv2d` therefore has a custom VJP whose weight gradient
 is one matrix product per kernel tap, ``dW[i, j] = X_shift(i, j)ᵀ · dY``, which runs
 at matrix-multiply speed; its input gradient is the usual stride-1 convolution with
-the flipped kernel. XLA also runs input-dilated convolutions slowly on CPU (a
-transposed convolution, and the input gradient of a strided one), so
-:func:`transposed_conv2d` splits them into stride-1 phase convolutions and
-:func:`down_conv2d` uses it for its input gradient (``bench/conv_speed.py`` times it
-against XLA's own).
+the flipped kernel. Layers with few output channels (:func:`thin_conv2d`) get both
+gradients as one matrix product each against the stacked, shifted output gradient.
+XLA also runs input-dilated convolutions slowly on CPU (a transposed convolution, and
+the input gradient of a strided one), so :func:`transposed_conv2d` splits them into
+stride-1 phase convolutions (by Winograd where it pays) and :func:`down_conv2d` uses it
+for its input gradient. :func:`gdn` has a hand-written backward pass.
+``bench/conv_speed.py`` times each against XLA's own.
 """
 
 from __future__ import annotations
@@ -334,7 +337,7 @@ def transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> ja
     kernel, which XLA runs faster at that width. ``algorithm`` as in
     :func:`stride1_conv`: where Winograd pays for the merged ``3×3`` kernel of a
     ``5×5`` layer, it runs that (36 taps at 2.25 multiplications each instead of 25
-    direct taps: 1.7× faster for 128 channels at 8×32×32, ``bench/conv_speed.py``).
+    direct taps: about 2× faster for 128 channels at 8×32×32, ``bench/conv_speed.py``).
     """
     k = w.shape[0]
     if k % 2 == 0 or w.shape[1] != k:
@@ -375,17 +378,18 @@ def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     """:func:`down_conv2d`'s forward pass. By XLA (``"direct"``), or as a stride-1
     ``3×3`` Winograd convolution of the :func:`space_to_depth` input
     (:func:`_space_to_depth_kernel`: 36 taps per ``4·C_in`` channels, 11 of them zero,
-    at 2.25 multiplications each against 25 direct taps) where ``algorithm`` asks for it
-    or, with ``"auto"``, where :func:`winograd_pays` for those shapes (1.1-1.5× faster
-    for 128 channels on the 2-core CPU, ``bench/conv_speed.py``). 5×5 and 3×3 kernels;
-    odd sides get a zero row or column, which the padding reads anyway."""
+    at 2.25 multiplications each against 25 direct taps) with ``"winograd"`` (1.1-1.5×
+    faster for 128 channels on the 2-core CPU, ``bench/conv_speed.py``); ``"auto"`` is
+    XLA's (see below). 5×5 and 3×3 kernels; odd sides get a zero row or column, which
+    the padding reads anyway."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     k, _, cin, cout = w.shape
     s2d_shape = (x.shape[0], -(-x.shape[1] // 2), -(-x.shape[2] // 2), 4 * cin)
-    if k in (3, 5) and (
-        algorithm == "winograd" or (algorithm == "auto" and winograd_pays(s2d_shape, (3, 3, 4 * cin, cout)))
-    ):
+    # "auto" keeps XLA's: the Winograd form gained nothing measurable in the train step and
+    # more than doubles the machine code of every compiled encoder (memory mappings per
+    # image size), which exhausted the process's mappings in a long evaluation.
+    if k in (3, 5) and algorithm == "winograd":
         x = jnp.pad(x, ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0)))
         return winograd.conv3x3(space_to_depth(x), _space_to_depth_kernel(w))
     return _strided_conv(x, w)
@@ -400,8 +404,8 @@ def down_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arra
     but the input gradient -- the transposed convolution of the output gradient, an
     input-dilated convolution that XLA runs slowly on CPU -- is computed by
     :func:`transposed_conv2d`'s phases (by Winograd where ``algorithm`` allows and it
-    pays). The forward pass is :func:`strided_conv` (XLA's, or Winograd over the
-    space-to-depth input). The weight gradient is XLA's own except for inputs of few
+    pays). The forward pass is :func:`strided_conv` (XLA's, or with ``"winograd"`` by
+    Winograd over the space-to-depth input). The weight gradient is XLA's own except for inputs of few
     channels (an RGB image), where it is one matrix product of the stride-2 patches
     with the output gradient.
     """

@@ -564,10 +564,11 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.kernel_sizes = (5, 5, 5, 5)  # analysis kernels, each with stride 2; the synthesis mirrors them
     config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
     config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
-    # 3x3 stride-1 convolutions (the sub-pixel layers, the merged phases of transposed
-    # convolutions and of the strided layers' input gradient): "auto" (F(4x4, 3x3) Winograd
-    # on CPU for the wide ones, jaxcodec.layers.stride1_conv), "direct" (XLA's
-    # convolution) or "winograd"; same parameters.
+    # Convolutions that can run as 3x3 Winograd (the sub-pixel layers, the merged phases of
+    # transposed convolutions and of the strided layers' input gradient, the strided layers
+    # over their space-to-depth input): "auto" (F(4x4, 3x3) Winograd on CPU for the wide
+    # ones, jaxcodec.layers.winograd_pays), "direct" (XLA's convolution) or "winograd";
+    # same parameters.
     config.model.conv_algorithm = "auto"
     config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
     config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
