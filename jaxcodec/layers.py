@@ -273,6 +273,11 @@ _WINOGRAD_MIN_WORK = 2048 * 128
 ALGORITHMS = ("auto", "direct", "winograd")
 
 
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+
+
 def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
     """Whether ``algorithm="auto"`` runs a convolution of these shapes by Winograd: a
     ``3×3`` kernel, on CPU, wide and large enough (thresholds above)."""
@@ -291,8 +296,7 @@ def stride1_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     kernels only), or by whichever is faster for the shapes (``"auto"``,
     :func:`winograd_pays`). The two agree to float rounding (about 2·10⁻⁵ of the
     largest output)."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    _check_algorithm(algorithm)
     if algorithm == "winograd" or (algorithm == "auto" and winograd_pays(x.shape, w.shape)):
         return winograd.conv3x3(x, w)
     return _conv_s1(x, w)
@@ -342,8 +346,7 @@ def transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> ja
     k = w.shape[0]
     if k % 2 == 0 or w.shape[1] != k:
         raise ValueError(f"transposed_conv2d needs a square odd kernel, got {w.shape[:2]}")
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    _check_algorithm(algorithm)
     wf = jnp.flip(w, (0, 1))
     if k == 1:  # odd output pixels meet no tap: XLA's own input-dilated form
         return lax.conv_general_dilated(x, wf, (1, 1), ((0, 1), (0, 1)), lhs_dilation=(2, 2), dimension_numbers=_DIMS)
@@ -382,10 +385,8 @@ def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     faster for 128 channels on the 2-core CPU, ``bench/conv_speed.py``); ``"auto"`` is
     XLA's (see below). 5×5 and 3×3 kernels; odd sides get a zero row or column, which
     the padding reads anyway."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    k, _, cin, cout = w.shape
-    s2d_shape = (x.shape[0], -(-x.shape[1] // 2), -(-x.shape[2] // 2), 4 * cin)
+    _check_algorithm(algorithm)
+    k = w.shape[0]
     # "auto" keeps XLA's: the Winograd form gained nothing measurable in the train step and
     # more than doubles the machine code of every compiled encoder (memory mappings per
     # image size), which exhausted the process's mappings in a long evaluation.
