@@ -70,9 +70,10 @@ def check_lr(lr: Any) -> float:
     return float(lr)
 
 
-def temperature(t: jax.Array, steps: int) -> jax.Array:
-    """SGA temperature of step ``t`` of ``steps``: linear from :data:`TAU_START` to :data:`TAU_END`."""
-    share = jnp.asarray(t, jnp.float32) / max(int(steps) - 1, 1)
+def temperature(t: jax.Array, steps: int | jax.Array) -> jax.Array:
+    """SGA temperature of step ``t`` of ``steps``: linear from :data:`TAU_START` to :data:`TAU_END`
+    (``steps`` may be traced, so one compiled step serves every length of search)."""
+    share = jnp.asarray(t, jnp.float32) / jnp.maximum(jnp.asarray(steps, jnp.int32) - 1, 1)
     return TAU_START + (TAU_END - TAU_START) * share
 
 
@@ -91,37 +92,49 @@ def sga_round(y: jax.Array, tau: jax.Array, key: jax.Array) -> jax.Array:
 
 
 def objective(
-    synthesis: SynthesisFn, bits: BitsFn, lmbda: float, params: Any, y: jax.Array, x: jax.Array,
+    synthesis: SynthesisFn, bits: BitsFn, lmbda: float | jax.Array, params: Any, y: jax.Array, x: jax.Array,
     *, clip: bool = False,
 ) -> jax.Array:
     """``λ·255²·MSE(g_s(y), x) + bits(y) / pixels`` of one image ``x (1, h, w, C)``;
     the reconstruction is cropped to ``x``'s size (and clipped to ``[0, 1]`` if ``clip``)."""
+    return _weighted(synthesis, bits, lmbda * 255.0**2, params, y, x, clip)
+
+
+def _weighted(synthesis, bits, weight, params, y, x, clip):
+    """:func:`objective` with the distortion weight ``λ·255²`` given."""
     h, w = x.shape[1], x.shape[2]
     x_hat = synthesis(params, y)[:, :h, :w]
     if clip:
         x_hat = jnp.clip(x_hat, 0.0, 1.0)
     mse = jnp.mean((x_hat - x) ** 2)
-    return lmbda * 255.0**2 * mse + bits(params, y) / (h * w)
+    return weight * mse + bits(params, y) / (h * w)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(synthesis: SynthesisFn, bits: BitsFn, lmbda: float, steps: int, lr: float):
-    """Jitted ``(step, true_objective)`` for one setting (the steps run from the host:
-    XLA:CPU runs convolutions inside a ``while`` loop several times slower)."""
-    tx = optax.adam(lr)
+def _compiled(synthesis: SynthesisFn, bits: BitsFn):
+    """Jitted ``(step, true_objective)`` of one decoder. The distortion weight ``λ·255²``,
+    the step size and the number of steps are arguments, so the models of a ladder, which
+    share their architecture and differ in parameters and λ, share one compiled program per
+    image size (each program is machine code mapped into the process, and a long evaluation
+    of many qualities and sizes would otherwise exhaust the process's memory mappings). The
+    steps run from the host: XLA:CPU runs convolutions inside a ``while`` loop several
+    times slower."""
 
-    def sample_loss(params, y, x, t, key):
-        return objective(synthesis, bits, lmbda, params, sga_round(y, temperature(t, steps), key), x)
+    def sample_loss(params, y, x, weight, t, steps, key):
+        return _weighted(synthesis, bits, weight, params, sga_round(y, temperature(t, steps), key), x, False)
 
-    def step(params, y, opt_state, x, t, key):
-        grads = jax.grad(sample_loss, argnums=1)(params, y, x, t, jax.random.fold_in(key, t))
-        updates, opt_state = tx.update(grads, opt_state, y)
-        return optax.apply_updates(y, updates), opt_state
+    def step(params, y, opt_state, x, weight, lr, t, steps, key):
+        grads = jax.grad(sample_loss, argnums=1)(params, y, x, weight, t, steps, jax.random.fold_in(key, t))
+        updates, opt_state = _ADAM.update(grads, opt_state)
+        return y - lr * updates, opt_state  # optax.adam(lr): Adam's direction scaled by -lr
 
-    def true_objective(params, symbols, x):
-        return objective(synthesis, bits, lmbda, params, symbols.astype(jnp.float32), x, clip=True)
+    def true_objective(params, symbols, x, weight):
+        return _weighted(synthesis, bits, weight, params, symbols.astype(jnp.float32), x, True)
 
-    return tx, jax.jit(step, donate_argnums=(1, 2)), jax.jit(true_objective)
+    return jax.jit(step, donate_argnums=(1, 2)), jax.jit(true_objective)
+
+
+_ADAM = optax.scale_by_adam()  # Kingma & Ba 2015, with optax.adam's defaults
 
 
 def refine_latents(
@@ -140,7 +153,8 @@ def refine_latents(
 
     Args:
       synthesis: ``(params, y (1, h', w', M)) -> image (1, H', W', C)``, not clipped;
-        hashable (it keys the compile cache), e.g. a task's bound method.
+        hashable: with ``bits`` it keys the compile cache, so codecs that pass the same two
+        function objects (the models of one architecture) share compiled programs.
       bits: ``(params, y) -> Σ −log2 p(y)`` (the rate the entropy tables code).
       lmbda: the model's λ.
       params: model parameters.
@@ -156,18 +170,20 @@ def refine_latents(
       symbols were kept, 0.0 if ``round(y0)`` was better).
     """
     steps, lr = check_steps(steps), check_lr(lr)
-    tx, step, true_objective = _compiled(synthesis, bits, float(lmbda), steps, lr)
+    step, true_objective = _compiled(synthesis, bits)
+    weight = jnp.float32(float(lmbda) * 255.0**2)
     y0 = jnp.asarray(y0, jnp.float32)
     start = jnp.round(y0).astype(jnp.int32)
-    start_objective = float(true_objective(params, start, x))
+    start_objective = float(true_objective(params, start, x, weight))
     if steps == 0:
         return start, {"objective_start": start_objective, "objective": start_objective, "refined": 0.0}
     key = jax.random.PRNGKey(seed)
-    y, opt_state = jnp.array(y0), tx.init(y0)
+    y, opt_state = jnp.array(y0), _ADAM.init(y0)
+    rate, length = jnp.float32(lr), jnp.int32(steps)
     for t in range(steps):
-        y, opt_state = step(params, y, opt_state, x, jnp.int32(t), key)
+        y, opt_state = step(params, y, opt_state, x, weight, rate, jnp.int32(t), length, key)
     found = jnp.round(y).astype(jnp.int32)
-    found_objective = float(true_objective(params, found, x))
+    found_objective = float(true_objective(params, found, x, weight))
     if found_objective < start_objective:
         return found, {"objective_start": start_objective, "objective": found_objective, "refined": 1.0}
     return start, {"objective_start": start_objective, "objective": start_objective, "refined": 0.0}

@@ -198,3 +198,36 @@ def test_a_model_carries_its_refinement_step_size(q1, photo, monkeypatch):
     q1.refined(2, lr=0.0123).encode(photo, 1)
     get_codec("bmshj2017-factorized+refine=2").encode(photo, 1)
     assert seen == [q1.refine_lr, 0.0123, q1.refine_lr]
+
+
+def test_a_ladder_shares_one_compiled_program_per_size_and_each_quality_keeps_its_own_lambda(photo):
+    """The ladder's models differ only in parameters, λ and step size: they share compiled
+    programs (one per image size, not one per quality), and the shared search still
+    optimises each model's own objective: it finds what a search compiled for that model
+    alone finds."""
+    from jaxcodec.models import factorized
+
+    ladder = get_codec("bmshj2017-factorized+refine=4")
+    low, high = ladder.members[1], ladder.members[6]
+    assert low._programs is high._programs and low._task.lmbda != high._task.lmbda
+    shared = low._programs
+    steps, _ = refinement._compiled(shared.direct_synthesis, shared.rate)
+    symbols = {low.quality: low.latents(photo)}  # compiles this size's programs (if not yet)
+    low.refined(0).encode(photo, low.quality)
+    compiled = shared.analysis._cache_size(), steps._cache_size()
+    assert compiled[1] >= 1
+    high.refined(0).encode(photo, high.quality)
+    symbols[high.quality] = high.latents(photo)
+    assert (shared.analysis._cache_size(), steps._cache_size()) == compiled  # nothing new for quality 6
+    for member in (low, high):
+        # Fresh function objects: a separate compile with this model's λ and step size.
+        alone, _ = refinement.refine_latents(
+            lambda p, y, m=member: m._task.direct_synthesis(p, y),
+            lambda p, y, m=member: factorized.total_bits(m._task.likelihood(p, y)),
+            member._task.lmbda, member._params,
+            member._programs.continuous(member._params, member.padded(photo)),
+            jnp.asarray(member.padded(photo)[:, : photo.shape[0], : photo.shape[1]]),
+            steps=4, lr=member.refine_lr,
+        )
+        np.testing.assert_array_equal(symbols[member.quality], np.asarray(alone)[0])
+    assert not np.array_equal(symbols[1], symbols[6])

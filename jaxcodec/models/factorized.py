@@ -48,6 +48,7 @@ as RGB with three equal channels and decoded back to one channel (mean of the th
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -385,13 +386,45 @@ def lambda_for_quality(quality: int) -> float:
 # --------------------------------------------------------------------------------------
 
 
+class _Programs:
+    """The jitted pieces of one architecture's codec. Every model of a ladder has the same
+    architecture and differs only in parameters, λ and tables, so its codecs share these
+    (:func:`programs`): one compiled program per image size serves all qualities, instead
+    of one per quality (each program is machine code mapped into the process; a long
+    evaluation of many qualities, sizes and refined encoders otherwise ran out of the
+    process's memory mappings)."""
+
+    def __init__(self, model: FactorizedPriorModel):
+        direct = model.clone(conv_algorithm="direct")
+        analysis = functools.partial(model.apply, method=FactorizedPriorModel.analysis)
+        synthesis = functools.partial(model.apply, method=FactorizedPriorModel.synthesis)
+        likelihood = functools.partial(model.apply, method=FactorizedPriorModel.likelihood)
+        # Latent refinement's decoder: XLA's own convolutions (FactorizedTask.direct_synthesis).
+        self.direct_synthesis = functools.partial(direct.apply, method=FactorizedPriorModel.synthesis)
+        self.rate = lambda p, y: total_bits(likelihood(p, y))  # Σ −log2 p(y)
+        self.continuous = jax.jit(analysis)
+        self.analysis = jax.jit(lambda p, x: jnp.round(analysis(p, x)).astype(jnp.int32))
+        self.synthesis = jax.jit(
+            lambda p, y: jnp.round(jnp.clip(synthesis(p, y.astype(jnp.float32)), 0.0, 1.0) * 255.0).astype(jnp.uint8)
+        )
+        self.bits = jax.jit(lambda p, y: self.rate(p, y.astype(jnp.float32)))
+
+
+@functools.lru_cache(maxsize=16)
+def programs(model: FactorizedPriorModel) -> _Programs:
+    """The codec programs of ``model``'s architecture, shared by every codec built on an
+    equal model (flax modules compare and hash by their fields)."""
+    return _Programs(model)
+
+
 class FactorizedCodec:
     """Real bytes from a trained :class:`FactorizedTask` model (one quality).
 
     Encoding: pad to a multiple of 16 (edge replication) → ``g_a`` → round → ANS
     coding with the channel's integer table → ``.jxc``. Decoding checks the model name
     and the table hash, decodes the integers, runs ``g_s``, crops, clips and rounds to
-    8 bits. Both networks are jitted once per image shape.
+    8 bits. Both networks are jitted once per image shape and architecture (the
+    qualities of a ladder share them: :func:`programs`).
     """
 
     def __init__(self, task: FactorizedTask, params: Any, tables: dict[str, np.ndarray]):
@@ -420,16 +453,8 @@ class FactorizedCodec:
         self.table_hash = entropy.table_hash(self.freqs, self.offsets)
         self.downsampling = task.downsampling
         self._params = params
-        self._analysis = jax.jit(lambda p, x: jnp.round(task.analysis(p, x)).astype(jnp.int32))
-        self._synthesis = jax.jit(
-            lambda p, y: jnp.round(jnp.clip(task.synthesis(p, y.astype(jnp.float32)), 0.0, 1.0) * 255.0).astype(
-                jnp.uint8
-            )
-        )
         self._task = task
-        self._rate = lambda p, y: total_bits(task.likelihood(p, y))  # Σ −log2 p(y); keys refinement's cache
-        self._bits = jax.jit(lambda p, y: self._rate(p, y.astype(jnp.float32)))
-        self._continuous = jax.jit(task.analysis)
+        self._programs = programs(task.model)
         self.refine_steps = 0
         self.refine_lr = task.refine_lr  # the model's own step size (config.model.refine_lr)
 
@@ -472,24 +497,24 @@ class FactorizedCodec:
         (:func:`jaxcodec.refinement.refine_latents`)."""
         x = self.padded(image)
         if not self.refine_steps:
-            return np.asarray(self._analysis(self._params, x))[0]
+            return np.asarray(self._programs.analysis(self._params, x))[0]
         height, width = np.shape(image)[:2]  # checked by padded()
         target = x[:, :height, :width]
         symbols, _ = refinement.refine_latents(
-            self._task.direct_synthesis, self._rate, self._task.lmbda, self._params,
-            self._continuous(self._params, x), jnp.asarray(target),
+            self._programs.direct_synthesis, self._programs.rate, self._task.lmbda, self._params,
+            self._programs.continuous(self._params, x), jnp.asarray(target),
             steps=self.refine_steps, lr=self.refine_lr,
         )
         return np.asarray(symbols)[0]
 
     def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
         """``g_s`` of integer latents ``(h, w, M)``, cropped, as uint8 ``(height, width, 3)``."""
-        x = np.asarray(self._synthesis(self._params, np.asarray(symbols, np.int32)[None]))[0]
+        x = np.asarray(self._programs.synthesis(self._params, np.asarray(symbols, np.int32)[None]))[0]
         return x[:height, :width]
 
     def estimate_bits(self, image: np.ndarray) -> float:
         """Model estimate of the payload: ``Σ −log2 p(round(y))`` under the continuous density."""
-        return float(self._bits(self._params, self.latents(image)[None]))
+        return float(self._programs.bits(self._params, self.latents(image)[None]))
 
     def _table_ids(self, h: int, w: int) -> np.ndarray:
         return np.tile(np.arange(self.latent_channels, dtype=np.int32), h * w)
