@@ -14,6 +14,8 @@ and the synthesis transform's largest (32×32×128 → 64×64×128 sub-pixel, 3�
 * the strided layer's forward pass by XLA vs by Winograd over the space-to-depth input
   (:func:`jaxcodec.layers.strided_conv`), at the training shape and at a 512×768
   image's (1×256×384×128), and its input gradient by direct vs Winograd phases;
+* the strided layer's weight gradient by XLA over the whole batch vs image by image,
+  summed (:func:`jaxcodec.layers.strided_weight_grad`);
 * the last synthesis layer (64×64×128 → 12 channels, 3×3): XLA's gradient vs
   :func:`jaxcodec.layers.thin_conv2d`'s; GDN at 8×64×64×128: JAX's differentiation
   of the formula vs :func:`jaxcodec.layers.gdn`'s backward pass.
@@ -98,6 +100,14 @@ def main() -> None:
     t_auto = _seconds(input_grad(layers.down_conv2d), x, w, g)
     print(f"input gradient of the strided layer: XLA {t_xla * 1e3:.1f} ms, phase-split {t_phase * 1e3:.1f} ms, "
           f"phase-split by Winograd (auto) {t_auto * 1e3:.1f} ms")
+
+    whole = jax.jit(lambda x, w, g: jax.vjp(lambda w_: strided(x, w_), w)[1](g)[0])
+    chunked = jax.jit(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))
+    np.testing.assert_allclose(whole(x, w, g), chunked(x, w, g), rtol=1e-4, atol=1e-2)
+    t_a, t_b = _seconds(whole, x, w, g), _seconds(chunked, x, w, g)
+    print(f"weight gradient of the strided layer: XLA over the batch of 8 {t_a * 1e3:.1f} ms "
+          f"({2 * macs / t_a / 1e9:.0f} GFLOP/s), XLA image by image, summed (strided_weight_grad) "
+          f"{t_b * 1e3:.1f} ms ({2 * macs / t_b / 1e9:.0f} GFLOP/s)")
 
     v = jnp.asarray(rng.normal(size=(8, 64, 64, 128)), jnp.float32)
     w_thin = jnp.asarray(rng.normal(size=(3, 3, 128, 12)) * 0.01, jnp.float32)

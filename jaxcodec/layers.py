@@ -40,6 +40,7 @@ for its input gradient. :func:`gdn` has a hand-written backward pass.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -79,6 +80,12 @@ _MIN_FEATURES_FOR_CUSTOM_GRAD = 32
 # its patches with the output gradient (1.8x faster than XLA's for 3 channels, measured;
 # for wide inputs XLA's own is faster).
 _MIN_INPUTS_FOR_XLA_WEIGHT_GRAD = 8
+# XLA:CPU computes a strided layer's weight gradient as a convolution whose kernel is the
+# output gradient, with the batch as its feature dimension. Past about this many output-
+# gradient elements it runs at half speed (8×32×32×128, the training shape's widest strided
+# layer: about 65 against 35 ms image by image, bench/conv_speed.py), so on CPU the batch is
+# split into chunks of at most this many (at least one image) and their gradients summed.
+_WEIGHT_GRAD_CHUNK = 2**17
 
 
 # --------------------------------------------------------------------------------------
@@ -434,14 +441,30 @@ def _down_conv2d_bwd(algorithm, res, g):
         contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
         dw = lax.dot_general(patches, g, contract, preferred_element_type=w.dtype).reshape(k, k, cin, cout)
     else:
-        _, w_vjp = jax.vjp(lambda w_: _strided_conv(x, w_), w)
-        (dw,) = w_vjp(g)
+        dw = strided_weight_grad(x, w, g)
     # dx[i] = Σ_o g[o] · w[i − 2o + k//2]: the transposed convolution with in/out swapped.
     dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2), algorithm)[:, : x.shape[1], : x.shape[2], :]
     return dx, dw
 
 
 down_conv2d.defvjp(_down_conv2d_fwd, _down_conv2d_bwd)
+
+
+def strided_weight_grad(x: jax.Array, w: jax.Array, g: jax.Array, backend: str | None = None) -> jax.Array:
+    """The gradient of :func:`_strided_conv`'s output with respect to its kernel ``w``
+    for the output gradient ``g``: XLA's own, on CPU over chunks of the batch whose output
+    gradients hold at most :data:`_WEIGHT_GRAD_CHUNK` elements, summed (the gradient is a
+    sum over images)."""
+    n = x.shape[0]
+    chunk = max(1, _WEIGHT_GRAD_CHUNK // max(1, math.prod(g.shape[1:])))
+    if (backend or jax.default_backend()) != "cpu":
+        chunk = n
+    dw = None
+    for start in range(0, n, chunk):
+        xs, gs = x[start : start + chunk], g[start : start + chunk]
+        (part,) = jax.linear_transpose(lambda w_, xs=xs: _strided_conv(xs, w_), w)(gs)
+        dw = part if dw is None else dw + part
+    return dw
 
 
 class DownConv(nn.Module):

@@ -263,6 +263,31 @@ def test_down_conv_gradients_equal_xla_strided_conv(k, shape, algorithm):
         assert float(jnp.abs(b).max()) > 1.0
 
 
+@pytest.mark.parametrize("chunk_elements,convolutions", [(1, 5), (2 * 5 * 6 * 16, 3), (10**9, 1)])
+def test_strided_weight_gradient_over_chunks_of_the_batch_equals_xla(monkeypatch, chunk_elements, convolutions):
+    """The strided layer's weight gradient summed over chunks of the batch (one image,
+    two images with a short last chunk, the whole batch) equals XLA's gradient of the whole
+    batch, and the batch really is split: one convolution per chunk."""
+    monkeypatch.setattr(layers, "_WEIGHT_GRAD_CHUNK", chunk_elements)
+    kx, kw, kg = jax.random.split(rng(31), 3)
+    x = jax.random.normal(kx, (5, 9, 12, 24))
+    w = jax.random.normal(kw, (5, 5, 24, 16))
+
+    def reference(w):
+        return lax.conv_general_dilated(x, w, (2, 2), ((2, 2),) * 2, dimension_numbers=_DIMS)
+
+    g = jax.random.normal(kg, (5, 5, 6, 16))
+    want = jax.vjp(reference, w)[1](g)[0]
+    got = layers.strided_weight_grad(x, w, g, backend="cpu")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert float(jnp.abs(want).max()) > 1.0
+    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
+    assert str(jaxpr).count("conv_general_dilated") == convolutions
+    # Other backends keep XLA's whole-batch gradient.
+    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="gpu"))(x, w, g)
+    assert str(jaxpr).count("conv_general_dilated") == 1
+
+
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("shape", [(2, 9, 12, 5), (1, 8, 7, 40), (1, 1, 1, 2)])
 def test_space_to_depth_winograd_strided_conv_equals_xla(k, shape):
