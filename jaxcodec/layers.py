@@ -452,12 +452,13 @@ down_conv2d.defvjp(_down_conv2d_fwd, _down_conv2d_bwd)
 
 def strided_weight_grad(x: jax.Array, w: jax.Array, g: jax.Array, backend: str | None = None) -> jax.Array:
     """The gradient of :func:`_strided_conv`'s output with respect to its kernel ``w``
-    for the output gradient ``g``: XLA's own, on CPU over chunks of the batch whose output
-    gradients hold at most :data:`_WEIGHT_GRAD_CHUNK` elements, summed (the gradient is a
-    sum over images)."""
+    for the output gradient ``g``: XLA's own, on a single CPU device over chunks of the
+    batch whose output gradients hold at most :data:`_WEIGHT_GRAD_CHUNK` elements, summed
+    (the gradient is a sum over images). With several devices the batch is sharded across
+    them and stays whole: slicing it would move images between devices."""
     n = x.shape[0]
     chunk = max(1, _WEIGHT_GRAD_CHUNK // max(1, math.prod(g.shape[1:])))
-    if (backend or jax.default_backend()) != "cpu":
+    if (backend or jax.default_backend()) != "cpu" or jax.device_count() > 1:
         chunk = n
     dw = None
     for start in range(0, n, chunk):
