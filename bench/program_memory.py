@@ -12,7 +12,8 @@ refinement), and counts the lines of ``/proc/self/maps`` before and after::
     .venv/bin/python bench/program_memory.py --conv-algorithm winograd   # strided forward by Winograd too
 
 Ends with ``mappings per image size: X`` (the mean over the sizes) and how many image
-sizes fit under the process's limit at that rate.
+sizes fit under the process's limit at that rate (``eval.py`` drops all compiled programs
+once half the limit is used: :mod:`jaxcodec.compiled_code`).
 """
 
 from __future__ import annotations
@@ -25,24 +26,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import codec_members, fit_image, load_photos, run_main  # noqa: E402
+from jaxcodec.compiled_code import MAPS, map_limit, mappings  # noqa: E402
 from jaxcodec.errors import ConfigError  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
-
-MAPS = "/proc/self/maps"
-
-
-def mappings() -> int:
-    """Lines of ``/proc/self/maps``: the memory mappings this process holds."""
-    with open(MAPS) as f:
-        return sum(1 for _ in f)
-
-
-def map_limit() -> int | None:
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -83,7 +69,7 @@ def main() -> None:
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="the models' model.conv_algorithm")
     args = parser.parse_args()
-    if not os.path.exists(MAPS):
+    if mappings() is None:
         sys.exit(f"error: {MAPS} is missing; this benchmark needs Linux")
 
     sizes = parse_sizes(args.sizes)
