@@ -283,8 +283,11 @@ def test_strided_weight_gradient_over_chunks_of_the_batch_equals_xla(monkeypatch
     assert float(jnp.abs(want).max()) > 1.0
     jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
     assert str(jaxpr).count("conv_general_dilated") == convolutions
-    # Other backends keep XLA's whole-batch gradient.
+    # Other backends, and a batch sharded over several devices, keep XLA's whole-batch gradient.
     jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="gpu"))(x, w, g)
+    assert str(jaxpr).count("conv_general_dilated") == 1
+    monkeypatch.setattr(jax, "device_count", lambda *a: 2)
+    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
     assert str(jaxpr).count("conv_general_dilated") == 1
 
 
