@@ -207,8 +207,16 @@ def _check_table_ids(table_ids: np.ndarray, num_tables: int) -> np.ndarray:
     return ids
 
 
-def _group_order(ids: np.ndarray, num_tables: int) -> np.ndarray:
-    """Stable permutation that groups symbols by table (narrow keys sort faster)."""
+def _group_order(ids: np.ndarray, num_tables: int) -> np.ndarray | None:
+    """Stable permutation that groups symbols by table, or ``None`` when the ids are
+    already grouped (non-decreasing). Ids that cycle through ``0 .. T-1`` (a channel-last
+    latent: ``tile(arange(T), n)``) give the transpose of an ``(n, T)`` grid at once;
+    others are sorted (narrow keys sort faster)."""
+    if np.all(ids[1:] >= ids[:-1]):
+        return None
+    n, t = ids.size, num_tables
+    if n % t == 0 and np.array_equal(ids.reshape(-1, t), np.broadcast_to(np.arange(t), (n // t, t))):
+        return np.arange(n).reshape(-1, t).T.ravel()
     keys = ids.astype(np.int16 if num_tables <= np.iinfo(np.int16).max else np.int32)
     return np.argsort(keys, kind="stable")
 
@@ -303,7 +311,7 @@ def encode_symbols(
     order = _group_order(ids, num_tables)
     counts = np.bincount(ids, minlength=num_tables)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    grouped = idx[order].astype(np.int32)
+    grouped = (idx if order is None else idx[order]).astype(np.int32)
     models = _models(f, precision, counts > 0)
 
     coder = _stream.stack.AnsCoder()
@@ -354,8 +362,11 @@ def decode_symbols(
         grouped = np.concatenate(
             [coder.decode(models[t], int(counts[t])) for t in range(num_tables) if counts[t]]
         )
-        idx = np.empty(ids.size, dtype=np.int64)
-        idx[order] = grouped
+        if order is None:
+            idx = grouped.astype(np.int64)
+        else:
+            idx = np.empty(ids.size, dtype=np.int64)
+            idx[order] = grouped
         values = o[ids] + idx
         escaped = idx == k - 1
         num_escaped = int(escaped.sum())

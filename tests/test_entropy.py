@@ -435,3 +435,30 @@ def test_table_hash_distinguishes_values_shapes_and_dtypes():
     b[5] += 1
     assert entropy.table_hash(b) != h
     assert entropy.table_hash(a[:6], a[6:]) != entropy.table_hash(a[:5], a[5:])
+
+
+@pytest.mark.parametrize("pattern", ["random", "sorted", "tiled", "tiled-one-changed", "one-table", "two"])
+def test_group_order_shortcuts_equal_a_stable_sort(pattern):
+    """The shortcuts for grouped and channel-cycling ids give exactly the stable sort's
+    permutation (so the same bytes), and such streams round-trip with escapes."""
+    rng = np.random.default_rng(5)
+    t = 7
+    ids = {
+        "random": rng.integers(0, t, 700),
+        "sorted": np.sort(rng.integers(0, t, 700)),
+        "tiled": np.tile(np.arange(t), 100),
+        "tiled-one-changed": np.tile(np.arange(t), 100),
+        "one-table": np.zeros(50, np.int64),
+        "two": np.array([1, 0]),
+    }[pattern]
+    if pattern == "tiled-one-changed":
+        ids[350] = (ids[350] + 1) % t
+    order = entropy._group_order(ids, t)
+    want = np.argsort(ids, kind="stable")
+    np.testing.assert_array_equal(np.arange(ids.size) if order is None else order, want)
+    freqs = entropy.quantize_pmf(rng.exponential(size=(t, 12)) + 0.01)
+    offsets = rng.integers(-6, 0, t)
+    symbols = rng.integers(-9, 9, ids.size)
+    symbols[::37] = 10**6  # escapes
+    data = entropy.encode_symbols(symbols, ids, freqs, offsets)
+    np.testing.assert_array_equal(entropy.decode_symbols(data, ids, freqs, offsets), symbols)
