@@ -285,13 +285,18 @@ def _check_algorithm(algorithm: str) -> None:
         raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
 
 
+def _on_cpu(backend: str | None) -> bool:
+    """Whether ``backend`` (default: JAX's default backend) is the CPU."""
+    return (backend or jax.default_backend()) == "cpu"
+
+
 def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
     """Whether ``algorithm="auto"`` runs a convolution of these shapes by Winograd: a
     ``3×3`` kernel, on CPU, wide and large enough (thresholds above)."""
     n, h, w, cin = x_shape
     return (
         tuple(w_shape[:2]) == (3, 3)
-        and (backend or jax.default_backend()) == "cpu"
+        and _on_cpu(backend)
         and min(cin, w_shape[-1]) >= _WINOGRAD_MIN_FEATURES
         and n * h * w * min(cin, w_shape[-1]) > _WINOGRAD_MIN_WORK
     )
@@ -388,15 +393,15 @@ def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     """:func:`down_conv2d`'s forward pass. By XLA (``"direct"``), or as a stride-1
     ``3×3`` Winograd convolution of the :func:`space_to_depth` input
     (:func:`_space_to_depth_kernel`: 36 taps per ``4·C_in`` channels, 11 of them zero,
-    at 2.25 multiplications each against 25 direct taps) with ``"winograd"`` (1.1-1.5×
-    faster for 128 channels on the 2-core CPU, ``bench/conv_speed.py``); ``"auto"`` is
-    XLA's (see below). 5×5 and 3×3 kernels; odd sides get a zero row or column, which
+    at 2.25 multiplications each against 25 direct taps) with ``"winograd"``; ``"auto"``
+    is XLA's (see below; ``bench/conv_speed.py`` times both, and on the 2-core CPU which
+    is faster changed between runs). 5×5 and 3×3 kernels; odd sides get a zero row or column, which
     the padding reads anyway."""
     _check_algorithm(algorithm)
     k = w.shape[0]
-    # "auto" keeps XLA's: the Winograd form gained nothing measurable in the train step and
-    # more than doubles the machine code of every compiled encoder (memory mappings per
-    # image size), which exhausted the process's mappings in a long evaluation.
+    # "auto" keeps XLA's: the Winograd form gained nothing reliable and adds machine code to
+    # every compiled encoder (memory mappings per image size, bench/program_memory.py),
+    # which exhausted the process's mappings in a long evaluation.
     if k in (3, 5) and algorithm == "winograd":
         x = jnp.pad(x, ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0)))
         return winograd.conv3x3(space_to_depth(x), _space_to_depth_kernel(w))
@@ -458,7 +463,7 @@ def strided_weight_grad(x: jax.Array, w: jax.Array, g: jax.Array, backend: str |
     them and stays whole: slicing it would move images between devices."""
     n = x.shape[0]
     chunk = max(1, _WEIGHT_GRAD_CHUNK // max(1, math.prod(g.shape[1:])))
-    if (backend or jax.default_backend()) != "cpu" or jax.device_count() > 1:
+    if not _on_cpu(backend) or jax.device_count() > 1:
         chunk = n
     dw = None
     for start in range(0, n, chunk):

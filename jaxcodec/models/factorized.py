@@ -230,7 +230,6 @@ class FactorizedTask:
             filters=tuple(int(f) for f in m.filters),
             conv_algorithm=conv_algorithm,
         )
-        self._direct_model = self.model.clone(conv_algorithm="direct")  # for direct_synthesis
         self.downsampling = 2 ** len(m.kernel_sizes)
         tx = optax.adam(learning_rate_schedule(config))
         if m.get("clip_norm"):
@@ -253,7 +252,7 @@ class FactorizedTask:
         Latent refinement uses it: differentiating with respect to the latent alone,
         Winograd saves nothing there (570 vs 599 ms per step at 512×768 on 2 cores) and
         its gradient takes seconds longer to compile for every image size."""
-        return self._direct_model.apply(params, y, method=FactorizedPriorModel.synthesis)
+        return programs(self.model).direct_synthesis(params, y)
 
     def likelihood(self, params: Any, y: jax.Array) -> jax.Array:
         """Probability of the unit bin around each latent value."""
@@ -399,7 +398,7 @@ class _Programs:
         analysis = functools.partial(model.apply, method=FactorizedPriorModel.analysis)
         synthesis = functools.partial(model.apply, method=FactorizedPriorModel.synthesis)
         likelihood = functools.partial(model.apply, method=FactorizedPriorModel.likelihood)
-        # Latent refinement's decoder: XLA's own convolutions (FactorizedTask.direct_synthesis).
+        # Latent refinement's decoder, XLA's own convolutions (FactorizedTask.direct_synthesis says why).
         self.direct_synthesis = functools.partial(direct.apply, method=FactorizedPriorModel.synthesis)
         self.rate = lambda p, y: total_bits(likelihood(p, y))  # Σ −log2 p(y)
         self.continuous = jax.jit(analysis)
