@@ -60,13 +60,24 @@ def build(variant: str | None, batches, quality: int):
     return [step, state]
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", choices=VARIANTS, required=True)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=5, help="steps per round and side")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=128)
+    parser.add_argument("--rounds", type=positive, default=8)
+    parser.add_argument("--steps", type=positive, default=5, help="steps per round and side")
+    parser.add_argument("--batch", type=positive, default=8)
+    parser.add_argument("--patch", type=positive, default=128)
     parser.add_argument("--quality", type=int, default=3)
     args = parser.parse_args()
 
