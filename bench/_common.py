@@ -51,6 +51,19 @@ def fit_image(photo: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def add_peer_args(parser) -> None:
     """The flags of the CompressAI peer: its python, its device, its allocator."""
     parser.add_argument("--peer-python", default=None, help="python of a venv with torch + compressai")

@@ -112,7 +112,8 @@ def codec(args, net: FactorizedPrior) -> dict:
             dec.append(time.perf_counter() - t)
     n_bytes = sum(len(s[0]) for s in c["strings"])
     assert x_hat.shape == x.shape, (x_hat.shape, x.shape)
-    return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": n_bytes}
+    return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": n_bytes,
+            "encode_all": enc, "decode_all": dec}
 
 
 def main() -> None:

@@ -10,11 +10,15 @@ after ``model.update(force=True)``, in a subprocess of ``--peer-python`` with
 (scikit-image's ``coffee`` photo resized with Lanczos, or the centre of the first photo
 of ``--photos DIR``). Both models are UNTRAINED (freshly initialised), which is fine
 for timing but makes the byte counts meaningless. Each side is warmed up first (jit
-compilation / first call excluded); the median of ``--repeats`` runs is reported.
+compilation / first call excluded). The two sides take turns for ``--rounds`` rounds of
+``--repeats`` runs each (jaxcodec, then CompressAI in a fresh subprocess), so a slow
+spell of the machine falls on both; each round's ratio is printed, and the reported
+times are the medians over all runs of all rounds.
 
-    .venv/bin/python bench/codec_speed.py --peer-python /work/peer-venv/bin/python --repeats 5
+    .venv/bin/python bench/codec_speed.py --peer-python /work/peer-venv/bin/python --repeats 5 --rounds 3
 
-The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s
+The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s (encode
+median + decode median)
 (jaxcodec speed / CompressAI speed). ``--refine N`` also times jaxcodec's encoder with N
 steps of latent refinement (:mod:`jaxcodec.refinement`; CompressAI has no counterpart, so
 it is reported on its own line and kept out of the ratio).
@@ -34,16 +38,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, fit_image, load_photos, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int = 0,
-                    conv_algorithm: str = "auto") -> dict:
-    """Median encode/decode seconds of an untrained FactorizedCodec on ``image``
-    (``refine_s``: the encoder with ``refine`` refinement steps, if any)."""
+def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto"):
+    """An untrained FactorizedCodec (``default_config(quality)``), warmed up on ``image``
+    (its programs compiled); returns ``(codec, warm-up seconds)``."""
     config = default_config(quality=quality)
     config.model.conv_algorithm = conv_algorithm
     task = FactorizedTask(config)
@@ -51,32 +54,34 @@ def jax_codec_speed(image: np.ndarray, repeats: int, quality: int, refine: int =
     dummy = np.zeros((1, 16, 16, 3), np.float32)
     state = engine.make_init(task, mesh)(jax.random.key(0), sharding.shard_batch(dummy, sharding.batch_sharding(mesh)))
     codec = task.make_codec(state, task.finalize(state))
-
     t = time.perf_counter()
-    data = codec.encode(image, quality)  # warm-up: compiles g_a and g_s for this shape
-    out = codec.decode(data)
-    warmup_s = time.perf_counter() - t
+    out = codec.decode(codec.encode(image, quality))  # compiles g_a and g_s for this shape
     assert out.shape == image.shape and out.dtype == np.uint8, (out.shape, out.dtype)
+    return codec, time.perf_counter() - t
+
+
+def time_codec(codec, image: np.ndarray, quality: int, repeats: int) -> dict:
+    """Seconds of ``repeats`` encodes and decodes (lists) and the stream's size."""
     enc, dec = [], []
     for _ in range(repeats):
         t = time.perf_counter()
         data = codec.encode(image, quality)
         enc.append(time.perf_counter() - t)
         t = time.perf_counter()
-        out = codec.decode(data)
+        codec.decode(data)
         dec.append(time.perf_counter() - t)
-    result = {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": len(data),
-              "warmup_s": warmup_s}
-    if refine:
-        slow = codec.refined(refine)
-        slow.encode(image, quality)  # warm-up: compiles the refinement step
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            slow.encode(image, quality)
-            times.append(time.perf_counter() - t)
-        result["refine_s"] = statistics.median(times)
-    return result
+    return {"encode_all": enc, "decode_all": dec, "bytes": len(data)}
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """Medians over every timed run of every round."""
+    enc = [t for r in rounds for t in r["encode_all"]]
+    dec = [t for r in rounds for t in r["decode_all"]]
+    return {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": rounds[-1]["bytes"]}
+
+
+def total(r: dict) -> float:
+    return statistics.median(r["encode_all"]) + statistics.median(r["decode_all"])
 
 
 def line(name: str, r: dict) -> str:
@@ -87,7 +92,9 @@ def line(name: str, r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_peer_args(parser)
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median reported)")
+    parser.add_argument("--repeats", type=positive, default=5, help="timed runs per side and round")
+    parser.add_argument("--rounds", type=positive, default=3,
+                        help="rounds in which the two sides take turns (medians over all runs reported)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--quality", type=int, default=3)
@@ -102,26 +109,48 @@ def main() -> None:
     photo = photos[0] if args.photos else photos[1]  # skimage: coffee, 400x600 (same 2:3 aspect)
     image = fit_image(photo, args.height, args.width)
     print(f"codec speed: factorized prior N=128 M=192, one {args.height}x{args.width} RGB photo, "
-          f"UNTRAINED weights (timing only), median of {args.repeats} after warm-up")
+          f"UNTRAINED weights (timing only), {args.rounds} rounds of {args.repeats} runs per side after warm-up")
 
-    j = jax_codec_speed(image, args.repeats, args.quality, args.refine, args.conv_algorithm)
-    print(line(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, {args.conv_algorithm} conv)", j) + f", warm-up {j['warmup_s']:.1f} s")
+    codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm)
+    jax_name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, "
+                f"{malloc}, {args.conv_algorithm} conv)")
+    if not args.peer_python:
+        j = pooled([time_codec(codec, image, args.quality, args.repeats) for _ in range(args.rounds)])
+        print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
     if args.refine:
-        print(f"jaxcodec encode with {args.refine} refinement steps: {j['refine_s']:.3f} s "
-              f"({(j['refine_s'] - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
-
+        slow = codec.refined(args.refine)
+        slow.encode(image, args.quality)  # warm-up: compiles the refinement step
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            slow.encode(image, args.quality)
+            times.append(time.perf_counter() - t)
+        plain = statistics.median(time_codec(codec, image, args.quality, args.repeats)["encode_all"])
+        refine_s = statistics.median(times)
+        print(f"jaxcodec encode with {args.refine} refinement steps: {refine_s:.3f} s "
+              f"({(refine_s - plain) / args.refine * 1000:.0f} ms per step; not in the ratio)")
     if not args.peer_python:
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
+
+    # The two sides take turns, round after round, so a slow spell of the machine falls on
+    # both rather than on whichever side happened to run during it.
+    ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "image.npy")
         np.save(path, image)
-        c = run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats),
-                     "--device", args.peer_device, malloc=args.peer_malloc)
-    print(line(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads, {args.peer_malloc} malloc)", c))
+        for i in range(args.rounds):
+            ours.append(time_codec(codec, image, args.quality, args.repeats))
+            theirs.append(run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats),
+                                   "--device", args.peer_device, malloc=args.peer_malloc))
+            print(f"round {i + 1}/{args.rounds}: jaxcodec {total(ours[-1]):.3f} s, "
+                  f"CompressAI {total(theirs[-1]):.3f} s, ratio {total(theirs[-1]) / total(ours[-1]):.3f}")
+    j, c = pooled(ours), pooled(theirs)
+    print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
+    print(line(f"compressai (torch {theirs[-1]['torch']}, {theirs[-1]['device']}, {theirs[-1]['threads']} threads, "
+               f"{args.peer_malloc} malloc)", c))
     ratio = (c["encode_s"] + c["decode_s"]) / (j["encode_s"] + j["decode_s"])
     print(f"ratio: {ratio:.3f}")
-
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import load_photos, random_crops, run_main  # noqa: E402
+from _common import load_photos, positive, random_crops, run_main  # noqa: E402
 from jaxcodec import engine, layers, sharding  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
@@ -58,17 +58,6 @@ def build(variant: str | None, batches, quality: int):
     finally:
         layers._WEIGHT_GRAD_CHUNK = saved
     return [step, state]
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def main() -> None:
