@@ -10,9 +10,12 @@ state donated, step rng folded in), and the same for CompressAI's
 ``torch.set_num_threads(2)``) on the same patches in a subprocess of ``--peer-python``.
 Compilation and ``--warmup`` steps are excluded; both sides cycle through the same
 pre-loaded pool of batches, so no data loading is timed. The sides run one after the
-other, never at the same time.
+other, never at the same time, taking turns for ``--rounds`` rounds of ``--steps`` steps
+(jaxcodec's state carries on from round to round; CompressAI starts a fresh subprocess
+with its own warm-up each round), so a slow spell of the machine falls on both; each
+round's ratio is printed, and steps/s are counted over all rounds.
 
-    .venv/bin/python bench/train_speed.py --peer-python /work/peer-venv/bin/python --steps 20
+    .venv/bin/python bench/train_speed.py --peer-python /work/peer-venv/bin/python --steps 50 --rounds 3
 
 Patches come from scikit-image's sample photos, or from ``--photos DIR``. The last
 line is ``ratio: X`` with X = jaxcodec steps/s / CompressAI steps/s.
@@ -31,49 +34,65 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, load_photos, random_crops, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, run_peer  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
 
 
-def jax_train_speed(pool: np.ndarray, steps: int, warmup: int, quality: int, upsample: str,
-                    conv_algorithm: str = "auto") -> dict:
-    """Steps/s of the engine's jitted, donating train step over ``pool`` (uint8 batches)."""
-    config = default_config(quality=quality)
-    config.model.conv_algorithm = conv_algorithm
-    config.model.upsample = upsample
-    task = FactorizedTask(config)
-    mesh = sharding.data_mesh(jax.local_devices()[:1])
-    data_sharding = sharding.batch_sharding(mesh)
-    batches = [sharding.shard_batch(b.astype(np.float32) / 255.0, data_sharding) for b in pool]
-    init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    state = engine.make_init(task, mesh)(init_rng, batches[0])
-    step_fn = engine.make_train_step(task, mesh, train_rng)
+class JaxTraining:
+    """The engine's jitted, donating train step over ``pool`` (uint8 batches), compiled and
+    warmed up on construction; :meth:`run` times further steps from where it left off."""
 
-    t = time.perf_counter()
-    state, metrics = step_fn(state, batches[0], np.int32(0))  # compiles
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - t
-    for i in range(1, 1 + warmup):
-        state, metrics = step_fn(state, batches[i % len(batches)], np.int32(i))
-    jax.block_until_ready(state)
+    def __init__(self, pool: np.ndarray, warmup: int, quality: int, upsample: str, conv_algorithm: str = "auto"):
+        config = default_config(quality=quality)
+        config.model.conv_algorithm = conv_algorithm
+        config.model.upsample = upsample
+        task = FactorizedTask(config)
+        mesh = sharding.data_mesh(jax.local_devices()[:1])
+        data_sharding = sharding.batch_sharding(mesh)
+        self.batches = [sharding.shard_batch(b.astype(np.float32) / 255.0, data_sharding) for b in pool]
+        self.images = pool.shape[1]
+        init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+        self.state = engine.make_init(task, mesh)(init_rng, self.batches[0])
+        self.step_fn = engine.make_train_step(task, mesh, train_rng)
+        self.lmbda = task.lmbda
+        self.clip_norm = float(config.model.clip_norm or 0.0)
+        self.i = 0
+        t = time.perf_counter()
+        self._steps(1)  # compiles
+        self.compile_s = time.perf_counter() - t
+        self._steps(warmup)
 
-    t = time.perf_counter()
-    for i in range(1 + warmup, 1 + warmup + steps):
-        state, metrics = step_fn(state, batches[i % len(batches)], np.int32(i))
-    jax.block_until_ready(state)
-    dt = time.perf_counter() - t
-    return {"steps_per_s": steps / dt, "images_per_s": steps * pool.shape[1] / dt, "seconds": dt,
-            "compile_s": compile_s, "last_loss": float(metrics["loss"]), "lmbda": task.lmbda,
-            "clip_norm": float(config.model.clip_norm or 0.0)}
+    def _steps(self, n: int) -> None:
+        for _ in range(n):
+            self.state, self.metrics = self.step_fn(self.state, self.batches[self.i % len(self.batches)],
+                                                    np.int32(self.i))
+            self.i += 1
+        jax.block_until_ready(self.state)
+
+    def run(self, steps: int) -> dict:
+        t = time.perf_counter()
+        self._steps(steps)
+        dt = time.perf_counter() - t
+        return {"steps": steps, "seconds": dt, "steps_per_s": steps / dt, "images_per_s": steps * self.images / dt,
+                "last_loss": float(self.metrics["loss"])}
+
+
+def combined(rounds: list[dict]) -> dict:
+    """Steps/s over all rounds: all steps over all their seconds."""
+    steps, seconds = sum(r["steps"] for r in rounds), sum(r["seconds"] for r in rounds)
+    images = sum(r["images_per_s"] * r["seconds"] for r in rounds)
+    return {"steps_per_s": steps / seconds, "images_per_s": images / seconds, "last_loss": rounds[-1]["last_loss"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_peer_args(parser)
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per side")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compilation")
+    parser.add_argument("--steps", type=positive, default=50, help="timed steps per side and round")
+    parser.add_argument("--rounds", type=positive, default=3,
+                        help="rounds in which the two sides take turns (steps/s over all rounds reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps after compilation (each peer round too)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--patch", type=int, default=128)
     parser.add_argument("--quality", type=int, default=3)
@@ -91,27 +110,42 @@ def main() -> None:
     pool = random_crops(photos, args.pool * args.batch, args.patch).reshape(
         args.pool, args.batch, args.patch, args.patch, 3)
     print(f"train speed: factorized prior N=128 M=192 ({args.upsample} synthesis), batch {args.batch} x "
-          f"{args.patch}x{args.patch} real photo patches ({len(photos)} photos), Adam, {args.steps} timed steps "
-          f"after {args.warmup} warm-up steps")
+          f"{args.patch}x{args.patch} real photo patches ({len(photos)} photos), Adam, {args.rounds} rounds of "
+          f"{args.steps} timed steps per side after {args.warmup} warm-up steps")
 
-    j = jax_train_speed(pool, args.steps, args.warmup, args.quality, args.upsample, args.conv_algorithm)
-    print(f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, {args.conv_algorithm} conv): "
-          f"{j['steps_per_s']:.3f} steps/s, {j['images_per_s']:.2f} images/s "
-          f"(compile {j['compile_s']:.1f} s, loss {j['last_loss']:.1f})")
+    jaxcodec = JaxTraining(pool, args.warmup, args.quality, args.upsample, args.conv_algorithm)
+    name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, "
+            f"{args.conv_algorithm} conv)")
+
+    def report(j: dict) -> None:
+        print(f"{name}: {j['steps_per_s']:.3f} steps/s, {j['images_per_s']:.2f} images/s "
+              f"(compile {jaxcodec.compile_s:.1f} s, loss {j['last_loss']:.1f})")
 
     if not args.peer_python:
+        report(combined([jaxcodec.run(args.steps) for _ in range(args.rounds)]))
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
+    # The two sides take turns, round after round, so a slow spell of the machine falls on
+    # both rather than on whichever side happened to run during it.
+    ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "batches.npy")
         np.save(path, pool)
-        c = run_peer(args.peer_python, "train", path, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                     "--lmbda", str(j["lmbda"]), "--clip-norm", str(j["clip_norm"]),
-                     "--device", args.peer_device, malloc=args.peer_malloc)
-    print(f"compressai (torch {c['torch']}, {c['device']}, {c['threads']} threads, {args.peer_malloc} malloc): {c['steps_per_s']:.3f} steps/s, "
-          f"{c['images_per_s']:.2f} images/s (loss {c['last_loss']:.1f})")
+        for i in range(args.rounds):
+            ours.append(jaxcodec.run(args.steps))
+            theirs.append(run_peer(args.peer_python, "train", path, "--steps", str(args.steps),
+                                   "--warmup", str(args.warmup), "--lmbda", str(jaxcodec.lmbda),
+                                   "--clip-norm", str(jaxcodec.clip_norm), "--device", args.peer_device,
+                                   malloc=args.peer_malloc))
+            print(f"round {i + 1}/{args.rounds}: jaxcodec {ours[-1]['steps_per_s']:.3f} steps/s, "
+                  f"CompressAI {theirs[-1]['steps_per_s']:.3f} steps/s, "
+                  f"ratio {ours[-1]['steps_per_s'] / theirs[-1]['steps_per_s']:.3f}")
+    j, c = combined(ours), combined(theirs)
+    report(j)
+    print(f"compressai (torch {theirs[-1]['torch']}, {theirs[-1]['device']}, {theirs[-1]['threads']} threads, "
+          f"{args.peer_malloc} malloc): {c['steps_per_s']:.3f} steps/s, {c['images_per_s']:.2f} images/s "
+          f"(loss {c['last_loss']:.1f})")
     print(f"ratio: {j['steps_per_s'] / c['steps_per_s']:.3f}")
-
 
 if __name__ == "__main__":
     main()
