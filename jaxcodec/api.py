@@ -5,7 +5,7 @@
   >>> decoded = jaxcodec.decompress(data)
 
 Images are ``uint8`` arrays of shape ``(H, W, C)`` or ``(H, W)`` (C = 1 or 3), or
-float arrays in [0, 1]. Streams from learned models are ``.jxc`` containers
+``uint16`` or float arrays in [0, 1] (rounded to 8 bits). Streams from learned models are ``.jxc`` containers
 (:mod:`jaxcodec.container`) that name the model that made them, so
 :func:`decompress` needs no model argument for shipped models.
 """
@@ -25,7 +25,10 @@ DEFAULT_MODEL = "bmshj2017-factorized"
 
 
 def as_uint8_image(image: Any) -> np.ndarray:
-    """Checks and converts an image to ``uint8`` ``(H, W, C)`` with C in {1, 3}."""
+    """Checks and converts an image to ``uint8`` ``(H, W, C)`` with C in {1, 3}: floats in
+    [0, 1] (clipped) and ``uint16`` (:func:`jaxcodec.imageio.to_uint8`) are rounded to 8 bits."""
+    from jaxcodec import imageio
+
     x = np.asarray(image)
     if x.ndim == 2:
         x = x[..., None]
@@ -37,27 +40,25 @@ def as_uint8_image(image: Any) -> np.ndarray:
         if not np.all(np.isfinite(x)):
             raise ImageError("image has NaN or infinite values")
         return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
-    raise ImageError(f"expected uint8 or float pixels, got {x.dtype}")
+    if x.dtype == np.uint16:
+        return imageio.to_uint8(x)
+    raise ImageError(f"expected uint8, uint16 or float pixels, got {x.dtype}")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file into ``uint8`` ``(H, W, C)``; grey stays grey, alpha is dropped."""
-    from PIL import Image, UnidentifiedImageError
+    """Reads an image file into ``uint8`` ``(H, W, C)`` with the conversions of
+    :mod:`jaxcodec.imageio` (grey stays grey, alpha is dropped, palette and CMYK become
+    RGB, 16-bit and float images are rounded to 8 bits)."""
+    from jaxcodec import imageio
 
+    if not os.path.exists(path):
+        raise ImageError(f"{os.fspath(path)}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("L", "I;16", "I", "F", "LA", "1"):
-                if im.mode in ("I;16", "I", "F"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    arr = arr / 65535.0 if arr.max() > 255 else arr / 255.0
-                    return as_uint8_image(arr)
-                return np.asarray(im.convert("L"))[..., None]
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: not a readable image ({type(e).__name__})") from None
+        return as_uint8_image(imageio.read_image_raw(path))
+    except ImageError as error:
+        reason, prefix = str(error), f"cannot read image {os.fspath(path)}: "
+        reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        raise ImageError(f"{os.fspath(path)}: not a readable image ({reason})") from None
 
 
 def encode_png(image: np.ndarray) -> bytes:

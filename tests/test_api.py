@@ -1,0 +1,50 @@
+"""jaxcodec.api.read_image: the image files `python -m jaxcodec compress` reads."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcodec import api
+from jaxcodec.errors import ImageError
+from tests.test_data import _write_conversion_files
+
+
+def test_read_image_follows_the_documented_conversions_rounded_to_8_bits(tmp_path):
+    expected = _write_conversion_files(tmp_path, np.random.default_rng(1))
+    for path in sorted(tmp_path.iterdir()):
+        want = expected[path.name[0]]
+        image = api.read_image(path)
+        assert image.dtype == np.uint8 and image.shape == want.shape, path.name
+        if path.name.endswith(".jpg"):  # lossy: within a few levels of the source
+            assert np.abs(image / 255 - want).max() < 12 / 255, path.name
+        else:
+            np.testing.assert_array_equal(image, np.round(want * 255), err_msg=path.name)
+
+
+def test_dark_16_bit_and_float_images_keep_their_scale(tmp_path):
+    # A 16-bit grey image whose samples all lie below 256 is nearly black, not an 8-bit image.
+    dark = np.arange(0, 200, 2, dtype=np.uint16).reshape(10, 10)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    with Image.open(tmp_path / "dark16.png") as im:
+        assert im.mode.startswith("I")  # Pillow keeps 16 bits for grey PNG
+    np.testing.assert_array_equal(api.read_image(tmp_path / "dark16.png")[..., 0], np.round(dark * 255 / 65535))
+    # A float TIFF holds [0, 1] values.
+    ramp = np.linspace(0, 1, 35, dtype=np.float32).reshape(5, 7)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "ramp.tif")
+    np.testing.assert_array_equal(api.read_image(tmp_path / "ramp.tif")[..., 0], np.round(ramp * 255))
+
+
+def test_read_image_errors_name_the_file(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        api.read_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match=r"notes\.png: not a readable image"):
+        api.read_image(tmp_path / "notes.png")
+    Image.fromarray(np.full((4, 4), 2.0, np.float32), mode="F").save(tmp_path / "bright.tif")
+    with pytest.raises(ImageError, match=r"bright\.tif: not a readable image .*outside \[0, 1\]"):
+        api.read_image(tmp_path / "bright.tif")
+
+
+def test_as_uint8_image_rounds_16_bit_arrays():
+    deep = np.array([[0, 257, 65535, 32896]], np.uint16)
+    np.testing.assert_array_equal(api.as_uint8_image(deep)[..., 0], np.round(deep / 257))
