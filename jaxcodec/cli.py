@@ -66,7 +66,7 @@ def _steps(text: str) -> int:
 def run(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    from jaxcodec import allocator, api, xla_cache
+    from jaxcodec import allocator, api, imageio, xla_cache
     from jaxcodec.fileio import atomic_write_bytes
 
     try:
@@ -74,6 +74,8 @@ def run(argv: list[str] | None = None) -> int:
         xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
             image = api.read_image(args.input)
+            if imageio.has_alpha(args.input):
+                print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)
             data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
             atomic_write_bytes(args.output, data)
             h, w = image.shape[:2]

@@ -131,6 +131,17 @@ def read_image_raw(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data, name=os.fspath(path))
 
 
+def has_alpha(path: str | os.PathLike) -> bool:
+    """Whether an image file carries transparency (an alpha channel, or a palette or
+    colour marked transparent), which the conversions above drop. Reads the header only;
+    False for anything Pillow cannot open."""
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+    except Exception:  # Pillow raises many types; reading the pixels reports the problem
+        return False
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as float32 ``(H, W, C)`` in [0, 1] (see the module's conversions)."""
     return to_float32(read_image_raw(path))

@@ -48,3 +48,20 @@ def test_read_image_errors_name_the_file(tmp_path):
 def test_as_uint8_image_rounds_16_bit_arrays():
     deep = np.array([[0, 257, 65535, 32896]], np.uint16)
     np.testing.assert_array_equal(api.as_uint8_image(deep)[..., 0], np.round(deep / 257))
+
+
+def test_has_alpha_sees_alpha_channels_and_transparent_palettes(tmp_path):
+    from jaxcodec import imageio
+
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., 0]])).save(tmp_path / "rgba.png")
+    Image.fromarray(np.dstack([rgb[..., 0], rgb[..., 1]])).save(tmp_path / "la.png")
+    pal = Image.fromarray(rgb[..., 0] % 4, mode="P")
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    pal.save(tmp_path / "pal.png")
+    pal.save(tmp_path / "pal_transparent.png", transparency=0)
+    (tmp_path / "notes.png").write_text("not an image")
+    found = {p.name: imageio.has_alpha(p) for p in tmp_path.iterdir()}
+    assert found == {"rgb.png": False, "rgba.png": True, "la.png": True, "pal.png": False,
+                     "pal_transparent.png": True, "notes.png": False}

@@ -236,3 +236,17 @@ def test_models_command_in_a_subprocess_lists_the_shipped_models():
     assert result.returncode == 0 and result.stderr == ""
     expected = pretrained.describe() or ["no shipped models"]
     assert result.stdout.splitlines() == expected
+
+
+def test_transparent_image_is_coded_by_its_colour_with_a_note(codec, workdir, files, tmp_path, capsys):
+    rgb = files["rgb"]
+    alpha = np.tile(np.arange(rgb.shape[1], dtype=np.uint8) * 3, (rgb.shape[0], 1))
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    jxc = tmp_path / "rgba.jxc"
+    assert cli_run(["compress", str(tmp_path / "rgba.png"), str(jxc), "--model", workdir]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: {tmp_path / 'rgba.png'} has transparency; only its colour is coded"]
+    assert jxc.read_bytes() == codec.encode(rgb, 3)
+    # An opaque file gets no note.
+    assert cli_run(["compress", str(files["dir"] / "photo.png"), str(tmp_path / "rgb.jxc"), "--model", workdir]) == 0
+    assert capsys.readouterr().err == ""
