@@ -103,6 +103,27 @@ def run_peer(peer_python: str, mode: str, data_path: str, *args: str, malloc: st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def take_turns(rounds: int, data: np.ndarray, ours, peer_python: str, mode: str, peer_args: list[str],
+               speed, describe, malloc: str = "system") -> tuple[list[dict], list[dict]]:
+    """Times jaxcodec (``ours()``, one round's result) and the CompressAI peer (``mode``
+    with ``peer_args`` on ``data``, saved as ``.npy``) in turns for ``rounds`` rounds, so
+    that a slow spell of the machine falls on both rather than on whichever side happened
+    to run during it. Prints each round's ``describe(result)`` of both sides and the
+    ratio of their ``speed(result)`` (higher is faster); returns both lists of results."""
+    import tempfile
+
+    ours_all, theirs_all = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.npy")
+        np.save(path, data)
+        for i in range(rounds):
+            ours_all.append(ours())
+            theirs_all.append(run_peer(peer_python, mode, path, *peer_args, malloc=malloc))
+            print(f"round {i + 1}/{rounds}: jaxcodec {describe(ours_all[-1])}, CompressAI "
+                  f"{describe(theirs_all[-1])}, ratio {speed(ours_all[-1]) / speed(theirs_all[-1]):.3f}")
+    return ours_all, theirs_all
+
+
 def run_main(main) -> None:
     """Runs a benchmark's ``main``; a :class:`~jaxcodec.errors.JaxcodecError` (an unknown
     model, a missing dataset) ends it with one line on stderr and exit status 1."""

@@ -30,7 +30,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import jax
@@ -38,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, take_turns  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
@@ -133,18 +132,10 @@ def main() -> None:
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
 
-    # The two sides take turns, round after round, so a slow spell of the machine falls on
-    # both rather than on whichever side happened to run during it.
-    ours, theirs = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "image.npy")
-        np.save(path, image)
-        for i in range(args.rounds):
-            ours.append(time_codec(codec, image, args.quality, args.repeats))
-            theirs.append(run_peer(args.peer_python, "codec", path, "--repeats", str(args.repeats),
-                                   "--device", args.peer_device, malloc=args.peer_malloc))
-            print(f"round {i + 1}/{args.rounds}: jaxcodec {total(ours[-1]):.3f} s, "
-                  f"CompressAI {total(theirs[-1]):.3f} s, ratio {total(theirs[-1]) / total(ours[-1]):.3f}")
+    ours, theirs = take_turns(
+        args.rounds, image, lambda: time_codec(codec, image, args.quality, args.repeats), args.peer_python, "codec",
+        ["--repeats", str(args.repeats), "--device", args.peer_device], speed=lambda r: 1.0 / total(r),
+        describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
     j, c = pooled(ours), pooled(theirs)
     print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
     print(line(f"compressai (torch {theirs[-1]['torch']}, {theirs[-1]['device']}, {theirs[-1]['threads']} threads, "

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import jax
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, run_peer  # noqa: E402
+from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, take_turns  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
@@ -125,21 +124,11 @@ def main() -> None:
         report(combined([jaxcodec.run(args.steps) for _ in range(args.rounds)]))
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
-    # The two sides take turns, round after round, so a slow spell of the machine falls on
-    # both rather than on whichever side happened to run during it.
-    ours, theirs = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "batches.npy")
-        np.save(path, pool)
-        for i in range(args.rounds):
-            ours.append(jaxcodec.run(args.steps))
-            theirs.append(run_peer(args.peer_python, "train", path, "--steps", str(args.steps),
-                                   "--warmup", str(args.warmup), "--lmbda", str(jaxcodec.lmbda),
-                                   "--clip-norm", str(jaxcodec.clip_norm), "--device", args.peer_device,
-                                   malloc=args.peer_malloc))
-            print(f"round {i + 1}/{args.rounds}: jaxcodec {ours[-1]['steps_per_s']:.3f} steps/s, "
-                  f"CompressAI {theirs[-1]['steps_per_s']:.3f} steps/s, "
-                  f"ratio {ours[-1]['steps_per_s'] / theirs[-1]['steps_per_s']:.3f}")
+    peer_args = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--lmbda", str(jaxcodec.lmbda),
+                 "--clip-norm", str(jaxcodec.clip_norm), "--device", args.peer_device]
+    ours, theirs = take_turns(
+        args.rounds, pool, lambda: jaxcodec.run(args.steps), args.peer_python, "train", peer_args,
+        speed=lambda r: r["steps_per_s"], describe=lambda r: f"{r['steps_per_s']:.3f} steps/s", malloc=args.peer_malloc)
     j, c = combined(ours), combined(theirs)
     report(j)
     print(f"compressai (torch {theirs[-1]['torch']}, {theirs[-1]['device']}, {theirs[-1]['threads']} threads, "
