@@ -74,10 +74,10 @@ def run(argv: list[str] | None = None) -> int:
         xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
             image = api.read_image(args.input)
-            if imageio.has_alpha(args.input):
-                print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)
             data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
             atomic_write_bytes(args.output, data)
+            if imageio.has_alpha(args.input):  # after the write: an error stays the only line on stderr
+                print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)
             h, w = image.shape[:2]
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")
         elif args.command == "decompress":

@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -339,12 +340,17 @@ def _tfds_builder(name: str, data_dir: str | None):
         pass
     except Exception as error:  # noqa: BLE001 - unreadable dataset_info.json, bad name, ...
         raise DatasetError(f"cannot open dataset '{name}' in {where}: {one_line(error, 160)}") from None
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)  # its warning that the folder has no dataset_info.json: "not found" says it
     try:  # prepared without features.json (old TFDS): only the dataset's code can read it
         builder = tfds.builder(name, **kwargs)
         if builder.is_prepared():
             return builder
     except Exception:  # noqa: BLE001 - unknown name or code that cannot load: report "not found"
         pass
+    finally:
+        absl_log.setLevel(level)
     base = re.split(r"[/:]", name)[0]
     raise DatasetError(
         f"dataset '{name}' not found in {where}; prepare it with `tfds build {base} --data_dir={where} "

@@ -52,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any, Callable, Iterator
 
 import jax
@@ -391,6 +392,8 @@ def train(
     checkpoint_every = setting(config, "checkpoint_every")
     is_main = jax.process_index() == 0
     workdir = os.path.abspath(workdir)
+    created = not os.path.exists(workdir)  # removed again if the run fails before its first batch
+    started = False
     os.makedirs(workdir, exist_ok=True)
 
     ckpt = Checkpointer(
@@ -413,6 +416,7 @@ def train(
             process_count=jax.process_count(),
         )
         first = np.asarray(next(batches))
+        started = True
         batch_shape = (config.batch_size,) + first.shape[1:]
         init_rng, train_rng, host_rng = jax.random.split(jax.random.key(seed), 3)
 
@@ -473,6 +477,8 @@ def train(
         ckpt.close()
         if writer is not None:
             writer.close()
+        if created and not started:  # a missing dataset, say: leave no empty workdir behind
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _loop(

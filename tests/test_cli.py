@@ -247,6 +247,9 @@ def test_transparent_image_is_coded_by_its_colour_with_a_note(codec, workdir, fi
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"note: {tmp_path / 'rgba.png'} has transparency; only its colour is coded"]
     assert jxc.read_bytes() == codec.encode(rgb, 3)
+    # A failing run prints its error alone.
+    assert cli_run(["compress", str(tmp_path / "rgba.png"), str(tmp_path / "no" / "x.jxc"), "--model", workdir]) == 1
+    assert_one_line_error(capsys.readouterr().err, "cannot write")
     # An opaque file gets no note.
     assert cli_run(["compress", str(files["dir"] / "photo.png"), str(tmp_path / "rgb.jxc"), "--model", workdir]) == 0
     assert capsys.readouterr().err == ""

@@ -1,6 +1,7 @@
 """Tests of jaxcodec.data and jaxcodec.imageio against real files and a real TFDS data dir."""
 
 import io
+import logging
 from pathlib import Path
 
 import imagecodecs
@@ -75,7 +76,7 @@ def test_tfds_celeb_a_resized(tfds_data_dir):
         assert 10 * np.log10(1 / np.mean((image - reference) ** 2)) > 30
 
 
-def test_tfds_mnist_values_splits_and_missing(tfds_data_dir, tmp_path):
+def test_tfds_mnist_values_splits_and_missing(tfds_data_dir, tmp_path, caplog):
     train = np.stack(data.load_images("tfds:mnist", "train", data_dir=tfds_data_dir))
     test = np.stack(data.load_images("tfds:mnist", "test", data_dir=tfds_data_dir))
     assert train.shape == (64, 28, 28, 1) and test.shape == (16, 28, 28, 1) and train.dtype == np.float32
@@ -87,9 +88,11 @@ def test_tfds_mnist_values_splits_and_missing(tfds_data_dir, tmp_path):
     np.testing.assert_array_equal(np.stack(sliced), train[10:13])
     with pytest.raises(DatasetError, match="no split 'validation'"):
         data.load_images("tfds:mnist", "validation", data_dir=tfds_data_dir)
+    caplog.clear()
     with pytest.raises(DatasetError, match=r"dataset 'celeb_a' not found in .*tfds build celeb_a") as info:
         data.batches("tfds:celeb_a", batch_size=2, data_dir=tmp_path)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # the error is the only line
 
 
 def test_tfds_batches_cover_the_split(tfds_data_dir):

@@ -296,3 +296,16 @@ def test_crc32c_check_value():
     # The CRC-32C check value from RFC 3720 / the Castagnoli catalogue.
     assert progress.crc32c(b"123456789") == 0xE3069283
     assert progress.crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720 B.4, 32 bytes of zeros
+
+
+def test_a_run_that_cannot_read_its_data_leaves_no_new_workdir(tmp_path):
+    missing = f"folder:{tmp_path / 'no_such_folder'}"
+    with pytest.raises(JaxcodecError, match="does not exist"):
+        _train(tmp_path / "new_run", **{"data.train": missing})
+    assert not os.path.exists(tmp_path / "new_run")
+    # A workdir that was there before is left as it was (its files are the user's).
+    (tmp_path / "old_run").mkdir()
+    (tmp_path / "old_run" / "notes.txt").write_text("kept")
+    with pytest.raises(JaxcodecError, match="does not exist"):
+        _train(tmp_path / "old_run", **{"data.train": missing})
+    assert (tmp_path / "old_run" / "notes.txt").read_text() == "kept"
