@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from jaxcodec.errors import JaxcodecError
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
     c.add_argument("--refine", default="0", metavar="STEPS",
                    help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits)")
-    d = sub.add_parser("decompress", help=".jxc stream -> PNG image")
+    d = sub.add_parser("decompress", help=".jxc stream -> lossless image (PNG, or TIFF, BMP, PPM, WebP by OUT's ending)")
     d.add_argument("input")
     d.add_argument("output")
     d.add_argument("--model", default=None, help="workdir of a model that is not shipped")
@@ -81,8 +82,10 @@ def run(argv: list[str] | None = None) -> int:
             h, w = image.shape[:2]
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")
         elif args.command == "decompress":
+            ending = os.path.splitext(args.output)[1]
+            api.lossless_format(ending)  # before decoding: a lossy or unknown ending fails at once
             image = api.decompress(_read(args.input), args.model)
-            atomic_write_bytes(args.output, api.encode_png(image))
+            atomic_write_bytes(args.output, api.encode_lossless(image, ending))
             print(f"{args.input} -> {args.output}: {image.shape[1]}x{image.shape[0]}x{image.shape[2]}")
         elif args.command == "info":
             print(json.dumps(api.info(_read(args.input)), indent=1))

@@ -65,6 +65,7 @@ from jaxcodec import progress as progress_lib
 from jaxcodec import sharding
 from jaxcodec.checkpoint import Checkpointer
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
+from jaxcodec.fileio import make_dirs
 from jaxcodec.task import State, Task
 
 # Optional engine settings and their defaults. ``checkpoint_every`` or
@@ -394,7 +395,7 @@ def train(
     workdir = os.path.abspath(workdir)
     created = not os.path.exists(workdir)  # removed again if the run fails before its first batch
     started = False
-    os.makedirs(workdir, exist_ok=True)
+    make_dirs(workdir)
 
     ckpt = Checkpointer(
         os.path.join(workdir, CHECKPOINT_DIR),

@@ -239,10 +239,10 @@ def write_report(results: Mapping[str, Any], out_dir: str) -> dict[str, str]:
     """Writes ``results.json``, ``table.md`` and ``rd.png`` into ``out_dir`` (atomically)."""
     import os
 
-    from jaxcodec.fileio import atomic_write_text
+    from jaxcodec.fileio import atomic_write_text, make_dirs
     from jaxcodec.plots import plot_rd
 
-    os.makedirs(out_dir, exist_ok=True)
+    make_dirs(out_dir)
     paths = {k: os.path.join(out_dir, f) for k, f in (("json", "results.json"), ("table", "table.md"), ("plot", "rd.png"))}
     atomic_write_text(paths["json"], to_json(results))
     atomic_write_text(paths["table"], markdown_table(results))
@@ -288,6 +288,7 @@ def run(
     training split of ``data``).
     """
     from jaxcodec import data as data_lib
+    from jaxcodec.fileio import make_dirs
     from jaxcodec.pretrained import get_codec
 
     images = [to_uint8(x) for x in data_lib.load_images(data, split, limit=limit, data_dir=data_dir)]
@@ -302,6 +303,7 @@ def run(
                 )
             kwargs["train_images"] = fit_images
         codecs[name] = get_codec(name, **kwargs)
+    make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
     results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
     results["paths"] = write_report(results, out_dir)
     return results

@@ -22,6 +22,15 @@ def _umask() -> int:
     return mask
 
 
+def make_dirs(path: str | os.PathLike) -> None:
+    """``os.makedirs(path, exist_ok=True)``, failing with a one-line
+    :class:`~jaxcodec.errors.JaxcodecError` (a read-only place, a file in the way)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise JaxcodecError(f"cannot create folder {os.fspath(path)}: {e.strerror or e}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside ``path``; renames it to ``path`` on success.

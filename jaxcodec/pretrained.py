@@ -178,7 +178,7 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
 
     from jaxcodec import engine
     from jaxcodec.checkpoint import Checkpointer
-    from jaxcodec.fileio import atomic_dir
+    from jaxcodec.fileio import atomic_dir, make_dirs
 
     if not _NAME.match(name):
         raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
@@ -189,7 +189,7 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
         step = ckpt.latest_step()
     if step is None:
         raise ModelError(f"{workdir} has no checkpoint")
-    os.makedirs(dest, exist_ok=True)
+    make_dirs(dest)
     target = os.path.join(dest, name)
     with atomic_dir(target, prefix=f".{name}.") as tmp:
         with open(os.path.join(workdir, engine.CONFIG_FILE)) as f:

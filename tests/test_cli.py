@@ -171,6 +171,9 @@ def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
         (["compress", str(photo), str(out), "--model", workdir, "--refine", "-2"], "whole number"),
         (["compress", str(photo), str(out), "--model", workdir, "--refine", "many"], "whole number"),
         (["compress", str(photo), str(out), "--model", "jpeg", "--refine", "3"], "no latent to refine"),
+        (["decompress", str(files["dir"] / "photo.jxc"), str(tmp_path / "out.jpg"), "--model", workdir],
+         "cannot write a decoded image as '.jpg'"),
+        (["export", workdir, "copy", "--dest", str(photo / "sub")], "cannot create folder"),
     ]
     for args, message in cases:
         assert cli_run(args) == 1, args
@@ -253,3 +256,14 @@ def test_transparent_image_is_coded_by_its_colour_with_a_note(codec, workdir, fi
     # An opaque file gets no note.
     assert cli_run(["compress", str(files["dir"] / "photo.png"), str(tmp_path / "rgb.jxc"), "--model", workdir]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_decompress_writes_the_lossless_format_of_the_output_ending(codec, workdir, files, stream, tmp_path, capsys):
+    want = codec.decode(stream[0])
+    for name in ("a.png", "a.tif", "a.webp", "a.bmp", "a.ppm", "no_ending"):
+        out = tmp_path / name
+        assert cli_run(["decompress", str(files["dir"] / "photo.jxc"), str(out), "--model", workdir]) == 0
+        with Image.open(out) as im:
+            assert im.format == {"a.tif": "TIFF", "a.webp": "WEBP", "a.bmp": "BMP", "a.ppm": "PPM"}.get(name, "PNG")
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want, err_msg=name)
+    capsys.readouterr()

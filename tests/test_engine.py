@@ -309,3 +309,9 @@ def test_a_run_that_cannot_read_its_data_leaves_no_new_workdir(tmp_path):
     with pytest.raises(JaxcodecError, match="does not exist"):
         _train(tmp_path / "old_run", **{"data.train": missing})
     assert (tmp_path / "old_run" / "notes.txt").read_text() == "kept"
+
+
+def test_a_workdir_that_cannot_be_created_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(JaxcodecError, match=r"^cannot create folder .*file/run"):
+        _train(tmp_path / "file" / "run")
