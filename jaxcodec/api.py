@@ -97,16 +97,23 @@ def encode_lossless(image: np.ndarray, ending: str) -> bytes:
     return buf.getvalue()
 
 
-def get_model(model: str | Codec) -> Codec:
-    """A codec object from a shipped model name, a workdir path or a codec object."""
-    if not isinstance(model, str):
-        return model
+def get_model(model: str | os.PathLike | Codec | None) -> Codec:
+    """A codec object from a shipped model name, a workdir path (``str`` or ``Path``) or a
+    codec object; ``None`` is the default model (:data:`DEFAULT_MODEL`)."""
+    from jaxcodec.errors import ModelError
     from jaxcodec.pretrained import get_codec
 
-    return get_codec(model)
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, (str, os.PathLike)):
+        return get_codec(os.fspath(model))
+    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
+        raise ModelError(f"model must be a model name, a workdir path or a codec, got {type(model).__name__}")
+    return model
 
 
-def compress(image: Any, model: str | Codec = DEFAULT_MODEL, quality: Any = None, refine: int = 0) -> bytes:
+def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL, quality: Any = None,
+             refine: int = 0) -> bytes:
     """Compresses an image with a learned (or classical) codec; returns the stream bytes.
 
     ``quality`` defaults to the middle of the codec's qualities. ``refine > 0`` lets a
@@ -132,7 +139,7 @@ def compress(image: Any, model: str | Codec = DEFAULT_MODEL, quality: Any = None
     return codec.encode(image, quality)
 
 
-def decompress(data: bytes, model: str | Codec | None = None) -> np.ndarray:
+def decompress(data: bytes, model: str | os.PathLike | Codec | None = None) -> np.ndarray:
     """Decodes a stream into a ``uint8`` ``(H, W, C)`` image.
 
     Without ``model``, the shipped model that made the stream decodes it: the one named

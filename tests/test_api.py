@@ -65,3 +65,21 @@ def test_has_alpha_sees_alpha_channels_and_transparent_palettes(tmp_path):
     found = {p.name: imageio.has_alpha(p) for p in tmp_path.iterdir()}
     assert found == {"rgb.png": False, "rgba.png": True, "la.png": True, "pal.png": False,
                      "pal_transparent.png": True, "notes.png": False}
+
+
+def test_model_argument_takes_names_paths_codecs_and_none(monkeypatch):
+    import pathlib
+
+    from jaxcodec import pretrained
+    from jaxcodec import classical
+    from jaxcodec.errors import ModelError
+
+    digit = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    by_name = api.compress(digit, "mnist-conv-ae", quality=6)
+    assert api.compress(digit, pathlib.Path(pretrained.WEIGHTS_DIR) / "mnist-conv-ae", quality=6) == by_name
+    assert np.array_equal(api.decompress(by_name, pathlib.Path(pretrained.WEIGHTS_DIR) / "mnist-conv-ae"),
+                          api.decompress(by_name))
+    monkeypatch.setattr(api, "DEFAULT_MODEL", "jpeg")
+    assert api.compress(digit, None, quality=50) == api.compress(digit, classical.jpeg(), quality=50)
+    with pytest.raises(ModelError, match="model must be a model name, a workdir path or a codec, got int"):
+        api.compress(digit, 42)
