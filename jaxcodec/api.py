@@ -155,9 +155,15 @@ def decompress(data: bytes, model: str | os.PathLike | Codec | None = None) -> n
 
 
 def info(data: bytes) -> dict[str, Any]:
-    """The header fields of a ``.jxc`` stream, as a dict."""
-    from jaxcodec import container
+    """The header fields of a ``.jxc`` stream, as a dict; for a standard codec's stream
+    (:func:`jaxcodec.classical.identify`), its codec, size and image shape."""
+    from jaxcodec import classical, container
 
+    standard = classical.identify(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+    if standard is not None:
+        h, w, c = classical.get_codec(standard).decode(data).shape
+        return {"codec": standard, "height": h, "width": w, "channels": c, "total_bytes": len(data),
+                "bpp": len(data) * 8 / (h * w)}
     header, payload = container.unpack(data)
     return {
         "model": header.model,

@@ -254,6 +254,27 @@ _BASELINES = ("bicubic", "bicubic2x", "bicubic4x", "bicubic8x", "kmeans", "kmean
 CLASSICAL_CODECS: list[str] = [*_FACTORIES, *_BASELINES]
 
 
+# The first bytes of each standard codec's stream (the grey prefix of the RGB-only ones aside).
+_SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
+    ("jpeg", lambda d: d[:3] == b"\xff\xd8\xff"),
+    ("webp", lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP"),
+    ("avif", lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis")),
+    ("jpegxl", lambda d: d[:2] == b"\xff\x0a" or d[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n"),
+    ("jpeg2000", lambda d: d[:4] == b"\xff\x4f\xff\x51" or d[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n"),
+)
+
+
+def identify(data: bytes) -> str | None:
+    """The standard codec (``jpeg``, ``webp``, ``avif``, ``jpegxl``, ``jpeg2000``) whose
+    stream ``data`` is, by its signature, or None: what ``compress --model jpeg`` and the
+    like write can be decoded without naming the codec again."""
+    data = bytes(data[:13])
+    for name, matches in _SIGNATURES:
+        if matches(data) or (data[:1] == _GREY_PREFIX and matches(data[1:])):
+            return name
+    return None
+
+
 def get_codec(name: str, **kwargs: Any) -> Any:
     """Builds the classical codec ``name``.
 

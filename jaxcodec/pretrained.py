@@ -217,10 +217,15 @@ def decode_stream(data: bytes) -> np.ndarray:
     The header names either a shipped model or, for a trained model's streams, its model
     family (e.g. ``"factorized"`` for every ``bmshj2017-factorized-qN``); then the shipped
     member of that family whose tables match the stream's decodes it (the header's quality
-    is tried first, the others are loaded only as needed).
+    is tried first, the others are loaded only as needed). A stream of a standard codec
+    (JPEG, WebP, AVIF, JPEG XL, JPEG 2000: what ``compress --model jpeg`` writes) is
+    recognised by its signature and decoded by that codec.
     """
-    from jaxcodec import container
+    from jaxcodec import classical, container
 
+    standard = classical.identify(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+    if standard is not None:
+        return classical.get_codec(standard).decode(data)
     header, _ = container.unpack(data)
     models = shipped_models()
     if header.model in models:
