@@ -22,7 +22,7 @@ import numpy as np
 from jaxcodec import compiled_code, metrics
 from jaxcodec.bdrate import bd_rate
 from jaxcodec.codec import Codec
-from jaxcodec.errors import ImageError
+from jaxcodec.errors import ConfigError, DatasetError, ImageError
 
 METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
 BD_ANCHORS = ("jpeg", "webp", "avif")
@@ -291,7 +291,11 @@ def run(
     from jaxcodec.fileio import make_dirs
     from jaxcodec.pretrained import get_codec
 
+    if not codec_names:
+        raise ConfigError("no codecs to evaluate (--codecs is empty)")
     images = [to_uint8(x) for x in data_lib.load_images(data, split, limit=limit, data_dir=data_dir)]
+    if not images:
+        raise DatasetError(f"no images to evaluate in {data} split {split!r}" + (" (limit 0)" if limit == 0 else ""))
     fit_images = None
     codecs = {}
     for name in codec_names:

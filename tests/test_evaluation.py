@@ -46,3 +46,14 @@ def test_an_output_folder_that_cannot_be_made_fails_before_evaluating(folder, tm
     monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
     with pytest.raises(JaxcodecError, match=r"^cannot create folder .*file/out"):
         evaluation.run(f"folder:{path}", ["jpeg"], str(tmp_path / "file" / "out"), show_progress=False)
+
+
+@pytest.mark.parametrize("codecs, limit, message", [
+    ([], None, r"no codecs to evaluate \(--codecs is empty\)"),
+    (["jpeg"], 0, r"no images to evaluate in folder:.* split 'test' \(limit 0\)"),
+])
+def test_nothing_to_evaluate_is_an_error_and_writes_nothing(folder, tmp_path, codecs, limit, message):
+    path, _ = folder
+    with pytest.raises(JaxcodecError, match=message):
+        evaluation.run(f"folder:{path}", codecs, str(tmp_path / "out"), limit=limit, show_progress=False)
+    assert not (tmp_path / "out").exists()
