@@ -1,8 +1,6 @@
 """Entry point of ``python -m jaxcodec`` (see :mod:`jaxcodec.cli`)."""
 
-import sys
-
-from jaxcodec.cli import run
+from jaxcodec.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run())
+    main()

@@ -104,3 +104,8 @@ def run(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def main() -> None:
+    """The ``jaxcodec`` command (``python -m jaxcodec``)."""
+    sys.exit(run())
