@@ -13,6 +13,7 @@ Heavy modules (the engine, the models) are imported on first use.
 """
 
 import importlib
+import pkgutil
 
 from jaxcodec.api import compress, decompress, info, read_image
 from jaxcodec.errors import (
@@ -37,11 +38,8 @@ _LAZY = {
     "batches": "jaxcodec.data",
     "invert": "jaxcodec.inversion",
 }
-_SUBMODULES = {
-    "api", "bdrate", "classical", "cli", "codec", "container", "data", "engine", "entropy",
-    "evaluation", "factorized_prior", "fileio", "inversion", "latent_codec", "layers",
-    "metrics", "models", "plots", "pretrained", "task",
-}
+# Every module of the package (jaxcodec.refinement, jaxcodec.imageio, ...), imported on first use.
+_SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
 
 
 def __getattr__(name):

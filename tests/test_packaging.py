@@ -69,3 +69,15 @@ def test_wheel_holds_models_and_sample_and_runs_outside_the_checkout(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert models.returncode == 0, models.stderr
     assert "bmshj2017-factorized-q9" in models.stdout and "mnist-conv-ae" in models.stdout
+
+
+def test_version_and_every_module_reachable_from_the_package():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    modules = sorted(p.stem for p in (ROOT / "jaxcodec").glob("*.py") if not p.stem.startswith("_")) + ["models"]
+    code = (
+        "import jaxcodec, sys; "
+        f"print(jaxcodec.__version__); print(all(getattr(jaxcodec, m).__name__ == 'jaxcodec.' + m for m in {modules!r}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [project["version"], "True"]
