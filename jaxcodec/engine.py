@@ -393,7 +393,7 @@ def train(
     checkpoint_every = setting(config, "checkpoint_every")
     is_main = jax.process_index() == 0
     workdir = os.path.abspath(workdir)
-    created = not os.path.exists(workdir)  # removed again if the run fails before its first batch
+    created = _first_missing(workdir)  # removed again if the run fails before its first batch
     started = False
     make_dirs(workdir)
 
@@ -479,7 +479,19 @@ def train(
         if writer is not None:
             writer.close()
         if created and not started:  # a missing dataset, say: leave no empty workdir behind
-            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of the absolute ``path`` that does not exist yet (``path``
+    itself, or one of its parents), or None when ``path`` exists."""
+    missing = None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _loop(

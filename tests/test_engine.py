@@ -301,8 +301,8 @@ def test_crc32c_check_value():
 def test_a_run_that_cannot_read_its_data_leaves_no_new_workdir(tmp_path):
     missing = f"folder:{tmp_path / 'no_such_folder'}"
     with pytest.raises(JaxcodecError, match="does not exist"):
-        _train(tmp_path / "new_run", **{"data.train": missing})
-    assert not os.path.exists(tmp_path / "new_run")
+        _train(tmp_path / "new_run" / "a" / "b", **{"data.train": missing})
+    assert not os.path.exists(tmp_path / "new_run")  # with the parents the run made
     # A workdir that was there before is left as it was (its files are the user's).
     (tmp_path / "old_run").mkdir()
     (tmp_path / "old_run" / "notes.txt").write_text("kept")
