@@ -14,6 +14,7 @@ output files are written atomically, so a failed command leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -64,6 +65,32 @@ def _steps(text: str) -> int:
         raise ConfigError(f"refinement steps must be a whole number >= 0, got {text!r}") from None
 
 
+@contextlib.contextmanager
+def _refinement_bar():
+    """A progress bar of latent refinement's steps on a terminal's stderr (cleared when done)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from tqdm import tqdm
+
+    from jaxcodec import refinement
+
+    bar = None
+
+    def report(done: int, steps: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=steps, desc="refining the latent", unit="step", leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        with refinement.reporting(report):
+            yield
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -75,7 +102,8 @@ def run(argv: list[str] | None = None) -> int:
         xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
             image = api.read_image(args.input)
-            data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
+            with _refinement_bar():
+                data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
             atomic_write_bytes(args.output, data)
             if imageio.has_alpha(args.input):  # after the write: an error stays the only line on stderr
                 print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)

@@ -267,3 +267,25 @@ def test_decompress_writes_the_lossless_format_of_the_output_ending(codec, workd
             assert im.format == {"a.tif": "TIFF", "a.webp": "WEBP", "a.bmp": "BMP", "a.ppm": "PPM"}.get(name, "PNG")
             np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want, err_msg=name)
     capsys.readouterr()
+
+
+def test_refinement_shows_a_progress_bar_on_a_terminal_only(codec, workdir, files, tmp_path, monkeypatch, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    args = ["compress", str(files["dir"] / "photo.png"), str(tmp_path / "a.jxc"), "--model", workdir, "--refine", "4"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli_run(args) == 0
+    shown = terminal.getvalue()
+    assert "refining the latent" in shown and "/4 [" in shown
+    assert shown.endswith("\r")  # the bar is cleared, not left behind
+    monkeypatch.undo()
+    capsys.readouterr()
+    args[2] = str(tmp_path / "b.jxc")
+    assert cli_run(args) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar
+    assert (tmp_path / "a.jxc").read_bytes() == (tmp_path / "b.jxc").read_bytes()

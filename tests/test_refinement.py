@@ -231,3 +231,18 @@ def test_a_ladder_shares_one_compiled_program_per_size_and_each_quality_keeps_it
         )
         np.testing.assert_array_equal(symbols[member.quality], np.asarray(alone)[0])
     assert not np.array_equal(symbols[1], symbols[6])
+
+
+def test_reporting_sees_every_step_and_leaves_the_symbols_unchanged():
+    x, params, _, _ = toy_problem(0.01)
+    y0 = 0.6 * x / STEP + 0.4 * jax.random.normal(jax.random.PRNGKey(3), x.shape)
+    refine = lambda steps: refinement.refine_latents(toy_synthesis, toy_bits, 0.01, params, y0, x,  # noqa: E731
+                                                     steps=steps, lr=0.1)[0]
+    plain = refine(7)
+    seen = []
+    with refinement.reporting(lambda done, steps: seen.append((done, steps))):
+        reported = refine(7)
+    assert seen == [(i, 7) for i in range(1, 8)]
+    np.testing.assert_array_equal(reported, plain)
+    refine(2)  # outside the block: nothing reported
+    assert len(seen) == 7
