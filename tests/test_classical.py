@@ -189,3 +189,17 @@ def test_standard_streams_are_identified_and_decode_without_naming_the_codec(nam
                                   "bpp": len(data) * 8 / (image.shape[0] * image.shape[1])}
     others = [container.MAGIC + bytes(20), b"", b"\xff\xd8", bytes(range(32)), b"RIFF\x00\x00\x00\x00WAVE"]
     assert [classical.identify(d) for d in others] == [None] * len(others)
+    # Damaged files that keep their signature: decompress() fails with the codec's own error type.
+    valid = codec.encode(photo, q)
+    rng = np.random.default_rng(5)
+    for cut in rng.integers(13, len(valid), 10):
+        with pytest.raises(BitstreamError):
+            api.decompress(valid[:cut])
+    for _ in range(30):
+        damaged = bytearray(valid)
+        for at in rng.integers(13, len(valid), 3):
+            damaged[at] ^= 1 << int(rng.integers(0, 8))
+        try:
+            api.decompress(bytes(damaged))  # may still decode: these formats carry no checksum
+        except BitstreamError:
+            pass
