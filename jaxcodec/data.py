@@ -357,10 +357,23 @@ def _tfds_builder(name: str, data_dir: str | None):
         "--file_format=array_record` or set --data_dir / TFDS_DATA_DIR")
 
 
+def _not_opencv_note(record: logging.LogRecord) -> bool:
+    """False for TFDS's note that OpenCV is not installed (it decodes with Pillow then, as wanted)."""
+    return "OpenCV is not installed" not in record.getMessage()
+
+
+def _quiet_opencv_note() -> None:
+    """Keeps TFDS's OpenCV note out of the output of every run that reads a ``tfds:`` dataset."""
+    absl_log = logging.getLogger("absl")
+    if _not_opencv_note not in absl_log.filters:
+        absl_log.addFilter(_not_opencv_note)
+
+
 def _open_tfds(name: str, split: str, data_dir: str | None) -> _Source:
     from tensorflow_datasets.core import file_adapters
 
     builder = _tfds_builder(name, data_dir)
+    _quiet_opencv_note()
     description = f"tfds:{name}"
     features = builder.info.features
     if "image" not in features.keys():
