@@ -327,8 +327,18 @@ def _default_tfds_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
+def _tensorflow_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def _tfds_builder(name: str, data_dir: str | None):
     """The builder of a prepared dataset, from its files (or, for old layouts, its code)."""
+    if not _tensorflow_installed():  # TFDS reads a prepared dataset's metadata through TensorFlow
+        raise DatasetError(
+            f"tfds:{name} needs TensorFlow, which is not installed: pip install 'jaxcodec[tf]' (or tensorflow)"
+        )
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import read_only_builder, registered
 

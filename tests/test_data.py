@@ -480,3 +480,10 @@ def test_folder_cache_has_a_byte_budget(tmp_path, monkeypatch):
         for i in range(3):
             dataset.native(i)
     assert len(calls) == 4  # the third image is decoded on every read
+
+
+def test_tfds_without_tensorflow_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(data, "_tensorflow_installed", lambda: False)
+    with pytest.raises(DatasetError, match=r"^tfds:mnist needs TensorFlow, which is not installed: pip install "
+                                           r"'jaxcodec\[tf\]'"):
+        data.load_images("tfds:mnist", "test")
