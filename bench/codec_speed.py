@@ -113,9 +113,15 @@ def main() -> None:
     codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm)
     jax_name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, "
                 f"{malloc}, {args.conv_algorithm} conv)")
-    if not args.peer_python:
-        j = pooled([time_codec(codec, image, args.quality, args.repeats) for _ in range(args.rounds)])
-        print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
+    if args.peer_python:
+        ours, theirs = take_turns(
+            args.rounds, image, lambda: time_codec(codec, image, args.quality, args.repeats), args.peer_python,
+            "codec", ["--repeats", str(args.repeats), "--device", args.peer_device], speed=lambda r: 1.0 / total(r),
+            describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
+    else:
+        ours = [time_codec(codec, image, args.quality, args.repeats) for _ in range(args.rounds)]
+    j = pooled(ours)
+    print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
     if args.refine:
         slow = codec.refined(args.refine)
         slow.encode(image, args.quality)  # warm-up: compiles the refinement step
@@ -124,24 +130,18 @@ def main() -> None:
             t = time.perf_counter()
             slow.encode(image, args.quality)
             times.append(time.perf_counter() - t)
-        plain = statistics.median(time_codec(codec, image, args.quality, args.repeats)["encode_all"])
         refine_s = statistics.median(times)
         print(f"jaxcodec encode with {args.refine} refinement steps: {refine_s:.3f} s "
-              f"({(refine_s - plain) / args.refine * 1000:.0f} ms per step; not in the ratio)")
+              f"({(refine_s - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
     if not args.peer_python:
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
-
-    ours, theirs = take_turns(
-        args.rounds, image, lambda: time_codec(codec, image, args.quality, args.repeats), args.peer_python, "codec",
-        ["--repeats", str(args.repeats), "--device", args.peer_device], speed=lambda r: 1.0 / total(r),
-        describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
-    j, c = pooled(ours), pooled(theirs)
-    print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
+    c = pooled(theirs)
     print(line(f"compressai (torch {theirs[-1]['torch']}, {theirs[-1]['device']}, {theirs[-1]['threads']} threads, "
                f"{args.peer_malloc} malloc)", c))
     ratio = (c["encode_s"] + c["decode_s"]) / (j["encode_s"] + j["decode_s"])
     print(f"ratio: {ratio:.3f}")
+
 
 if __name__ == "__main__":
     main()

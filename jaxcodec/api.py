@@ -61,39 +61,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{os.fspath(path)}: not a readable image ({reason})") from None
 
 
-#: Lossless image formats a decoded image can be written in, by file name ending.
-LOSSLESS_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM",
-                    ".pgm": "PPM", ".pnm": "PPM", ".webp": "WEBP"}
-
-
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless PNG bytes of a ``uint8`` image."""
-    return encode_lossless(image, ".png")
-
-
-def lossless_format(ending: str) -> str:
-    """Pillow's format name for a file name ending of :data:`LOSSLESS_FORMATS` (``""``:
-    PNG); an :class:`ImageError` for any other ending."""
-    fmt = LOSSLESS_FORMATS.get(ending.lower() or ".png")
-    if fmt is None:
-        raise ImageError(
-            f"cannot write a decoded image as {ending!r}: it is written losslessly, as one of "
-            f"{', '.join(sorted(LOSSLESS_FORMATS))}"
-        )
-    return fmt
-
-
-def encode_lossless(image: np.ndarray, ending: str) -> bytes:
-    """Losslessly encoded bytes of a ``uint8`` image in the format of a file name ending
-    (:data:`LOSSLESS_FORMATS`; no ending gives PNG). A lossy or unknown ending is an
-    :class:`ImageError`: a decoded image is not re-encoded with more loss."""
     from PIL import Image
 
-    fmt = lossless_format(ending)
     image = as_uint8_image(image)
     buf = io.BytesIO()
-    options = {"lossless": True, "exact": True} if fmt == "WEBP" else {}
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format=fmt, **options)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -159,7 +133,7 @@ def info(data: bytes) -> dict[str, Any]:
     (:func:`jaxcodec.classical.identify`), its codec, size and image shape."""
     from jaxcodec import classical, container
 
-    standard = classical.identify(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+    standard = classical.identify(data)
     if standard is not None:
         h, w, c = classical.get_codec(standard).decode(data).shape
         return {"codec": standard, "height": h, "width": w, "channels": c, "total_bytes": len(data),

@@ -267,7 +267,9 @@ _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
 def identify(data: bytes) -> str | None:
     """The standard codec (``jpeg``, ``webp``, ``avif``, ``jpegxl``, ``jpeg2000``) whose
     stream ``data`` is, by its signature, or None: what ``compress --model jpeg`` and the
-    like write can be decoded without naming the codec again."""
+    like write can be decoded without naming the codec again. None for anything not bytes."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return None
     data = bytes(data[:13])
     for name, matches in _SIGNATURES:
         if matches(data) or (data[:1] == _GREY_PREFIX and matches(data[1:])):

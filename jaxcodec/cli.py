@@ -110,10 +110,9 @@ def run(argv: list[str] | None = None) -> int:
             h, w = image.shape[:2]
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")
         elif args.command == "decompress":
-            ending = os.path.splitext(args.output)[1]
-            api.lossless_format(ending)  # before decoding: a lossy or unknown ending fails at once
+            imageio.lossless_format(os.path.splitext(args.output)[1])  # a lossy ending fails before decoding
             image = api.decompress(_read(args.input), args.model)
-            atomic_write_bytes(args.output, api.encode_lossless(image, ending))
+            imageio.write_lossless(args.output, image)
             print(f"{args.input} -> {args.output}: {image.shape[1]}x{image.shape[0]}x{image.shape[2]}")
         elif args.command == "info":
             print(json.dumps(api.info(_read(args.input)), indent=1))

@@ -199,3 +199,28 @@ def write_image(path: str | os.PathLike, image: np.ndarray, **save_kwargs) -> No
             Image.fromarray(to_uint8(image)).save(tmp, **save_kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise ImageError(f"cannot write image {path}: {one_line(error)}") from None
+
+
+#: Lossless formats a decoded image is written in, by file name ending (:func:`write_lossless`).
+LOSSLESS_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM",
+                    ".pgm": "PPM", ".pnm": "PPM", ".webp": "WEBP"}
+
+
+def lossless_format(ending: str) -> str:
+    """Pillow's format name for a file name ending of :data:`LOSSLESS_FORMATS` (``""``:
+    PNG); an :class:`ImageError` for any other ending."""
+    fmt = LOSSLESS_FORMATS.get(ending.lower() or ".png")
+    if fmt is None:
+        raise ImageError(
+            f"cannot write a decoded image as {ending!r}: it is written losslessly, as one of "
+            f"{', '.join(sorted(LOSSLESS_FORMATS))}"
+        )
+    return fmt
+
+
+def write_lossless(path: str | os.PathLike, image: np.ndarray) -> None:
+    """:func:`write_image` in the lossless format of ``path``'s ending (:func:`lossless_format`;
+    no ending gives PNG, WebP is written lossless): a decoded image is not coded again with
+    more loss."""
+    fmt = lossless_format(os.path.splitext(os.fspath(path))[1])
+    write_image(path, image, format=fmt, **({"lossless": True, "exact": True} if fmt == "WEBP" else {}))

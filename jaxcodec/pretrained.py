@@ -223,7 +223,7 @@ def decode_stream(data: bytes) -> np.ndarray:
     """
     from jaxcodec import classical, container
 
-    standard = classical.identify(data) if isinstance(data, (bytes, bytearray, memoryview)) else None
+    standard = classical.identify(data)
     if standard is not None:
         return classical.get_codec(standard).decode(data)
     header, _ = container.unpack(data)
