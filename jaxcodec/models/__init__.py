@@ -15,6 +15,7 @@ _TASKS = {
     "mnist_conv_ae": "jaxcodec.models.mnist_conv_ae:ConvAETask",
     "mnist_deep_ae": "jaxcodec.models.mnist_deep_ae:DeepAETask",
     "factorized": "jaxcodec.models.factorized:FactorizedTask",
+    "mbt2018_mean": "jaxcodec.models.hyperprior:MeanScaleTask",
     "gan": "jaxcodec.models.gan:GANTask",
     "comrec": "jaxcodec.models.comrec:ComRecTask",
 }
