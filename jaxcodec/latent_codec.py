@@ -241,13 +241,12 @@ class LatentCodec:
         )
         return container.pack(header, payload)
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decompresses a stream from :meth:`encode` into a ``uint8`` ``(H, W, C)`` image.
+    def decode_symbols(self, data: bytes) -> np.ndarray:
+        """The quantised latent ``(D,)`` of a stream from :meth:`encode` (what the entropy
+        decoder recovers, identical on every machine)."""
+        return self._symbols(data)[1]
 
-        Raises:
-          BitstreamError: corrupt or truncated data, or a header that does not fit.
-          ModelError: the stream was made by another model or with other tables.
-        """
+    def _symbols(self, data: bytes) -> tuple[int, np.ndarray]:
         header, payload = container.unpack(data)
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
@@ -266,4 +265,14 @@ class LatentCodec:
         symbols = self._hist[bits].decode(payload)
         if symbols.min() < 0 or symbols.max() > 2**bits - 1:
             raise BitstreamError(f"corrupt stream: latent symbols outside 0..{2**bits - 1}")
+        return bits, symbols
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses a stream from :meth:`encode` into a ``uint8`` ``(H, W, C)`` image.
+
+        Raises:
+          BitstreamError: corrupt or truncated data, or a header that does not fit.
+          ModelError: the stream was made by another model or with other tables.
+        """
+        bits, symbols = self._symbols(data)
         return self.reconstruct(symbols, bits)

@@ -84,6 +84,13 @@ class LadderCodec:
                            self.description)
 
     def decode(self, data: bytes) -> np.ndarray:
+        return self._by_member(data, "decode")
+
+    def decode_symbols(self, data: bytes) -> np.ndarray:
+        """The integer symbols of a stream (the member's :meth:`decode_symbols`)."""
+        return self._by_member(data, "decode_symbols")
+
+    def _by_member(self, data: bytes, method: str) -> Any:
         from jaxcodec import container
 
         header, _ = container.unpack(data)
@@ -91,7 +98,7 @@ class LadderCodec:
         # header picks the member (a wrong one refuses the stream before decoding it).
         for member in (m for m in self.members.values() if m.name == header.model):
             try:
-                return member.decode(data)
+                return getattr(member, method)(data)
             except ModelError:
                 continue
         raise ModelError(f"stream was made by model {header.model!r}, not by the {self.name} family")

@@ -418,13 +418,12 @@ class ComRecCodec:
         )
         return container.pack(header, jpeg_encode(compact, quality, self.subsampling))
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decompresses a stream of :meth:`encode` into ``uint8`` ``(H, W, C)``.
+    def decode_symbols(self, data: bytes) -> np.ndarray:
+        """The decoded ``uint8`` compact image of a stream of :meth:`encode`: libjpeg's
+        integer decoding, identical on every machine (RecCNN's float work comes after)."""
+        return self._symbols(data)[1]
 
-        Raises:
-          BitstreamError: corrupt container, broken JPEG payload, or inconsistent header.
-          ModelError: the stream was made by another model or other weights.
-        """
+    def _symbols(self, data: bytes) -> tuple[container.Header, np.ndarray]:
         header, payload = container.unpack(data)
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
@@ -438,7 +437,17 @@ class ComRecCodec:
             raise BitstreamError(
                 f"header's compact shape {header.latent_shape} does not fit a {header.height}x{header.width} image"
             )
-        out = self.reconstruct(jpeg_decode(payload, expected), header.height, header.width)
+        return header, jpeg_decode(payload, expected)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses a stream of :meth:`encode` into ``uint8`` ``(H, W, C)``.
+
+        Raises:
+          BitstreamError: corrupt container, broken JPEG payload, or inconsistent header.
+          ModelError: the stream was made by another model or other weights.
+        """
+        header, compact = self._symbols(data)
+        out = self.reconstruct(compact, header.height, header.width)
         if header.channels == 1:
             out = np.round(out.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         return out

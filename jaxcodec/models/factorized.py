@@ -538,13 +538,12 @@ class FactorizedCodec:
         )
         return container.pack(header, payload)
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decompresses a stream from :meth:`encode` into a uint8 ``(H, W, C)`` image.
+    def decode_symbols(self, data: bytes) -> np.ndarray:
+        """The integer latents ``(h, w, M)`` of a stream from :meth:`encode`: what the
+        entropy decoder recovers, identical on every machine (integer tables)."""
+        return self._symbols(data)[1]
 
-        Raises:
-          BitstreamError: corrupt or truncated stream.
-          ModelError: the stream was made by another model or with other tables.
-        """
+    def _symbols(self, data: bytes) -> tuple[container.Header, np.ndarray]:
         header, payload = container.unpack(data)
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
@@ -559,7 +558,17 @@ class FactorizedCodec:
             )
         h, w, m = expected
         symbols = entropy.decode_symbols(payload, self._table_ids(h, w), self.freqs, self.offsets)
-        image = self.reconstruct(symbols.reshape(h, w, m), header.height, header.width)
+        return header, symbols.reshape(h, w, m)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses a stream from :meth:`encode` into a uint8 ``(H, W, C)`` image.
+
+        Raises:
+          BitstreamError: corrupt or truncated stream.
+          ModelError: the stream was made by another model or with other tables.
+        """
+        header, symbols = self._symbols(data)
+        image = self.reconstruct(symbols, header.height, header.width)
         if header.channels == 1:
             image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         return image
