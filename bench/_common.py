@@ -148,12 +148,12 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     import jax
     import jax.numpy as jnp
 
-    from jaxcodec import engine, pretrained
+    from jaxcodec import engine, zoo
     from jaxcodec.errors import ModelError
     from jaxcodec.models import build_task
 
     if model != "none":
-        shipped = pretrained.shipped_models()
+        shipped = zoo.shipped_models()
         path = shipped[model]["path"] if model in shipped else model
         config, state, _ = engine.load_checkpoint(path)
         if "g_params" not in state:
@@ -170,13 +170,13 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
 def codec_members(models: str, need: str) -> list:
     """``[(name, codec)]`` of comma-separated shipped models, families (one entry per
     quality) or workdirs, each of which must have the attribute ``need``."""
-    from jaxcodec import pretrained
+    from jaxcodec import zoo
     from jaxcodec.errors import ModelError
 
     members = []
     for name in models.split(","):
-        codec = pretrained.get_codec(name)
-        if isinstance(codec, pretrained.LadderCodec):
+        codec = zoo.get_codec(name)
+        if isinstance(codec, zoo.LadderCodec):
             members += [(f"{name}-q{q}", codec.members[q]) for q in codec.qualities]
         else:
             members.append((name, codec))

@@ -30,8 +30,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "train_and_evaluate": "jaxcodec.engine",
     "load_checkpoint": "jaxcodec.engine",
-    "get_codec": "jaxcodec.pretrained",
-    "shipped_models": "jaxcodec.pretrained",
+    "get_codec": "jaxcodec.zoo",
+    "shipped_models": "jaxcodec.zoo",
     "evaluate": "jaxcodec.evaluation",
     "build_task": "jaxcodec.models",
     "load_images": "jaxcodec.data",

@@ -75,7 +75,7 @@ def get_model(model: str | os.PathLike | Codec | None) -> Codec:
     """A codec object from a shipped model name, a workdir path (``str`` or ``Path``) or a
     codec object; ``None`` is the default model (:data:`DEFAULT_MODEL`)."""
     from jaxcodec.errors import ModelError
-    from jaxcodec.pretrained import get_codec
+    from jaxcodec.zoo import get_codec
 
     if model is None:
         model = DEFAULT_MODEL
@@ -98,7 +98,7 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
     codec = get_model(model)
     image = as_uint8_image(image)
     if refine:
-        from jaxcodec.pretrained import refined
+        from jaxcodec.zoo import refined
 
         codec = refined(codec, refine)
     if quality is None:
@@ -123,9 +123,9 @@ def decompress(data: bytes, model: str | os.PathLike | Codec | None = None) -> n
     """
     if model is not None:
         return get_model(model).decode(data)
-    from jaxcodec import pretrained
+    from jaxcodec import zoo
 
-    return pretrained.decode_stream(data)
+    return zoo.decode_stream(data)
 
 
 def info(data: bytes) -> dict[str, Any]:

@@ -117,15 +117,15 @@ def run(argv: list[str] | None = None) -> int:
         elif args.command == "info":
             print(json.dumps(api.info(_read(args.input)), indent=1))
         elif args.command == "models":
-            from jaxcodec.pretrained import describe
+            from jaxcodec.zoo import describe
 
             lines = describe()
             print("\n".join(lines) if lines else "no shipped models")
         elif args.command == "export":
-            from jaxcodec import pretrained
+            from jaxcodec import zoo
 
-            dest = args.dest or pretrained.WEIGHTS_DIR
-            path = pretrained.export_workdir(args.workdir, args.name, dest=dest, description=args.description)
+            dest = args.dest or zoo.WEIGHTS_DIR
+            path = zoo.export_workdir(args.workdir, args.name, dest=dest, description=args.description)
             print(f"{args.workdir} -> {path}")
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -289,7 +289,7 @@ def run(
     """
     from jaxcodec import data as data_lib
     from jaxcodec.fileio import make_dirs
-    from jaxcodec.pretrained import get_codec
+    from jaxcodec.zoo import get_codec
 
     if not codec_names:
         raise ConfigError("no codecs to evaluate (--codecs is empty)")

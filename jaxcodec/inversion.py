@@ -53,7 +53,6 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxcodec import metrics, sharding
 from jaxcodec.errors import ConfigError, ImageError
@@ -156,6 +155,8 @@ def clip_latent(z: jax.Array, rng: jax.Array, clip: str | None) -> jax.Array:
 
 
 def _optimizer(lr: float, steps: int, schedule: str | None) -> optax.GradientTransformation:
+    import optax  # the encoder's search; decoding a GAN-reversal stream needs no optimiser
+
     if schedule == "cosine":
         # Decaying the step to 1% of lr lets Adam settle to the precision of the minimum
         # instead of hovering at a distance of about lr around it.
@@ -194,7 +195,7 @@ def make_inversion_step(
     def step(g_params, z, opt_state, x, key, t):
         value, grad = value_and_grad(z, x, g_params)
         updates, opt_state = tx.update(grad, opt_state, z)
-        z = clip_latent(optax.apply_updates(z, updates), jax.random.fold_in(key, t), clip)
+        z = clip_latent(jax.tree.map(jnp.add, z, updates), jax.random.fold_in(key, t), clip)
         return z, opt_state, value
 
     return tx.init, step

@@ -40,7 +40,6 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxcodec.errors import ConfigError
 
@@ -147,7 +146,7 @@ def _compiled(synthesis: SynthesisFn, bits: BitsFn):
 
     def step(params, y, opt_state, x, weight, lr, t, steps, key):
         grads = jax.grad(sample_loss, argnums=1)(params, y, x, weight, t, steps, jax.random.fold_in(key, t))
-        updates, opt_state = _ADAM.update(grads, opt_state)
+        updates, opt_state = _adam().update(grads, opt_state)
         return y - lr * updates, opt_state  # optax.adam(lr): Adam's direction scaled by -lr
 
     def true_objective(params, symbols, x, weight):
@@ -156,7 +155,13 @@ def _compiled(synthesis: SynthesisFn, bits: BitsFn):
     return jax.jit(step, donate_argnums=(1, 2)), jax.jit(true_objective)
 
 
-_ADAM = optax.scale_by_adam()  # Kingma & Ba 2015, with optax.adam's defaults
+@functools.cache
+def _adam() -> Any:
+    """Adam's direction (Kingma & Ba 2015, with optax.adam's defaults); optax is imported
+    only by encoders that refine, never by a decoder."""
+    import optax
+
+    return optax.scale_by_adam()
 
 
 def refine_latents(
@@ -200,7 +205,7 @@ def refine_latents(
     if steps == 0:
         return start, {"objective_start": start_objective, "objective": start_objective, "refined": 0.0}
     key = jax.random.PRNGKey(seed)
-    y, opt_state = jnp.array(y0), _ADAM.init(y0)
+    y, opt_state = jnp.array(y0), _adam().init(y0)
     rate, length = jnp.float32(lr), jnp.int32(steps)
     report = _PROGRESS.get()
     for t in range(steps):

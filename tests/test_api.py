@@ -70,14 +70,14 @@ def test_has_alpha_sees_alpha_channels_and_transparent_palettes(tmp_path):
 def test_model_argument_takes_names_paths_codecs_and_none(monkeypatch):
     import pathlib
 
-    from jaxcodec import pretrained
+    from jaxcodec import zoo
     from jaxcodec import classical
     from jaxcodec.errors import ModelError
 
     digit = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
     by_name = api.compress(digit, "mnist-conv-ae", quality=6)
-    assert api.compress(digit, pathlib.Path(pretrained.WEIGHTS_DIR) / "mnist-conv-ae", quality=6) == by_name
-    assert np.array_equal(api.decompress(by_name, pathlib.Path(pretrained.WEIGHTS_DIR) / "mnist-conv-ae"),
+    assert api.compress(digit, pathlib.Path(zoo.WEIGHTS_DIR) / "mnist-conv-ae", quality=6) == by_name
+    assert np.array_equal(api.decompress(by_name, pathlib.Path(zoo.WEIGHTS_DIR) / "mnist-conv-ae"),
                           api.decompress(by_name))
     monkeypatch.setattr(api, "DEFAULT_MODEL", "jpeg")
     assert api.compress(digit, None, quality=50) == api.compress(digit, classical.jpeg(), quality=50)

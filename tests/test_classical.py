@@ -176,14 +176,14 @@ def test_registry():
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_standard_streams_are_identified_and_decode_without_naming_the_codec(name, photo, digit):
-    from jaxcodec import api, container, pretrained
+    from jaxcodec import api, container, zoo
 
     codec = classical.get_codec(name)
     q = codec.qualities[len(codec.qualities) // 2]
     for image in (photo, digit):
         data = codec.encode(image, q)
         assert classical.identify(data) == name
-        np.testing.assert_array_equal(pretrained.decode_stream(data), codec.decode(data))
+        np.testing.assert_array_equal(zoo.decode_stream(data), codec.decode(data))
         assert api.info(data) == {"codec": name, "height": image.shape[0], "width": image.shape[1],
                                   "channels": image.shape[2], "total_bytes": len(data),
                                   "bpp": len(data) * 8 / (image.shape[0] * image.shape[1])}

@@ -13,7 +13,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxcodec import container, engine, pretrained
+from jaxcodec import container, engine, zoo
 from jaxcodec.cli import run as cli_run
 from jaxcodec.models.factorized import default_config
 
@@ -49,7 +49,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codec(workdir):
-    return pretrained.load_workdir_codec(os.path.abspath(workdir))
+    return zoo.load_workdir_codec(os.path.abspath(workdir))
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,7 @@ def test_exported_model_is_listed_and_decodes_without_model_argument(
     decompress with no --model (the stream's header must lead to the shipped model)."""
     weights = tmp_path / "weights"
     assert cli_run(["export", workdir, "tinyfact-q3", "--dest", str(weights), "--description", "tiny"]) == 0
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", str(weights))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", str(weights))
     capsys.readouterr()
     assert cli_run(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -237,7 +237,7 @@ def test_exported_model_is_listed_and_decodes_without_model_argument(
 def test_models_command_in_a_subprocess_lists_the_shipped_models():
     result = jaxcodec_cli("models")
     assert result.returncode == 0 and result.stderr == ""
-    expected = pretrained.describe() or ["no shipped models"]
+    expected = zoo.describe() or ["no shipped models"]
     assert result.stdout.splitlines() == expected
 
 

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 
 from jaxcodec import compiled_code, evaluation
-from jaxcodec.pretrained import get_codec
+from jaxcodec.zoo import get_codec
 
 pytestmark = pytest.mark.skipif(compiled_code.mappings() is None, reason="needs /proc/self/maps (Linux)")
 

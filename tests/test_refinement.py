@@ -13,7 +13,7 @@ import skimage.data
 import jaxcodec
 from jaxcodec import refinement
 from jaxcodec.errors import ConfigError, ModelError
-from jaxcodec.pretrained import LadderCodec, get_codec, refined, split_refine
+from jaxcodec.zoo import LadderCodec, get_codec, refined, split_refine
 
 # -- SGA ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxcodec import pretrained
+from jaxcodec import zoo
 from tests.vectors import make_vectors
 
 VECTORS = make_vectors.load_index()
@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_shipped_model_has_vectors():
-    assert set(pretrained.shipped_models()) <= {v["model"] for v in VECTORS.values()}
+    assert set(zoo.shipped_models()) <= {v["model"] for v in VECTORS.values()}
 
 
 @pytest.mark.parametrize("file", sorted(VECTORS))

@@ -56,6 +56,7 @@ Choices the paper leaves open, or that differ from it, made here:
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any, Sequence
 
@@ -63,7 +64,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from PIL import Image
 
 from jaxcodec import container, entropy
@@ -237,11 +237,23 @@ class ComRecTask:
             raise ConfigError(f"config.data.crop must be even (the compact image has half the size), got {crop}")
         self.com = ComCNN(features=m.com_features)
         self.rec = RecCNN(depth=m.rec_depth, features=m.rec_features)
-        com_lr = config.learning_rate if m.get("com_learning_rate") is None else m.com_learning_rate
-        self.com_tx = optax.adam(com_lr)
-        rec_lr = config.learning_rate if m.get("rec_learning_rate") is None else m.rec_learning_rate
-        self.rec_tx = optax.adam(rec_lr)
         self._compact_uint8 = jax.jit(self.compact_uint8)
+
+    def _adam(self, own_rate: str) -> Any:
+        import optax
+
+        rate = self.config.model.get(own_rate)
+        return optax.adam(self.config.learning_rate if rate is None else rate)
+
+    @functools.cached_property
+    def com_tx(self) -> Any:
+        """ComCNN's Adam (built on first use: decoding needs no optimiser)."""
+        return self._adam("com_learning_rate")
+
+    @functools.cached_property
+    def rec_tx(self) -> Any:
+        """RecCNN's Adam."""
+        return self._adam("rec_learning_rate")
 
     # -- pure functions of params, for Colab and the codec ----------------------------
     def compact(self, com_params: Any, x: jax.Array) -> jax.Array:
@@ -316,6 +328,8 @@ class ComRecTask:
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
         """Updates ComCNN and RecCNN from one gradient of :meth:`losses` (see module docstring)."""
+        import optax
+
         if batch.shape[-1] != 6:
             raise ConfigError("comrec's train_step takes the (N, H, W, 6) batch of ComRecTask.host_transform")
         x, decoded = batch[..., :3], batch[:, ::2, ::2, 3:]

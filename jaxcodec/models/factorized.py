@@ -57,7 +57,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxcodec import container, entropy, factorized_prior, refinement
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
@@ -231,12 +230,20 @@ class FactorizedTask:
             conv_algorithm=conv_algorithm,
         )
         self.downsampling = 2 ** len(m.kernel_sizes)
-        tx = optax.adam(learning_rate_schedule(config))
+
+    @functools.cached_property
+    def tx(self) -> Any:
+        """Adam with the run's schedule and clipping (built on first use: a codec built
+        from shipped weights needs no optimiser)."""
+        import optax
+
+        m = self.config.model
+        tx = optax.adam(learning_rate_schedule(self.config))
         if m.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
         if self.trainable == "analysis":  # g_a learns; g_s and the density get no updates
             tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, _analysis_labels)
-        self.tx = tx
+        return tx
 
     # -- pure functions of params -------------------------------------------------------
     def analysis(self, params: Any, x: jax.Array) -> jax.Array:
@@ -292,6 +299,8 @@ class FactorizedTask:
         return loss, {"loss": loss, "mse": mse, "bpp": bpp, "psnr": jnp.mean(_per_image_psnr(x, x_hat))}
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        import optax
+
         grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
@@ -364,6 +373,8 @@ def rescale_latents(params: Any, scale: float) -> Any:
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
     """``config.learning_rate``, divided by 10 once ``config.lr_decay_at`` of the steps are
     done (CompressAI's and Ballé et al.'s recipe of a late drop; ``0`` keeps it constant)."""
+    import optax
+
     rate = float(config.learning_rate)
     decay_at = float(config.get("lr_decay_at", 0.0) or 0.0)
     if not 0.0 <= decay_at < 1.0:

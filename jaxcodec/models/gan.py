@@ -32,13 +32,13 @@ power-iteration state.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxcodec import inversion, latent_codec
 from jaxcodec.errors import ConfigError
@@ -153,6 +153,9 @@ class GANTask:
     State: ``{"step", "g_params", "d_params", "g_opt", "d_opt"}``.
     """
 
+    #: What its codec needs of a trained state (the discriminator is left out of a shipped model).
+    codec_state_keys = ("g_params",)
+
     def __init__(self, config: Any):
         self.config = config
         m = config.model
@@ -175,11 +178,22 @@ class GANTask:
             width=int(m.get("d_width", 32)),
             max_width=int(m.get("max_width", 256)),
         )
-        b1, b2 = float(m.get("adam_b1", 0.5)), float(m.get("adam_b2", 0.999))
-        g_lr = float(config.learning_rate)
-        d_lr = float(m.get("d_learning_rate", None) or g_lr)
-        self.g_tx = optax.adam(g_lr, b1=b1, b2=b2)
-        self.d_tx = optax.adam(d_lr, b1=b1, b2=b2)
+
+    def _adam(self, lr: float) -> Any:
+        import optax
+
+        m = self.config.model
+        return optax.adam(lr, b1=float(m.get("adam_b1", 0.5)), b2=float(m.get("adam_b2", 0.999)))
+
+    @functools.cached_property
+    def g_tx(self) -> Any:
+        """The generator's Adam (built on first use: decoding needs no optimiser)."""
+        return self._adam(float(self.config.learning_rate))
+
+    @functools.cached_property
+    def d_tx(self) -> Any:
+        """The discriminator's Adam."""
+        return self._adam(float(self.config.model.get("d_learning_rate", None) or self.config.learning_rate))
 
     # -- Task protocol ------------------------------------------------------------
 
@@ -230,6 +244,8 @@ class GANTask:
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
         """One discriminator update, then one generator update with fresh latents."""
+        import optax
+
         n = batch.shape[0]
         d_rng, g_rng = jax.random.split(rng)
         z_d = sample_latents(d_rng, n, self.latent_dim)

@@ -32,6 +32,7 @@ ICIP 2020, Sec. 3.1), the symbol the decoder really gets.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -40,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxcodec import factorized_prior
 from jaxcodec.errors import ConfigError
@@ -193,10 +193,16 @@ class MeanScaleTask:
         )
         self.qualities = len(LAMBDAS)
         self.downsampling = 64  # g_a's 16 times h_a's 4
-        tx = optax.adam(learning_rate_schedule(config))
-        if m.get("clip_norm"):
-            tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
-        self.tx = tx
+
+    @functools.cached_property
+    def tx(self) -> Any:
+        """Adam with clipping (built on first use: decoding needs no optimiser)."""
+        import optax
+
+        tx = optax.adam(learning_rate_schedule(self.config))
+        if self.config.model.get("clip_norm"):
+            tx = optax.chain(optax.clip_by_global_norm(float(self.config.model.clip_norm)), tx)
+        return tx
 
     def _check_batch(self, x: jax.Array) -> None:
         h, w, c = x.shape[1:]
@@ -243,6 +249,8 @@ class MeanScaleTask:
         return loss, {"loss": loss, "mse": jnp.mean(mse), "bpp": jnp.mean(bpp), "psnr": psnr}
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        import optax
+
         grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)

@@ -32,13 +32,13 @@ Choices the poster leaves open, made here:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxcodec import latent_codec
 from jaxcodec.layers import depth_to_space
@@ -111,6 +111,8 @@ class ConvAutoencoder(nn.Module):
 
 def image_metrics(x: jax.Array, logits: jax.Array) -> dict[str, jax.Array]:
     """Batch means of MSE, PSNR (peak 1.0, per image then averaged) and per-pixel BCE."""
+    import optax
+
     y = jax.nn.sigmoid(logits)
     mse_per = jnp.mean((x - y) ** 2, axis=(1, 2, 3))
     psnr_per = -10.0 * jnp.log10(jnp.maximum(mse_per, 1e-10))
@@ -135,7 +137,13 @@ class ConvAETask:
         )
         if m.loss not in ("mse", "bce"):
             raise ValueError(f"config.model.loss must be 'mse' or 'bce', got {m.loss!r}")
-        self.tx = optax.adamw(config.learning_rate, weight_decay=m.weight_decay)
+
+    @functools.cached_property
+    def tx(self) -> Any:
+        """AdamW (built on first use: a codec built from shipped weights needs no optimiser)."""
+        import optax
+
+        return optax.adamw(self.config.learning_rate, weight_decay=self.config.model.weight_decay)
 
     # -- pure functions of params, for Colab and the codec ----------------------------
     def encode_latent(self, params: Any, x: jax.Array) -> jax.Array:
@@ -167,6 +175,8 @@ class ConvAETask:
         return loss, dict(metrics, loss=loss, latent_l2=reg)
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        import optax
+
         grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)

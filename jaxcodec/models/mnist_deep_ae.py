@@ -28,13 +28,13 @@ for other uses.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxcodec import latent_codec
 from jaxcodec.models import rbm
@@ -101,7 +101,13 @@ class DeepAETask:
         self.model = DeepAutoencoder(layer_sizes=tuple(m.layer_sizes), image_shape=tuple(m.image_shape))
         if int(np.prod(m.image_shape)) != m.layer_sizes[0]:
             raise ValueError(f"config.model.layer_sizes[0] must be {int(np.prod(m.image_shape))}")
-        self.tx = optax.adam(config.learning_rate)
+
+    @functools.cached_property
+    def tx(self) -> Any:
+        """Adam (built on first use: a codec built from shipped weights needs no optimiser)."""
+        import optax
+
+        return optax.adam(self.config.learning_rate)
 
     # -- pure functions of params, for Colab and the codec ----------------------------
     def encode_latent(self, params: Any, x: jax.Array) -> jax.Array:
@@ -124,6 +130,8 @@ class DeepAETask:
         return metrics["bce"], dict(metrics, loss=metrics["bce"])
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        import optax
+
         del rng  # deterministic network
         grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])

@@ -62,12 +62,12 @@ def check(file: str, entry: dict) -> list[str]:
     """Decodes vector ``file`` as a user would and returns what breaks the promise
     (empty when the symbols are exact and the pixels within tolerance)."""
     import jaxcodec
-    from jaxcodec import container, pretrained
+    from jaxcodec import container, zoo
 
     with open(os.path.join(HERE, file), "rb") as f:
         stream = f.read()
     problems = []
-    symbols = pretrained.get_codec(entry["model"]).decode_symbols(stream)
+    symbols = zoo.get_codec(entry["model"]).decode_symbols(stream)
     if symbols_hash(symbols) != entry["symbols_sha256"]:
         problems.append(f"{file}: symbols differ from the recorded ones")
     decoded = jaxcodec.decompress(stream)
@@ -87,9 +87,9 @@ def load_index() -> dict:
 
 def source_image(model: str) -> tuple[np.ndarray, str]:
     """The image a model's vectors code: an MNIST digit, or a photo crop of odd size."""
-    from jaxcodec import data, pretrained
+    from jaxcodec import data, zoo
 
-    codec = pretrained.get_codec(model)
+    codec = zoo.get_codec(model)
     if getattr(codec, "image_shape", (0, 0, 3))[-1] == 1:
         digit = data.open_dataset("sample:mnist", "test").native(0)
         return digit, "sample:mnist test image 0"
@@ -105,11 +105,11 @@ def _write(path: str, write) -> None:
 
 def make(names: list[str], per_model: int) -> None:
     import jaxcodec
-    from jaxcodec import pretrained
+    from jaxcodec import zoo
 
     index = load_index()
     for name in names:
-        codec = pretrained.get_codec(name)
+        codec = zoo.get_codec(name)
         image, described = source_image(name)
         qualities = list(codec.qualities)
         for quality in sorted({qualities[0], qualities[-1]})[:per_model]:
@@ -135,9 +135,9 @@ def main() -> int:
         problems = [p for file, entry in sorted(load_index().items()) for p in check(file, entry)]
         print("\n".join(problems) or f"{len(load_index())} vectors: symbols exact, pixels within tolerance")
         return 1 if problems else 0
-    from jaxcodec import pretrained
+    from jaxcodec import zoo
 
-    make(args.models.split(",") if args.models else sorted(pretrained.shipped_models()), args.per_model)
+    make(args.models.split(",") if args.models else sorted(zoo.shipped_models()), args.per_model)
     return 0
 
 
