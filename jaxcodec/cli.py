@@ -6,6 +6,7 @@
   python -m jaxcodec info photo.jxc
   python -m jaxcodec models
   python -m jaxcodec export WORKDIR NAME --description TEXT
+  python -m jaxcodec serve --port 8000
 
 Every user error prints one line ``error: ...`` on stderr and exits with status 1;
 output files are written atomically, so a failed command leaves nothing behind.
@@ -44,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("name")
     e.add_argument("--description", default="")
     e.add_argument("--dest", default=None, help="folder of shipped models (default: the package's)")
+    s = sub.add_parser("serve", help="HTTP API and page over the shipped models (jaxcodec.serve)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--models", default=None, metavar="NAME,...", help="models to offer (default: every shipped "
+                   "family and model, and jpeg, webp, avif, jpegxl)")
+    s.add_argument("--max-upload-mb", default="25", help="largest request body, in MB (413 beyond)")
+    s.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image or stream size, in pixels (413 beyond)")
+    s.add_argument("--workers", type=int, default=1, help="threads that run the codecs")
+    s.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker (503 beyond)")
+    s.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client may pause while sending (408)")
+    s.add_argument("--max-shape-classes", type=int, default=64, help="compiled image-size classes kept in memory")
+    s.add_argument("--no-warmup", action="store_true", help="answer /healthz before compiling the common sizes")
     return p
 
 
@@ -127,6 +140,15 @@ def run(argv: list[str] | None = None) -> int:
             dest = args.dest or zoo.WEIGHTS_DIR
             path = zoo.export_workdir(args.workdir, args.name, dest=dest, description=args.description)
             print(f"{args.workdir} -> {path}")
+        elif args.command == "serve":
+            from jaxcodec.serve import config, server
+
+            server.serve(config.ServeConfig(
+                host=args.host, port=args.port, models=config.parse_models(args.models),
+                max_upload_bytes=config.upload_bytes(args.max_upload_mb), max_pixels=args.max_pixels,
+                workers=args.workers, queue=args.queue, body_timeout=args.body_timeout,
+                max_shape_classes=args.max_shape_classes, warmup=not args.no_warmup,
+            ))
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
