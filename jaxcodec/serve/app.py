@@ -103,16 +103,20 @@ def build_routes(service: Service) -> list[Any]:
         body["limits"] = {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels}
         return JSONResponse(body)
 
-    async def image_upload(request: Request) -> tuple[bytes, str]:
+    async def image_upload(request: Request, shape: tuple[int, ...] | None = None, name: str = "") -> tuple[bytes, str]:
+        """The uploaded image file and its declared size, refused (413) above the pixel limit
+        and (422) when it is not ``shape``, the size a digit model takes."""
         data = await read_file(request, "image")
         width, height = sizes.image_size(data)
         sizes.check_pixels(width, height, config.max_pixels, "image")
+        if shape is not None and (height, width) != tuple(shape[:2]):
+            raise Unprocessable(f"{name} codes {shape[1]}x{shape[0]} digits only, got a {width}x{height} image")
         return data, f"{width}x{height}"
 
     async def compress(request: Request) -> Response:
         entry = service.entry(request.query_params.get("model"), ("photo", "digit", "standard"))
         quality = service.quality(entry, request.query_params.get("quality"))
-        data, size = await image_upload(request)
+        data, size = await image_upload(request, entry.image_shape, entry.name)
         _note(request, f"model={entry.name} quality={quality} image={size}")
         coded, compiles = await service.pool.run(service.compress, entry, quality, data)
         _note(request, f"compiles={describe_compiles(compiles)}")
@@ -158,7 +162,9 @@ def build_routes(service: Service) -> list[Any]:
             raise Unprocessable(f"bits must be a whole number, got {text!r}") from None
         if not 1 <= bits <= 16:
             raise Unprocessable(f"bits must be in 1..16, got {bits}")
-        data, size = await image_upload(request)
+        digit_models = service.ready().of_kind("digit")
+        shape = digit_models[0].image_shape if digit_models else None
+        data, size = await image_upload(request, shape, "the digit models")
         _note(request, f"digit bits={bits} image={size}")
         body, compiles = await service.pool.run(service.digits, bits, data)
         _note(request, f"compiles={describe_compiles(compiles)}")

@@ -90,7 +90,7 @@ def standard_entry(name: str) -> Entry:
     """A standard codec with every quality of its scale."""
     plain = classical.get_codec(name)
     low, high = (int(v) for v in plain.quality_range)
-    qualities = tuple(range(max(low, 1), high + 1))
+    qualities = tuple(range(low, high + 1))
     codec = classical.get_codec(name, qualities=list(qualities))
     default = int(plain.qualities[len(plain.qualities) // 2])
     return Entry(name, "standard", plain.description, qualities, default, codec)
@@ -115,14 +115,20 @@ class Catalog:
         photos = [e.name for e in self.entries.values() if e.kind == "photo"]
         self.default = api.DEFAULT_MODEL if api.DEFAULT_MODEL in photos else (photos[0] if photos else None)
 
-    @classmethod
-    def load(cls, names: Iterable[str] = ()) -> "Catalog":
-        """Loads ``names`` (default: :func:`default_names`); an unknown name is a ConfigError."""
-        names = tuple(names) or default_names()
+    @staticmethod
+    def check_names(names: Iterable[str]) -> dict[str, str]:
+        """Raises a ConfigError for a name no server can offer; returns :func:`available`."""
         known = available()
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ConfigError(f"unknown model {unknown[0]!r} in --models; known: {', '.join(sorted(known))}")
+        return known
+
+    @classmethod
+    def load(cls, names: Iterable[str] = ()) -> "Catalog":
+        """Loads ``names`` (default: :func:`default_names`); an unknown name is a ConfigError."""
+        names = tuple(names) or default_names()
+        known = cls.check_names(names)
         return cls(standard_entry(n) if known[n] == "standard" else _learned_entry(n, known[n]) for n in names)
 
     def of_kind(self, *kinds: str) -> list[Entry]:

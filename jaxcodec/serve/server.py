@@ -53,7 +53,10 @@ def serve(config: ServeConfig) -> None:
     from PIL import Image
 
     from jaxcodec.serve.app import create_app
+    from jaxcodec.serve.catalog import Catalog
     from jaxcodec.serve.service import Service
+
+    Catalog.check_names(config.models)  # a misspelt name fails here, not in the loading thread
 
     # The server checks every declared size against its own limit first; Pillow's guard
     # must not refuse what the operator allowed.

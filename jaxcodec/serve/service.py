@@ -53,11 +53,11 @@ class Service:
         self._thread: threading.Thread | None = None
 
     # -- loading --------------------------------------------------------------------------
-    def load(self) -> None:
-        """Loads the catalogue and warms it up; afterwards :attr:`status` is ``ok``, or
-        ``error`` with :attr:`error` saying why."""
+    def load(self, catalog: Catalog | None = None) -> None:
+        """Loads the catalogue (or takes ``catalog``, already loaded) and warms it up;
+        afterwards :attr:`status` is ``ok``, or ``error`` with :attr:`error` saying why."""
         try:
-            catalog = Catalog.load(self.config.models)
+            catalog = catalog or Catalog.load(self.config.models)
             self.standards = [catalog.entries.get(n) or catalog_lib.standard_entry(n) for n in catalog_lib.COMPARED]
             for entry in catalog.of_kind("photo", "digit"):
                 codec = entry.codec
