@@ -184,14 +184,8 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
 def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, description: str = "",
                    licence: str = "") -> str:
     """Writes a training workdir's latest checkpoint into ``dest/name`` as an inference
-    artefact (:mod:`jaxcodec.artefact`): the architecture's arguments, the parameters its
-    codec needs (no optimiser state) and the codec tables.
-
-    The folder is assembled in a temporary place and renamed into place, so an
-    interrupted export leaves no half-written model. Returns the new folder.
-    """
+    artefact (:func:`export_state`). Returns the new folder."""
     from jaxcodec import engine
-    from jaxcodec.fileio import atomic_dir, make_dirs
     from jaxcodec.models import build_task
 
     if not _NAME.match(name):
@@ -200,21 +194,42 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
         raise ModelError(f"{workdir} is not a training workdir (no {engine.CONFIG_FILE})")
     step = _latest_step(workdir)
     config, state, tables = engine.load_checkpoint(workdir, step)
-    task = build_task(config)
-    if not hasattr(task, "make_codec"):
-        raise ModelError(f"model family {config.model.name!r} has no codec")
-    keep = getattr(task, "codec_state_keys", None)
-    state = {k: v for k, v in engine.inference_state(state).items() if k != "step" and (keep is None or k in keep)}
-    codec = task.make_codec(state, tables)
     data = config.get("data") or {}
     trained_on = os.path.basename(str(data.get("train", "")).rstrip("/")) or "unknown data"
+    return export_state(build_task(config), state, name, dest=dest, tables=tables, description=description,
+                        licence=licence, provenance=f"jaxcodec train.py, {step} steps on {trained_on}", steps=step)
+
+
+def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, tables: Any = None,
+                 description: str = "", licence: str = "", provenance: str = "", steps: int | None = None) -> str:
+    """Writes a trained state of ``task`` into ``dest/name`` as an inference artefact
+    (:mod:`jaxcodec.artefact`): the architecture's arguments (``task.config.model``), the
+    parameters its codec needs (no optimiser state; ``task.codec_state_keys`` where the
+    task names them) and the codec tables (``task.finalize`` when not given).
+
+    The folder is assembled in a temporary place and renamed into place, so an
+    interrupted export leaves no half-written model. Returns the new folder.
+    """
+    from jaxcodec.fileio import atomic_dir, make_dirs
+
+    if not _NAME.match(name):
+        raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
+    if not hasattr(task, "make_codec"):
+        raise ModelError(f"model family {task.config.model.name!r} has no codec")
+    keep = getattr(task, "codec_state_keys", None)
+    state = {k: np.asarray(v) if not isinstance(v, dict) else v for k, v in state.items()
+             if k != "step" and not k.endswith("opt") and (keep is None or k in keep)}
+    if tables is None and hasattr(task, "finalize"):
+        tables = {k: np.asarray(v) for k, v in task.finalize(state).items()}
+    codec = task.make_codec(state, tables)
+    quality = _QUALITY.match(name)
     spec = {
         "name": name,
-        "family": _QUALITY.match(name).group("family") if _QUALITY.match(name) else name,
-        "model": config.model.to_dict(),
+        "family": quality.group("family") if quality else name,
+        "model": task.config.model.to_dict(),
         "description": description or codec.description,
-        "steps": step,
-        "provenance": f"jaxcodec train.py, {step} steps on {trained_on}",
+        "steps": steps,
+        "provenance": provenance or "jaxcodec",
         "licence": licence or "the jaxcodec package's licence",
         "table_hash": artefact.codec_hash(codec),
     }
@@ -284,6 +299,7 @@ __all__ = [
     "LadderCodec",
     "decode_stream",
     "describe",
+    "export_state",
     "export_workdir",
     "families",
     "get_codec",

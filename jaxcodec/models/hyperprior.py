@@ -14,8 +14,11 @@ CompressAI's ``mbt2018-mean``), with the gain units of Cui, Wang, Gao, Bai & Shi
   interpolation ``m(q) = m_r^{1−l} · m_{r+1}^{l}`` of its two neighbours (Cui 2021,
   eq. 7), and so does λ: training draws ``q`` uniformly per example and weighs its
   distortion with ``λ(q) = λ_r^{1−l} λ_{r+1}^{l}``;
-* hyper-analysis ``h_a``: ``3×3`` stride 1, two ``5×5`` stride 2, LeakyReLU between,
-  then the hyper-gain (Cui 2021 gains the hyper-latent the same way);
+* hyper-analysis ``h_a``: ``3×3`` stride 1, two ``5×5`` stride 2, LeakyReLU between.
+  Unlike Cui 2021, the hyper-latent has no gain of its own: ``h_a`` sees the gained latent,
+  so ``z`` already carries the rate, and the decoder's path from the rounded ``z`` to the
+  entropy parameters stays free of any real-valued factor (it runs in integer arithmetic,
+  :mod:`jaxcodec.integer_net`);
 * hyper-synthesis ``h_s``: two 2× sub-pixel up-samplings (``N → M → 3M/2``) with ReLU,
   then a ``3×3`` convolution to ``2M`` channels: a mean ``μ`` and a scale ``σ`` per latent
   element (Minnen 2018, Sec. 3, Fig. 2; the scale bounded below by 0.11, CompressAI's
@@ -42,30 +45,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxcodec import factorized_prior
+from jaxcodec import factorized_prior, gaussian_conditional
 from jaxcodec.errors import ConfigError
-from jaxcodec.layers import DownConv, SubPixelConv, lower_bound
+from jaxcodec.layers import DownConv, SubPixelConv
 from jaxcodec.models.factorized import AnalysisTransform, SynthesisTransform, learning_rate_schedule
 
 MODEL_NAME = "mbt2018_mean"
 # CompressAI's λ ladder for MSE, qualities 1..8.
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
-SCALE_MIN = 0.11  # CompressAI's SCALES_MIN: the smallest scale of the Gaussian conditional
-LIKELIHOOD_BOUND = 1e-9
-
-
-def gaussian_likelihood(y: jax.Array, mean: jax.Array, scale: jax.Array) -> jax.Array:
-    """Probability of the unit bin around ``y`` under ``N(mean, scale²)``, bounded below.
-
-    Written on ``v = |y − μ|`` as ``Φ((½ − v)/σ) − Φ((−½ − v)/σ)`` so that both terms are
-    lower-tail values, which float32 keeps accurate (Ballé 2018, eq. 11; CompressAI's
-    ``GaussianConditional._likelihood``).
-    """
-    scale = lower_bound(scale, SCALE_MIN)
-    v = jnp.abs(y - mean)
-    upper = jax.scipy.special.ndtr((0.5 - v) / scale)
-    lower = jax.scipy.special.ndtr((-0.5 - v) / scale)
-    return lower_bound(upper - lower, LIKELIHOOD_BOUND)
 
 
 def interpolate_log(table: jax.Array, quality: jax.Array) -> jax.Array:
@@ -136,8 +123,6 @@ class MeanScaleHyperprior(nn.Module):
         self.h_s = HyperSynthesis(m)
         self.gain = self.param("gain", _log_gain_init(self.lambdas, m, 0.5), (q, m))
         self.inverse_gain = self.param("inverse_gain", _log_gain_init(self.lambdas, m, -0.5), (q, m))
-        self.hyper_gain = self.param("hyper_gain", nn.initializers.zeros, (q, n))
-        self.inverse_hyper_gain = self.param("inverse_hyper_gain", nn.initializers.zeros, (q, n))
         self.entropy_bottleneck = factorized_prior.DeepFactorized(n, tuple(self.filters))
 
     @staticmethod
@@ -148,13 +133,12 @@ class MeanScaleHyperprior(nn.Module):
         """Gained latent ``y·m(q)`` of images ``x`` at per-image qualities ``quality (B,)``."""
         return self.g_a(x) * self._per_image(interpolate_log(self.gain, quality))
 
-    def hyper_analysis(self, y: jax.Array, quality: jax.Array) -> jax.Array:
-        return self.h_a(y) * self._per_image(interpolate_log(self.hyper_gain, quality))
+    def hyper_analysis(self, y: jax.Array) -> jax.Array:
+        return self.h_a(y)
 
-    def entropy_parameters(self, z_hat: jax.Array, quality: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def entropy_parameters(self, z_hat: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(μ, σ)`` of the gained latent from the rounded hyper-latent."""
-        mean, scale = self.h_s(z_hat * self._per_image(interpolate_log(self.inverse_hyper_gain, quality)))
-        return mean, scale
+        return self.h_s(z_hat)
 
     def synthesis(self, y_hat: jax.Array, quality: jax.Array) -> jax.Array:
         return self.g_s(y_hat * self._per_image(interpolate_log(self.inverse_gain, quality)))
@@ -164,9 +148,9 @@ class MeanScaleHyperprior(nn.Module):
 
     def __call__(self, x: jax.Array, quality: jax.Array):
         y = self.analysis(x, quality)
-        z = self.hyper_analysis(y, quality)
-        mean, scale = self.entropy_parameters(jnp.round(z), quality)
-        return self.synthesis(y, quality), self.hyper_likelihood(z), gaussian_likelihood(y, mean, scale)
+        z = self.hyper_analysis(y)
+        mean, scale = self.entropy_parameters(jnp.round(z))
+        return self.synthesis(y, quality), self.hyper_likelihood(z), gaussian_conditional.likelihood(y, mean, scale)
 
 
 def _bits(likelihoods: jax.Array) -> jax.Array:
@@ -221,12 +205,12 @@ class MeanScaleTask:
         """``(x̂, bits per image, MSE per image)``: noisy rates with ``rng``, rounded without."""
         apply = self.model.apply
         y = apply(params, x, quality, method=MeanScaleHyperprior.analysis)
-        z = apply(params, y, quality, method=MeanScaleHyperprior.hyper_analysis)
+        z = apply(params, y, method=MeanScaleHyperprior.hyper_analysis)
         if rng is None:
             z_rate = z_hat = jnp.round(z)
         else:
             z_rate, z_hat = z + jax.random.uniform(rng, z.shape, z.dtype, -0.5, 0.5), _ste_round(z)
-        mean, scale = apply(params, z_hat, quality, method=MeanScaleHyperprior.entropy_parameters)
+        mean, scale = apply(params, z_hat, method=MeanScaleHyperprior.entropy_parameters)
         if rng is None:
             y_rate = y_hat = jnp.round(y - mean) + mean
         else:
@@ -234,7 +218,7 @@ class MeanScaleTask:
             y_rate, y_hat = y + noise, _ste_round(y - mean) + mean
         x_hat = apply(params, y_hat, quality, method=MeanScaleHyperprior.synthesis)
         bits = _bits(apply(params, z_rate, method=MeanScaleHyperprior.hyper_likelihood))
-        bits = bits + _bits(gaussian_likelihood(y_rate, mean, scale))
+        bits = bits + _bits(gaussian_conditional.likelihood(y_rate, mean, scale))
         return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
 
     def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
@@ -265,6 +249,23 @@ class MeanScaleTask:
         bpp = jnp.mean(bits) / (batch.shape[1] * batch.shape[2])
         return {"loss": LAMBDAS[3] * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp,
                 "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
+
+
+    def finalize(self, state: dict, batches: Any = None) -> dict[str, np.ndarray]:
+        """Integer tables, float64: the hyper-latent's deep factorized density per channel
+        (:func:`jaxcodec.factorized_prior.build_tables`) and the Gaussian conditional's
+        table of scales (:func:`jaxcodec.gaussian_conditional.build_tables`)."""
+        tail_mass = float(self.config.model.get("tail_mass", factorized_prior.DEFAULT_TAIL_MASS))
+        eb = jax.device_get(state["params"]["params"]["entropy_bottleneck"])
+        z_freqs, z_offsets = factorized_prior.build_tables(eb, tail_mass=tail_mass)
+        y_freqs, y_offsets = gaussian_conditional.build_tables(tail_mass)
+        return {"z_freqs": z_freqs, "z_offsets": z_offsets, "y_freqs": y_freqs, "y_offsets": y_offsets}
+
+    def make_codec(self, state: dict, tables: dict[str, np.ndarray] | None = None):
+        """The ``.jxc`` codec (:class:`jaxcodec.models.hyperprior_codec.MeanScaleCodec`)."""
+        from jaxcodec.models.hyperprior_codec import MeanScaleCodec
+
+        return MeanScaleCodec(self, state["params"], self.finalize(state) if tables is None else tables)
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -1,0 +1,205 @@
+"""The ``.jxc`` codec of the mean-scale hyperprior (:mod:`jaxcodec.models.hyperprior`).
+
+Encoding (Minnen, Ballé & Toderici 2018, Fig. 2, without the context model): pad the
+image to a multiple of 64 (edge replication); ``y = g_a(x)·m(q)``; ``ẑ = round(h_a(y))``,
+coded per channel with the deep factorized density's integer tables; the entropy
+parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
+(:mod:`jaxcodec.integer_net`), so the decoder derives exactly the encoder's; symbols
+``round(y − μ)``, each coded with the Gaussian table of its scale index
+(:mod:`jaxcodec.gaussian_conditional`). Decoding reverses it and runs
+``g_s((s + μ)·m'(q))``.
+
+Payload: the hyper-latent's ANS bytes prefixed by their length (4 bytes, little-endian),
+then the latent's. The header's quality is ``round(1000·q)``: any real quality in
+``[1, 8]`` to a thousandth (gain units interpolate between the trained rungs).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcodec import container, entropy, gaussian_conditional, integer_net
+from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
+from jaxcodec.models.hyperprior import LAMBDAS, MeanScaleHyperprior, lambda_for_quality
+
+QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
+
+
+class _Programs:
+    """The jitted float pieces of one architecture, shared by every codec of it."""
+
+    def __init__(self, model: MeanScaleHyperprior):
+        self.analysis = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.analysis))
+        self.hyper_analysis = jax.jit(
+            lambda p, y: jnp.round(model.apply(p, y, method=MeanScaleHyperprior.hyper_analysis)).astype(jnp.int32)
+        )
+        synthesis = functools.partial(model.apply, method=MeanScaleHyperprior.synthesis)
+        self.synthesis = jax.jit(
+            lambda p, y, q: jnp.round(jnp.clip(synthesis(p, y, q), 0.0, 1.0) * 255.0).astype(jnp.uint8)
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def programs(model: MeanScaleHyperprior) -> _Programs:
+    return _Programs(model)
+
+
+def check_quality(quality: Any) -> float:
+    """A real quality in ``[1, 8]``, rounded to the stream's thousandths."""
+    try:
+        q = float(quality)
+    except (TypeError, ValueError):
+        q = math.nan
+    if not 1.0 <= q <= float(len(LAMBDAS)):
+        raise ConfigError(f"quality must be a number in 1..{len(LAMBDAS)}, got {quality!r}")
+    return round(q * QUALITY_STEP) / QUALITY_STEP
+
+
+class MeanScaleCodec:
+    """Real bytes from a trained mean-scale hyperprior, at any quality in ``[1, 8]``."""
+
+    def __init__(self, task: Any, params: Any, tables: dict[str, np.ndarray]):
+        try:
+            self.z_freqs = np.asarray(tables["z_freqs"], np.int32)
+            self.z_offsets = np.asarray(tables["z_offsets"], np.int32)
+            self.y_freqs = np.asarray(tables["y_freqs"], np.int32)
+            self.y_offsets = np.asarray(tables["y_offsets"], np.int32)
+        except (KeyError, TypeError):
+            raise ModelError(f"{task.name}: codec tables need z_freqs, z_offsets, y_freqs and y_offsets") from None
+        self.name = task.name
+        self.model = task.model
+        self.features = task.model.features
+        self.latent_channels = task.model.latent_channels
+        if self.z_freqs.shape[0] != self.features or self.y_freqs.shape[0] != gaussian_conditional.NUM_SCALES:
+            raise ModelError(f"{self.name}: tables do not fit {self.features} hyper-latent channels and "
+                             f"{gaussian_conditional.NUM_SCALES} scales")
+        self.params = jax.device_get(params)
+        self.layers = integer_net.quantize_hyper_synthesis(self.params["params"]["h_s"])
+        self.qualities = list(range(1, len(LAMBDAS) + 1))
+        self.quality_range = (1.0, float(len(LAMBDAS)))
+        self.downsampling = task.downsampling
+        self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
+                            f"M={self.latent_channels}, qualities 1-{len(LAMBDAS)})")
+        integer_arrays = [a for layer in self.layers for a in (layer.kernel, layer.bias, layer.shift)]
+        self.table_hash = entropy.table_hash(self.z_freqs, self.z_offsets, self.y_freqs, self.y_offsets,
+                                             *integer_arrays)
+        self._programs = programs(task.model)
+
+    def lmbda(self, quality: Any) -> float:
+        """The rate-distortion trade-off ``λ(q)`` a quality stands for."""
+        return float(lambda_for_quality(check_quality(quality)))
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _check_image(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ImageError(f"{self.name} expects a uint8 image, got dtype {image.dtype}")
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+            raise ImageError(f"{self.name} expects an (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
+        return image
+
+    def padded(self, image: np.ndarray) -> np.ndarray:
+        """Float32 ``(1, H', W', 3)`` in ``[0, 1]``: RGB (grey replicated), edge-padded to multiples of 64."""
+        image = self._check_image(image)
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        h, w = image.shape[:2]
+        d = self.downsampling
+        return (np.pad(image, ((0, -h % d), (0, -w % d), (0, 0)), mode="edge").astype(np.float32) / 255.0)[None]
+
+    def entropy_parameters(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(μ as float64, scale index as int32)`` of every latent element, from integer
+        hyper-latents ``(h, w, N)`` by the integer network: the same on every machine."""
+        out = integer_net.run(self.layers, z_hat)
+        m = self.latent_channels
+        mean = out[..., :m].astype(np.float64) / (1 << integer_net.OUTPUT_BITS)
+        return mean, gaussian_conditional.scale_indexes(out[..., m:], integer_net.OUTPUT_BITS)
+
+    def _z_ids(self, count: int) -> np.ndarray:
+        return np.tile(np.arange(self.features, dtype=np.int32), count)
+
+    def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
+        x = self.padded(image)
+        q = jnp.full((1,), quality, jnp.float32)
+        y = self._programs.analysis(self.params, x, q)
+        z_hat = np.asarray(self._programs.hyper_analysis(self.params, y))[0]
+        mean, indexes = self.entropy_parameters(z_hat)
+        symbols = np.round(np.asarray(y, np.float64)[0] - mean).astype(np.int32)
+        return z_hat, symbols, indexes
+
+    # -- Codec protocol -------------------------------------------------------------------
+    def encode(self, image: np.ndarray, quality: Any) -> bytes:
+        """Compresses a uint8 ``(H, W, C)`` image (C = 1 or 3) at a quality in ``[1, 8]``."""
+        q = check_quality(quality)
+        image = self._check_image(image)
+        z_hat, symbols, indexes = self.latents(image, q)
+        z_bytes = entropy.encode_symbols(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
+                                         self.z_freqs, self.z_offsets)
+        y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets)
+        header = container.Header(
+            model=self.name, table_hash=self.table_hash, height=image.shape[0], width=image.shape[1],
+            channels=image.shape[2], latent_shape=symbols.shape, quality=round(q * QUALITY_STEP),
+        )
+        return container.pack(header, struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
+
+    def _symbols(self, data: bytes) -> tuple[container.Header, float, np.ndarray, np.ndarray, np.ndarray]:
+        header, payload = container.unpack(data)
+        if header.model != self.name:
+            raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
+        if header.table_hash != self.table_hash:
+            raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model)")
+        d = self.downsampling
+        zh, zw = -(-header.height // d), -(-header.width // d)
+        expected = (4 * zh, 4 * zw, self.latent_channels)
+        if tuple(header.latent_shape) != expected or header.channels not in (1, 3):
+            raise BitstreamError(f"{self.name}: header latent shape {header.latent_shape} does not fit a "
+                                 f"{header.height}x{header.width}x{header.channels} image")
+        try:
+            quality = check_quality(header.quality / QUALITY_STEP)
+        except ConfigError:
+            raise BitstreamError(f"{self.name}: header quality {header.quality / QUALITY_STEP:g} is outside 1..8") from None
+        if len(payload) < 4 or struct.unpack("<I", payload[:4])[0] > len(payload) - 4:
+            raise BitstreamError(f"{self.name}: truncated payload")
+        split = 4 + struct.unpack("<I", payload[:4])[0]
+        z_hat = entropy.decode_symbols(payload[4:split], self._z_ids(zh * zw), self.z_freqs, self.z_offsets)
+        z_hat = z_hat.reshape(zh, zw, self.features)
+        mean, indexes = self.entropy_parameters(z_hat)
+        symbols = entropy.decode_symbols(payload[split:], indexes.reshape(-1), self.y_freqs, self.y_offsets)
+        return header, quality, z_hat, symbols.reshape(expected), mean
+
+    def decode_symbols(self, data: bytes) -> np.ndarray:
+        """The integers the entropy decoder recovers: ``ẑ`` then the latent symbols, flattened."""
+        _, _, z_hat, symbols, _ = self._symbols(data)
+        return np.concatenate([z_hat.reshape(-1), symbols.reshape(-1)])
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompresses a stream of :meth:`encode` into a uint8 ``(H, W, C)`` image.
+
+        Raises:
+          BitstreamError: corrupt or truncated stream.
+          ModelError: the stream was made by another model.
+        """
+        header, quality, _, symbols, mean = self._symbols(data)
+        y_hat = (symbols.astype(np.float64) + mean).astype(np.float32)[None]
+        image = np.asarray(self._programs.synthesis(self.params, y_hat, jnp.full((1,), quality, jnp.float32)))[0]
+        image = image[: header.height, : header.width]
+        if header.channels == 1:
+            image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        return image
+
+    def estimate_bits(self, image: np.ndarray, quality: Any) -> float:
+        """The coded size the tables predict (ideal code lengths of the integer tables)."""
+        z_hat, symbols, indexes = self.latents(self._check_image(image), check_quality(quality))
+        return (entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
+                                     self.z_freqs, self.z_offsets)
+                + entropy.entropy_bits(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets))

@@ -1,0 +1,205 @@
+"""The mean-scale hyperprior: Gaussian conditional tables, the integer entropy-parameter
+network, and its codec (round trip, continuous quality, determinism, damaged streams)."""
+
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from jaxcodec import container, data, gaussian_conditional, integer_net
+from jaxcodec.errors import BitstreamError, ConfigError, JaxcodecError, ModelError
+from jaxcodec.models import hyperprior
+from jaxcodec.models.hyperprior import HyperSynthesis, MeanScaleHyperprior
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_task(**overrides):
+    config = hyperprior.default_config()
+    config.model.features, config.model.latent_channels = 16, 24
+    config.learning_rate = 1e-3
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return hyperprior.MeanScaleTask(config)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small model trained for a few dozen steps on crops of one photo (enough for
+    entropy parameters that vary), with its codec."""
+    task = small_task()
+    photo = data.open_dataset("sample:photos", "test").native(1).astype(np.float32) / 255.0
+    rng = np.random.default_rng(0)
+    state = task.init_state(jax.random.key(0), np.zeros((1, 64, 64, 3), np.float32))
+    step = jax.jit(task.train_step)
+    losses = []
+    for i in range(40):
+        ys, xs = rng.integers(0, photo.shape[0] - 64, 4), rng.integers(0, photo.shape[1] - 64, 4)
+        batch = np.stack([photo[y:y + 64, x:x + 64] for y, x in zip(ys, xs)])
+        state, metrics = step(state, jnp.asarray(batch), jax.random.key(i))
+        losses.append(float(metrics["loss"]))
+    return task, state, task.make_codec(state), losses
+
+
+def _photo(h=100, w=150):
+    return np.ascontiguousarray(data.open_dataset("sample:photos", "test").native(0)[:h, :w])
+
+
+def test_gaussian_tables_match_scipy():
+    freqs, offsets = gaussian_conditional.build_tables()
+    assert freqs.shape[0] == 64 and np.all(freqs.sum(axis=1) == 1 << 24) and np.all(freqs >= 1)
+    scales = gaussian_conditional.scale_table()
+    np.testing.assert_allclose(scales[[0, -1]], [0.11, 256.0])
+    for k in (0, 20, 63):
+        values = np.arange(-5, 6)
+        reference = stats.norm.cdf((values + 0.5) / scales[k]) - stats.norm.cdf((values - 0.5) / scales[k])
+        got = freqs[k, values - offsets[k]] / 2.0**24
+        np.testing.assert_allclose(got, reference, atol=3e-4)
+        big = reference > 1e-3
+        np.testing.assert_allclose(got[big], reference[big], rtol=2e-3)
+
+
+def test_scale_indexes_pick_the_smallest_table_scale_not_below():
+    table = gaussian_conditional.scale_table()
+    rng = np.random.default_rng(1)
+    scales = np.exp(rng.uniform(np.log(0.05), np.log(400.0), 5000))
+    fixed = np.round(scales * 4096).astype(np.int64)
+    got = gaussian_conditional.scale_indexes(fixed, 12)
+    expected = np.minimum(np.searchsorted(table, fixed / 4096.0, side="left"), 63)
+    near = np.min(np.abs(fixed[:, None] / 4096.0 - table[None, :]), axis=1) < 1 / 4096
+    assert np.array_equal(got[~near], expected[~near])
+    assert got.min() == 0 and got.max() == 63
+
+
+def test_gaussian_likelihood_against_scipy():
+    y = jnp.array([0.0, 1.3, -2.2, 40.0])
+    mean = jnp.array([0.1, 1.0, 0.5, 0.0])
+    scale = jnp.array([0.5, 2.0, 0.05, 3.0])
+    got = np.asarray(gaussian_conditional.likelihood(y, mean, scale))
+    s = np.maximum(np.asarray(scale), 0.11)
+    v = np.abs(np.asarray(y) - np.asarray(mean))
+    reference = np.maximum(stats.norm.cdf((0.5 - v) / s) - stats.norm.cdf((-0.5 - v) / s), 1e-9)
+    np.testing.assert_allclose(got, reference, rtol=1e-4)
+
+
+def test_training_lowers_the_loss(trained):
+    _, _, _, losses = trained
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:4])
+
+
+def test_integer_network_follows_the_float_network(trained):
+    task, state, codec, _ = trained
+    params = state["params"]
+    rng = np.random.default_rng(2)
+    z = rng.integers(-6, 7, (5, 7, 16)).astype(np.int32)
+    mean_f, scale_f = task.model.apply(params, jnp.asarray(z[None], jnp.float32),
+                                       method=MeanScaleHyperprior.entropy_parameters)
+    out = integer_net.run(codec.layers, z).astype(np.float64) / 2**integer_net.OUTPUT_BITS
+    m = task.model.latent_channels
+    np.testing.assert_allclose(out[..., :m], np.asarray(mean_f)[0], atol=2e-3 * (1 + np.abs(np.asarray(mean_f)).max()))
+    np.testing.assert_allclose(out[..., m:], np.asarray(scale_f)[0], atol=2e-3 * (1 + np.abs(np.asarray(scale_f)).max()))
+
+
+def test_integer_network_is_exact_whatever_the_summation_order(trained):
+    """The layers' products and sums are integers below 2**53: any order gives the same result."""
+    _, _, codec, _ = trained
+    rng = np.random.default_rng(3)
+    z = rng.integers(-4096, 4097, (3, 4, 16)).astype(np.float64)
+    layer = codec.layers[0]
+    k, c = layer.kernel.shape[0], z.shape[-1]
+    padded = np.pad(z, ((1, 1), (1, 1), (0, 0)))
+    exact = np.zeros((3, 4, layer.kernel.shape[-1]), dtype=object)
+    for i in range(3):
+        for j in range(4):
+            window = padded[i:i + k, j:j + k].astype(np.int64).astype(object)
+            exact[i, j] = np.tensordot(window, layer.kernel.astype(np.int64).astype(object), axes=3)
+    exact = exact + layer.bias.astype(np.int64).astype(object)
+    shift = layer.shift.astype(np.int64)
+    rounded = np.array([[[(int(exact[i, j, o]) + ((1 << int(shift[o])) >> 1)) >> int(shift[o])
+                          for o in range(exact.shape[2])] for j in range(4)] for i in range(3)], np.float64)
+    expected = np.clip(np.maximum(rounded, 0), -integer_net.ACTIVATION_LIMIT, integer_net.ACTIVATION_LIMIT)
+    from jaxcodec.layers import depth_to_space
+
+    np.testing.assert_array_equal(integer_net.conv3x3(z, layer), np.asarray(depth_to_space(expected[None]))[0])
+
+
+def test_round_trip_and_continuous_quality(trained):
+    _, _, codec, _ = trained
+    image = _photo()
+    sizes = []
+    for q in (1, 2.5, 2.501, 8):
+        stream = codec.encode(image, q)
+        header = container.unpack(stream)[0]
+        assert header.quality == round(q * 1000)
+        z_hat, symbols, _ = codec.latents(image, q)
+        np.testing.assert_array_equal(codec.decode_symbols(stream), np.concatenate([z_hat.ravel(), symbols.ravel()]))
+        decoded = codec.decode(stream)
+        assert decoded.shape == image.shape and decoded.dtype == np.uint8
+        sizes.append(len(stream))
+    assert sizes[0] < sizes[1] < sizes[3]
+    grey = image[..., :1]
+    assert codec.decode(codec.encode(grey, 4)).shape == grey.shape
+    for bad in (0.5, 8.5, "x", None):
+        with pytest.raises(ConfigError):
+            codec.encode(image, bad)
+
+
+def test_rate_estimate_is_the_written_size(trained):
+    _, _, codec, _ = trained
+    image = _photo(128, 192)
+    for q in (2, 6):
+        stream = codec.encode(image, q)
+        payload = len(container.unpack(stream)[1]) - 4
+        estimate = codec.estimate_bits(image, q) / 8
+        # within 2%, plus the two ANS streams' last words (up to 8 bytes each)
+        assert abs(payload - estimate) <= 0.02 * estimate + 16, (payload, estimate)
+
+
+def test_damaged_streams_raise_only_project_errors(trained):
+    _, _, codec, _ = trained
+    stream = bytearray(codec.encode(_photo(64, 64), 5))
+    header_len = len(stream) - len(container.unpack(bytes(stream))[1])
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        damaged = bytearray(stream)
+        position = int(rng.integers(header_len, len(damaged)))
+        damaged[position] ^= 1 << int(rng.integers(0, 8))
+        try:
+            codec.decode(bytes(damaged))
+        except JaxcodecError:
+            pass
+    with pytest.raises(BitstreamError):
+        codec.decode(bytes(stream[:header_len + 2]))
+    other = small_task().make_codec(small_task().init_state(jax.random.key(9), np.zeros((1, 64, 64, 3), np.float32)))
+    with pytest.raises(ModelError, match="other entropy tables"):
+        other.decode(bytes(stream))
+
+
+def test_symbols_identical_when_decoded_on_older_vector_units(trained, tmp_path):
+    """Encode here; decode the symbols in fresh processes whose XLA code is limited to AVX2
+    and SSE4.2: the entropy parameters come from the integer network, so every symbol agrees."""
+    from jaxcodec import zoo
+
+    task, state, codec, _ = trained
+    model = zoo.export_state(task, state, "tiny-msh", dest=str(tmp_path))
+    streams = []
+    for i, q in enumerate((1.5, 4, 7.25)):
+        stream = codec.encode(_photo(96 + 17 * i, 130), q)
+        (tmp_path / f"{i}.jxc").write_bytes(stream)
+        streams.append(codec.decode_symbols(stream))
+    code = ("import sys, numpy as np; from jaxcodec import zoo\n"
+            "codec = zoo.load_codec(sys.argv[1])\n"
+            "for i in range(3):\n"
+            "    np.save(f'{sys.argv[2]}/{i}.npy', codec.decode_symbols(open(f'{sys.argv[2]}/{i}.jxc', 'rb').read()))\n")
+    for isa in ("AVX2", "SSE4_2"):
+        run = subprocess.run([sys.executable, "-c", code, model, str(tmp_path)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300, env=dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}"))
+        assert run.returncode == 0, run.stderr[-2000:]
+        for i, expected in enumerate(streams):
+            np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected)
