@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -62,25 +62,42 @@ def families() -> dict[str, list[str]]:
 
 
 class LadderCodec:
-    """Several trained models of one family behind one codec; quality picks the model."""
+    """Several trained models of one family behind one codec; quality picks the model.
 
-    def __init__(self, name: str, members: Mapping[int, Codec], description: str = ""):
+    ``members`` maps each quality to its codec or to a function of no arguments that
+    loads it: a member is loaded the first time it is needed, so coding at one quality
+    loads one model, not the whole ladder.
+    """
+
+    def __init__(self, name: str, members: Mapping[int, Codec | Callable[[], Codec]], description: str = ""):
         self.name = name
-        self.members = dict(members)
-        self.qualities = sorted(self.members)
+        self._members = dict(members)
+        self.qualities = sorted(self._members)
         self.description = description or f"{name} (qualities {self.qualities})"
+
+    def member(self, quality: int) -> Codec:
+        """The codec of one quality, loaded on first use."""
+        member = self._members[quality]
+        if not callable(getattr(member, "encode", None)):
+            member = self._members[quality] = member()
+        return member
+
+    @property
+    def members(self) -> dict[int, Codec]:
+        """Every member, loaded."""
+        return {q: self.member(q) for q in self.qualities}
 
     def encode(self, image: np.ndarray, quality: Any) -> bytes:
         quality = int(quality)
-        if quality not in self.members:
+        if quality not in self._members:
             raise ModelError(f"{self.name} has no quality {quality}; available: {self.qualities}")
-        member = self.members[quality]
+        member = self.member(quality)
         return member.encode(image, member.qualities[-1])
 
     def refined(self, steps: int, lr: float | None = None) -> "LadderCodec":
         """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.refinement`)."""
-        return LadderCodec(self.name, {q: refined(m, steps, lr=lr) for q, m in self.members.items()},
-                           self.description)
+        return LadderCodec(self.name, {q: functools.partial(lambda q: refined(self.member(q), steps, lr=lr), q)
+                                       for q in self.qualities}, self.description)
 
     def decode(self, data: bytes) -> np.ndarray:
         return self._by_member(data, "decode")
@@ -95,7 +112,11 @@ class LadderCodec:
         header, _ = container.unpack(data)
         # Every member of a ladder carries the same model name; the table hash in the
         # header picks the member (a wrong one refuses the stream before decoding it).
-        for member in (m for m in self.members.values() if m.name == header.model):
+        # The header's quality is tried first, so usually one member is loaded.
+        for quality in sorted(self.qualities, key=lambda q: q != header.quality):
+            member = self.member(quality)
+            if member.name != header.model:
+                continue
             try:
                 return getattr(member, method)(data)
             except ModelError:
@@ -163,10 +184,8 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
         return load_codec(models[name]["path"])
     fams = families()
     if name in fams:
-        members = {}
-        for member in fams[name]:
-            members[models[member]["quality"]] = load_codec(models[member]["path"])
-        return LadderCodec(name, members)
+        loaders = {models[m]["quality"]: functools.partial(load_codec, models[m]["path"]) for m in fams[name]}
+        return LadderCodec(name, loaders)
     if os.path.isdir(name):
         if not artefact.is_artefact(name) and not os.path.isfile(os.path.join(name, "config.json")):
             raise ModelError(f"{name} is neither a model folder ({artefact.MODEL_FILE}) nor a training workdir "

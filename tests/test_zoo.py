@@ -1,5 +1,6 @@
 """Tests of shipping a trained workdir as a named model (jaxcodec.zoo)."""
 
+import functools
 import importlib
 import json
 import os
@@ -147,3 +148,22 @@ def test_ladder_decodes_each_members_streams_by_their_tables(workdir, tmp_path):
         np.testing.assert_array_equal(ladder.decode(stream), member.decode(stream))
     with pytest.raises(ModelError):
         first.decode(second.encode(image, second.qualities[-1]))
+
+
+def test_ladder_loads_only_the_members_it_codes_with(workdir):
+    loaded = []
+    bits = zoo.load_workdir_codec(os.path.abspath(workdir)).qualities[-1]  # the quality its streams carry
+
+    def loader(quality):
+        loaded.append(quality)
+        return zoo.load_workdir_codec(os.path.abspath(workdir))
+
+    ladder = zoo.LadderCodec("tiny", {q: functools.partial(loader, q) for q in (1, bits, 99)})
+    assert ladder.qualities == [1, bits, 99] and loaded == []
+    stream = ladder.encode(_digit(), bits)
+    assert loaded == [bits]
+    ladder.decode(stream)
+    assert loaded == [bits]  # the header's quality is tried first
+    with pytest.raises(ModelError, match="no quality 7"):
+        ladder.encode(_digit(), 7)
+    assert sorted(ladder.members) == [1, bits, 99] and sorted(loaded) == [1, bits, 99]
