@@ -101,8 +101,16 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
         from jaxcodec.zoo import refined
 
         codec = refined(codec, refine)
+    span = getattr(codec, "quality_range", None)  # a codec of continuous rate takes any real quality in it
     if quality is None:
         quality = codec.qualities[len(codec.qualities) // 2]
+    elif span is not None:
+        try:
+            quality = float(quality)
+        except (TypeError, ValueError):
+            quality = None
+        if quality is None or not span[0] <= quality <= span[1]:
+            raise JaxcodecError(f"{codec.name} takes a quality between {span[0]:g} and {span[1]:g}")
     elif quality not in codec.qualities:
         try:
             quality = type(codec.qualities[0])(quality)

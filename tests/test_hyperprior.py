@@ -203,3 +203,16 @@ def test_symbols_identical_when_decoded_on_older_vector_units(trained, tmp_path)
         assert run.returncode == 0, run.stderr[-2000:]
         for i, expected in enumerate(streams):
             np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected)
+
+
+def test_api_takes_any_real_quality_in_range(trained):
+    import jaxcodec
+
+    _, _, codec, _ = trained
+    image = _photo(64, 80)
+    stream = jaxcodec.compress(image, codec, quality="2.75")
+    assert container.unpack(stream)[0].quality == 2750
+    assert jaxcodec.decompress(stream, codec).shape == image.shape
+    for bad in ("9", "high", 0.99):
+        with pytest.raises(JaxcodecError, match="between 1 and 8"):
+            jaxcodec.compress(image, codec, quality=bad)
