@@ -217,6 +217,15 @@ def test_page_compresses_an_upload_and_its_download_decodes(server, browser, tmp
     screenshot(driver, tmp_path / "page.png")
     assert Image.open(tmp_path / "page.png").size[0] == 1280
 
+    # A format the browser cannot show (TIFF) is still coded; the page says why its original is missing.
+    tiff = tmp_path / "astronaut.tif"
+    Image.fromarray(photo).save(tiff)
+    driver.find_element(By.ID, "file").send_keys(str(tiff))
+    wait(driver, lambda d: d.find_element(By.ID, "left-label").text == "original: this browser cannot show its format")
+    wait(driver, lambda d: d.find_element(By.ID, "figures").get_attribute("data-compared") not in (None, first_run)
+         and len(d.find_elements(By.CSS_SELECTOR, "#figures-body tr")) == 4 and "astronaut-" in
+         d.find_element(By.ID, "download-stream").get_attribute("download"))
+
     # A refused upload shows the server's own error line.
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"these are notes, not a picture")

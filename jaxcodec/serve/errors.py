@@ -31,12 +31,6 @@ class NotFound(RequestError):
     status = 404
 
 
-class MethodNotAllowed(RequestError):
-    """A path asked with the wrong method (405)."""
-
-    status = 405
-
-
 class TooLarge(RequestError):
     """A body over the upload limit, or an image that declares more pixels than allowed (413)."""
 

@@ -11,8 +11,10 @@ compilations it triggered.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import threading
+import time
 from typing import Any, Hashable
 
 import numpy as np
@@ -31,6 +33,7 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 SAMPLES_DIR = os.path.join(STATIC_DIR, "samples")
 
 Compiles = list[tuple[str, float]]
+log = logging.getLogger("jaxcodec.serve")
 
 
 def sample_paths() -> list[str]:
@@ -56,6 +59,7 @@ class Service:
     def load(self, catalog: Catalog | None = None) -> None:
         """Loads the catalogue (or takes ``catalog``, already loaded) and warms it up;
         afterwards :attr:`status` is ``ok``, or ``error`` with :attr:`error` saying why."""
+        start = time.perf_counter()
         try:
             catalog = catalog or Catalog.load(self.config.models)
             self.standards = [catalog.entries.get(n) or catalog_lib.standard_entry(n) for n in catalog_lib.COMPARED]
@@ -65,12 +69,17 @@ class Service:
                 for member in (members.values() if isinstance(members, dict) else [codec]):
                     self._stream_multiples[getattr(member, "name", entry.name)] = side_multiple(codec)
             self.catalog = catalog
+            compiled: Compiles = []
             if self.config.warmup:
-                self.warm_up()
+                with counting_compiles() as compiled:
+                    self.warm_up()
             self.status = "ok"
+            log.info("ready in %.1f s: %s; warm-up compiled %s", time.perf_counter() - start,
+                     ", ".join(catalog.entries), describe_compiles(compiled))
         except Exception as error:  # reported by /healthz; the server stays up to say so
             self.error = one_line(error)
             self.status = "error"
+            log.error("models failed to load: %s", self.error)
             raise
 
     def start_loading(self) -> threading.Thread:

@@ -251,7 +251,8 @@ function showDecoded(which, single) {
   $("decoded").src = photo.decodedUrls[which];
   const label = which === "learned" ? $("shown-learned").textContent : NAMES[which];
   $("right-label").textContent = single ? "decoded" : "decoded: " + label;
-  $("left-label").textContent = single ? "" : "original";
+  const shown = view.classList.contains("no-original") ? "original: this browser cannot show its format" : "original";
+  $("left-label").textContent = single ? "" : shown;
   $("zoom-decoded-label").textContent = single ? "decoded" : label;
   for (const tr of $("figures-body").querySelectorAll("tr")) tr.classList.toggle("selected", tr.dataset.codec === which);
   $("decoded").onload = drawZoom;
@@ -291,6 +292,11 @@ async function decodeStream(blob, name) {
 
 async function openFile(file) {
   if (!file) return;
+  const limit = photo.limits && photo.limits.max_upload_bytes;
+  if (limit && file.size > limit) {  // refused here: the server would stop reading it anyway (413)
+    showError($("photo-error"), new ApiError(file.name + " is " + fmtBytes(file.size) + "; this server takes files up to " + fmtBytes(limit)));
+    return;
+  }
   const head = new Uint8Array(await file.slice(0, 3).arrayBuffer());
   const isStream = JXC_MAGIC.every((b, i) => head[i] === b) || /\.jxc$/i.test(file.name);
   if (isStream) decodeStream(file, file.name);
@@ -372,7 +378,13 @@ function setupViewer() {
     drawZoom();
   });
   $("zoom-factor").addEventListener("change", drawZoom);
-  $("original").addEventListener("load", drawZoom);
+  $("original").addEventListener("load", () => { view.classList.remove("no-original"); drawZoom(); });
+  $("original").addEventListener("error", () => {
+    // A format the browser cannot show (TIFF, PNM): the decoded image alone, and say why.
+    if (!$("original").getAttribute("src")) return;
+    view.classList.add("no-original");
+    $("left-label").textContent = "original: this browser cannot show its format";
+  });
   for (const input of document.querySelectorAll("input[name=shown]")) {
     input.addEventListener("change", () => { if (input.checked) showDecoded(input.value, false); });
   }
