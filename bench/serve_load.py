@@ -5,7 +5,8 @@ runs ``--clients`` threads, each with its own keep-alive connection, posting the
 to ``/v1/compress`` (or a stream to ``/v1/decompress``) back to back for ``--seconds``::
 
     python bench/serve_load.py                                   # 8 clients, 30 s, q3 on a 384x256 photo
-    python bench/serve_load.py --clients 32 --queue 8            # more clients than places: 503s
+    python bench/serve_load.py --clients 32 --queue 8            # more clients than places: 503s, clients wait
+                                                                 # the Retry-After second (--no-backoff: at once)
     python bench/serve_load.py --endpoint decompress --workers 2
     python bench/serve_load.py --url http://127.0.0.1:8000/ --model jpeg --quality 50
 
@@ -83,10 +84,15 @@ class LocalServer:
             self.process.kill()
 
 
-def post(connection: http.client.HTTPConnection, path: str, body: bytes, ctype: str) -> tuple[int, bytes]:
+def post(connection: http.client.HTTPConnection, path: str, body: bytes, ctype: str) -> tuple[int, bytes, float]:
+    """Status, body and the ``Retry-After`` seconds (0 when absent) of one POST."""
     connection.request("POST", path, body=body, headers={"Content-Type": ctype})
     response = connection.getresponse()
-    return response.status, response.read()
+    try:
+        retry = float(response.getheader("Retry-After") or 0)
+    except ValueError:
+        retry = 0.0
+    return response.status, response.read(), retry
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -106,6 +112,7 @@ def main() -> None:
     p.add_argument("--image", default=SAMPLE, help="image file to send (default: the page's coffee sample, 384x256)")
     p.add_argument("--workers", type=positive, default=1, help="server threads (a started server only)")
     p.add_argument("--queue", type=int, default=16, help="server queue places (a started server only)")
+    p.add_argument("--no-backoff", action="store_true", help="retry a 503 at once instead of after its Retry-After")
     args = p.parse_args()
 
     with open(args.image, "rb") as f:
@@ -122,14 +129,14 @@ def main() -> None:
     try:
         query = urllib.parse.urlencode({"model": args.model, "quality": args.quality})
         warm = http.client.HTTPConnection(host, port, timeout=300)
-        status, stream = post(warm, f"/v1/compress?{query}", *multipart(image, os.path.basename(args.image)))
+        status, stream, _ = post(warm, f"/v1/compress?{query}", *multipart(image, os.path.basename(args.image)))
         if status != 200:
             sys.exit(f"warm-up request failed with {status}: {stream[:200]!r}")
         if args.endpoint == "compress":
             path, body = f"/v1/compress?{query}", multipart(image, os.path.basename(args.image))
         else:
             path, body = "/v1/decompress", multipart(stream, "stream.jxc")
-            status, _ = post(warm, path, *body)
+            post(warm, path, *body)
         warm.close()
 
         latencies: list[float] = []
@@ -142,8 +149,9 @@ def main() -> None:
             connection = http.client.HTTPConnection(host, port, timeout=300)
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
+                retry = 0.0
                 try:
-                    status, _ = post(connection, path, *body)
+                    status, _, retry = post(connection, path, *body)
                     kind = None if status == 200 else f"HTTP {status}"
                 except (OSError, http.client.HTTPException) as error:
                     kind = type(error).__name__
@@ -157,6 +165,8 @@ def main() -> None:
                         latencies.append(t1 - t0)
                     else:
                         errors[kind] += 1
+                if retry and not args.no_backoff:  # a polite client waits as the server asks
+                    time.sleep(min(retry, max(0.0, deadline - time.perf_counter())))
             connection.close()
 
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
