@@ -580,3 +580,27 @@ def test_cli_serve_fails_with_one_line_on_an_unknown_model_or_a_busy_port(capsys
         assert run(["serve", "--models", "jpeg", "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot listen on 127.0.0.1:") and err.count("\n") == 1
+
+
+def test_lossless_and_tiny_results_are_null_figures_not_invalid_json(service):
+    blank = np.zeros((8, 8, 3), np.uint8)  # JPEG codes a flat black square exactly; too small for MS-SSIM
+    r = call(service, "POST", "/v1/compress?model=jpeg&quality=95", **upload(png(blank)))
+    assert (r.status_code, r.headers["X-Psnr"], r.headers["X-Ms-Ssim"]) == (200, "inf", "n/a")
+    from jaxcodec.serve import work
+
+    coded = work.code(blank, service.catalog.entries["jpeg"], 95)
+    assert coded.figures()["psnr"] is None and coded.figures()["ms_ssim"] is None
+    json.dumps(coded.figures(), allow_nan=False)
+
+
+def test_the_pages_files_are_package_data():
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["jaxcodec.serve"]
+    static = root / "jaxcodec" / "serve" / "static"
+    files = [p.relative_to(static.parent).as_posix() for p in static.rglob("*") if p.is_file()]
+    assert {"static/index.html", "static/app.js", "static/style.css", "static/samples/coffee.png"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatchcase(f, pat) for pat in patterns)] == []

@@ -36,10 +36,14 @@ class Coded:
     ms_ssim: float | None
 
     def figures(self) -> dict[str, Any]:
-        """The JSON figures (``psnr`` null for a lossless result, ``ms_ssim`` null for
-        images under 11 pixels a side)."""
+        """The JSON figures: ``psnr`` null for a lossless result, ``ms_ssim`` null for
+        images under 11 pixels a side (JSON has no infinity)."""
         return {"codec": self.codec, "quality": self.quality, "bytes": len(self.data), "bpp": self.bpp,
-                "psnr": self.psnr if math.isfinite(self.psnr) else None, "ms_ssim": self.ms_ssim}
+                "psnr": _finite(self.psnr), "ms_ssim": _finite(self.ms_ssim)}
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def decode_upload(data: bytes) -> np.ndarray:
