@@ -9,6 +9,7 @@ The server offers the photo ladder, the two MNIST autoencoders and three standar
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import itertools
 import json
@@ -23,6 +24,8 @@ import imagecodecs
 import numpy as np
 import pytest
 import skimage.data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import jaxcodec
@@ -604,3 +607,32 @@ def test_the_pages_files_are_package_data():
     files = [p.relative_to(static.parent).as_posix() for p in static.rglob("*") if p.is_file()]
     assert {"static/index.html", "static/app.js", "static/style.css", "static/samples/coffee.png"} <= set(files)
     assert [f for f in files if not any(fnmatch.fnmatchcase(f, pat) for pat in patterns)] == []
+
+
+@functools.lru_cache(maxsize=1)
+def _files() -> dict[str, tuple[str, bytes]]:
+    """Good uploads and streams, to be damaged: (endpoint, bytes)."""
+    def saved(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(PHOTO).save(buf, format=fmt)
+        return buf.getvalue()
+
+    files = {f"image {fmt}": ("/v1/compress?model=jpeg", saved(fmt)) for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "BMP")}
+    files["stream jxc"] = ("/v1/decompress", jaxcodec.compress(PHOTO, "bmshj2017-factorized", 3))
+    files["stream digit"] = ("/v1/decompress", jaxcodec.compress(digit(), "mnist-conv-ae", 4))
+    for name in ("jpeg", "webp", "avif", "jpegxl"):
+        files[f"stream {name}"] = ("/v1/decompress", classical.get_codec(name).encode(PHOTO, 50))
+    return files
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(sorted(_files())), cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=6))
+def test_damaged_uploads_and_streams_are_answered_never_with_a_500(service, which, cut, flips):
+    url, data = _files()[which]
+    data = bytearray(data[: max(1, int(len(data) * (0.3 + 0.7 * cut)))])
+    for where, mask in flips:
+        data[min(len(data) - 1, int(where * len(data)))] ^= mask
+    r = call(service, "POST", url, **upload(bytes(data)))
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert_error(r, 400)
