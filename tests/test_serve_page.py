@@ -104,7 +104,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server():
-    server = Server("--models", MODELS, "--no-warmup", "--max-upload-mb", "2")
+    server = Server("--models", MODELS, "--no-warmup", "--max-upload-mb", "2", "--body-timeout", "2")
     try:
         server.wait_ready()
         yield server
@@ -255,3 +255,23 @@ def test_real_server_refuses_an_oversized_body_with_a_json_413(server):
     connection.close()
     with urllib.request.urlopen(server.url + "v1/models", timeout=10) as r:  # still serving
         assert {m["name"] for m in json.load(r)["models"]} == set(MODELS.split(","))
+
+
+def test_real_server_answers_a_stalled_body_with_a_408(server):
+    import socket
+
+    address = server.url.split("//")[1].rstrip("/")
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 1000\r\n\r\n--b\r\n")  # then nothing more
+        start = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert 1.5 < time.monotonic() - start < 15
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "request body stalled for more than 2 s"
