@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="threads that run the codecs")
     s.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker (503 beyond)")
     s.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client may pause while sending (408)")
+    s.add_argument("--max-requests", type=int, default=64, help="requests handled at once, uploads included (503 beyond)")
     s.add_argument("--max-shape-classes", type=int, default=64, help="compiled image-size classes kept in memory")
     s.add_argument("--no-warmup", action="store_true", help="answer /healthz before compiling the common sizes")
     return p
@@ -146,7 +147,7 @@ def run(argv: list[str] | None = None) -> int:
             server.serve(config.ServeConfig(
                 host=args.host, port=args.port, models=config.parse_models(args.models),
                 max_upload_bytes=config.upload_bytes(args.max_upload_mb), max_pixels=args.max_pixels,
-                workers=args.workers, queue=args.queue, body_timeout=args.body_timeout,
+                workers=args.workers, queue=args.queue, body_timeout=args.body_timeout, max_requests=args.max_requests,
                 max_shape_classes=args.max_shape_classes, warmup=not args.no_warmup,
             ))
     except JaxcodecError as e:

@@ -464,6 +464,39 @@ def test_requests_beyond_the_queue_get_503_and_the_admitted_ones_finish(catalog)
     service.close()
 
 
+def test_requests_beyond_max_requests_get_a_json_503_while_others_upload(catalog):
+    app = app_lib.create_app(make_service(catalog, max_requests=2))
+    gate = asyncio.Event()
+
+    async def go():
+        async def stalled_receive():
+            await gate.wait()
+            return {"type": "http.disconnect"}
+
+        sent = []
+
+        async def record(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/compress", "raw_path": b"/v1/compress", "query_string": b"",
+                 "root_path": "", "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+                 "client": ("127.0.0.1", 1), "server": ("test", 80)}
+        uploading = [asyncio.create_task(app(dict(scope), stalled_receive, record)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            refused = await c.post("/v1/compress?model=jpeg", **upload(png(PHOTO)))
+            gate.set()
+            await asyncio.gather(*uploading)  # the clients that went away: answered, no exception
+            accepted = await c.post("/v1/compress?model=jpeg", **upload(png(PHOTO)))
+        return refused, accepted, [m["status"] for m in sent if m["type"] == "http.response.start"]
+
+    refused, accepted, gone = asyncio.run(go())
+    assert_error(refused, 503, "2 requests in progress")
+    assert refused.headers["retry-after"] == "1" and accepted.status_code == 200
+    assert gone == [400, 400]
+
+
 # -- shape classes ---------------------------------------------------------------------------------------
 
 

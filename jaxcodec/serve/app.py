@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from jaxcodec.errors import JaxcodecError, one_line
 from jaxcodec.serve import sizes
 from jaxcodec.serve.errors import RequestError, UnsupportedMedia, Unprocessable, from_library
-from jaxcodec.serve.limits import BodyLimit
+from jaxcodec.serve.limits import BodyLimit, InFlightLimit
 from jaxcodec.serve.service import STATIC_DIR, Service, describe_compiles
 
 log = logging.getLogger("jaxcodec.serve")
@@ -59,6 +59,8 @@ async def read_file(request: Request, what: str) -> bytes:
         form = await request.form(max_files=1, max_fields=16)
     except HTTPException as error:  # python-multipart's complaints, as Starlette reports them
         raise RequestError(f"malformed multipart body: {error.detail}") from None
+    except ClientDisconnect:  # nobody to answer; the log line says what happened
+        raise RequestError("client closed the connection before sending the whole body") from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -251,4 +253,4 @@ def create_app(service: Service) -> Any:
     )
     app.state.service = service
     limited = BodyLimit(app, service.config.max_upload_bytes, service.config.body_timeout)
-    return RequestLog(limited)
+    return RequestLog(InFlightLimit(limited, service.config.max_requests))

@@ -26,7 +26,8 @@ class ServeConfig:
       queue: requests that may wait for a worker; one more gets 503.
       body_timeout: seconds a client may take between two pieces of its request body (408).
       max_shape_classes: compiled shape classes kept before JAX's caches are cleared.
-      max_connections: open connections uvicorn accepts; one more gets 503.
+      max_requests: requests handled at once (their bodies being read included); one more
+        gets 503.
       warmup: compile the default model for the shipped samples' size and the digit models
         before ``/healthz`` says ok.
     """
@@ -40,11 +41,11 @@ class ServeConfig:
     queue: int = 16
     body_timeout: float = 30.0
     max_shape_classes: int = 64
-    max_connections: int = 64
+    max_requests: int = 64
     warmup: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "workers", "max_shape_classes", "max_connections"):
+        for name in ("max_upload_bytes", "max_pixels", "workers", "max_shape_classes", "max_requests"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.queue < 0:

@@ -1,4 +1,5 @@
-"""Request body limits, as ASGI middleware: size (413) and a slow client's pauses (408).
+"""Request limits, as ASGI middleware: requests in flight (503), body size (413) and a slow
+client's pauses (408).
 
 A body is refused as soon as it is known to be too large, never after it has been read
 whole: at once when its ``Content-Length`` says so, otherwise (a chunked upload, or a
@@ -15,7 +16,7 @@ import asyncio
 import json
 from typing import Any, Awaitable, Callable
 
-from jaxcodec.serve.errors import BodyTimeout, RequestError, TooLarge
+from jaxcodec.serve.errors import BodyTimeout, Busy, RequestError, TooLarge
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -92,3 +93,28 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` HTTP requests handled at once (reading their body,
+    waiting for a worker or being answered); one more gets a JSON 503 at once. It bounds the
+    memory that uploads being read can hold, before the worker queue bounds the work."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = int(limit)
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            await send_error(send, Busy(f"server busy: {self.limit} requests in progress; try again shortly",
+                                        headers={"Retry-After": "1"}))
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1

@@ -3,9 +3,10 @@
 One process holds the models once; ``--workers`` threads run the codecs. The socket is
 bound before uvicorn starts, so a port in use is one error line. uvicorn's own access log
 is replaced by the application's (:class:`jaxcodec.serve.app.RequestLog`); it trusts
-``X-Forwarded-For`` from a proxy on the same machine only (uvicorn's default), refuses
-connections beyond ``max_connections`` with 503 and closes idle keep-alive connections
-after 5 seconds.
+``X-Forwarded-For`` from a proxy on the same machine only (uvicorn's default) and closes
+idle keep-alive connections after 5 seconds. The application refuses requests beyond
+``max_requests`` (a JSON 503); uvicorn refuses connections beyond four times that, idle
+ones included, as a backstop (a plain 503).
 """
 
 from __future__ import annotations
@@ -73,6 +74,6 @@ def serve(config: ServeConfig) -> None:
     service = Service(config)
     uv = uvicorn.Config(
         create_app(service), log_level="warning", access_log=False, lifespan="on",
-        limit_concurrency=config.max_connections, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=4 * config.max_requests, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(uv).run(sockets=[sock])
