@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
 import json
 import os
 import re

@@ -9,6 +9,7 @@ The server offers the photo ladder, the two MNIST autoencoders and three standar
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import io
 import itertools
@@ -46,6 +47,13 @@ def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def from_data_url(url: str) -> np.ndarray:
+    """The image of a ``data:image/png;base64,...`` URL."""
+    head, data = url.split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
 
 
 def digit() -> np.ndarray:
@@ -191,7 +199,7 @@ def test_compare_finds_each_standard_codecs_largest_file_not_above_the_learned_o
         assert len(codec.encode(PHOTO, row["quality"])) == row["bytes"]
         if row["quality"] < 100:  # one step up the scale is over the learned file's size
             assert len(codec.encode(PHOTO, row["quality"] + 1)) > learned["bytes"]
-        decoded = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(row["png"].split(",", 1)[1]))))
+        decoded = from_data_url(row["png"])
         np.testing.assert_array_equal(decoded, codec.decode(codec.encode(PHOTO, row["quality"])))
         assert 0 < row["ms_ssim"] <= 1 and row["psnr"] > 15
 
@@ -215,7 +223,7 @@ def test_digit_gives_each_autoencoders_code_file_and_reconstruction(service):
         assert len(m["code"]) == size and all(0 <= v <= 15 for v in m["code"])
         stream = jaxcodec.compress(digit(), name, 4)
         assert m["bytes"] == len(stream) and m["bits"] == 8 * len(stream)
-        picture = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(m["png"].split(",", 1)[1]))))
+        picture = from_data_url(m["png"])
         np.testing.assert_array_equal(picture, jaxcodec.decompress(stream)[..., 0])
     # The code is what the stream holds: the decoder's image from those symbols is the stream's image.
     conv = jaxcodec.get_codec("mnist-conv-ae")
