@@ -87,13 +87,16 @@ def get_model(model: str | os.PathLike | Codec | None) -> Codec:
 
 
 def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL, quality: Any = None,
-             refine: int = 0) -> bytes:
+             refine: int = 0, *, max_bytes: int | None = None, bpp: float | None = None,
+             psnr: float | None = None) -> bytes:
     """Compresses an image with a learned (or classical) codec; returns the stream bytes.
 
     ``quality`` defaults to the middle of the codec's qualities. ``refine > 0`` lets a
     learned codec's encoder optimise the image's latent for that many steps
     (:mod:`jaxcodec.refinement`): slower encoding, fewer bits for the same quality, and a
-    stream that decodes like any other.
+    stream that decodes like any other. Instead of a quality, one target picks it
+    (:mod:`jaxcodec.rate_control`): ``max_bytes`` (the largest quality whose stream fits),
+    ``bpp`` (the closest rate) or ``psnr`` (the smallest stream that reaches it).
     """
     codec = get_model(model)
     image = as_uint8_image(image)
@@ -101,6 +104,12 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
         from jaxcodec.zoo import refined
 
         codec = refined(codec, refine)
+    if max_bytes is not None or bpp is not None or psnr is not None:
+        from jaxcodec import rate_control
+
+        if quality is not None:
+            raise JaxcodecError("give a quality or a target (max_bytes, bpp, psnr), not both")
+        return rate_control.fit(image, codec, max_bytes=max_bytes, bpp=bpp, psnr=psnr).data
     span = getattr(codec, "quality_range", None)  # a codec of continuous rate takes any real quality in it
     if quality is None:
         quality = codec.qualities[len(codec.qualities) // 2]
@@ -111,6 +120,8 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
             quality = None
         if quality is None or not span[0] <= quality <= span[1]:
             raise JaxcodecError(f"{codec.name} takes a quality between {span[0]:g} and {span[1]:g}")
+        if quality.is_integer() and isinstance(codec.qualities[0], (int, np.integer)):
+            quality = int(quality)
     elif quality not in codec.qualities:
         try:
             quality = type(codec.qualities[0])(quality)

@@ -188,8 +188,8 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
         return LadderCodec(name, loaders)
     if os.path.isdir(name):
         if not artefact.is_artefact(name) and not os.path.isfile(os.path.join(name, "config.json")):
-            raise ModelError(f"{name} is neither a model folder ({artefact.MODEL_FILE}) nor a training workdir "
-                             "(config.json)")
+            raise ModelError(f"{name} is not a training workdir (config.json) or a model folder "
+                             f"({artefact.MODEL_FILE})")
         return load_codec(os.path.abspath(name))
     from jaxcodec import classical
 

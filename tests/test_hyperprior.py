@@ -216,3 +216,26 @@ def test_api_takes_any_real_quality_in_range(trained):
     for bad in ("9", "high", 0.99):
         with pytest.raises(JaxcodecError, match="between 1 and 8"):
             jaxcodec.compress(image, codec, quality=bad)
+
+
+def test_rate_control_of_the_continuous_model(trained):
+    from jaxcodec import rate_control
+
+    _, _, codec, _ = trained
+    image = _photo(320, 480)
+    pixels = image.shape[0] * image.shape[1]
+    low, high = len(codec.encode(image, 1)), len(codec.encode(image, 8))
+    for share in (0.3, 0.7):
+        budget = int(low + share * (high - low))
+        result = rate_control.fit(image, codec, max_bytes=budget)
+        assert 0.97 * budget <= len(result.data) <= budget and result.encodes <= rate_control.MAX_ENCODES
+        target = budget * 8 / pixels
+        result = rate_control.fit(image, codec, bpp=target)
+        assert abs(len(result.data) * 8 / pixels / target - 1) <= 0.03 and result.encodes <= rate_control.MAX_ENCODES
+    psnrs = [rate_control._psnr(image, codec.decode(codec.encode(image, q))) for q in (1, 8)]
+    goal = 0.5 * sum(psnrs)
+    reached = rate_control.fit(image, codec, psnr=goal)
+    assert reached.psnr >= goal
+    assert rate_control._psnr(image, codec.decode(codec.encode(image, reached.quality - 0.02))) < goal
+    with pytest.raises(rate_control.TargetError, match=f"has {low} bytes"):
+        rate_control.fit(image, codec, max_bytes=low - 1)

@@ -131,7 +131,14 @@ class MeanScaleHyperprior(nn.Module):
 
     def analysis(self, x: jax.Array, quality: jax.Array) -> jax.Array:
         """Gained latent ``y·m(q)`` of images ``x`` at per-image qualities ``quality (B,)``."""
-        return self.g_a(x) * self._per_image(interpolate_log(self.gain, quality))
+        return self.apply_gain(self.g_a(x), quality)
+
+    def transform(self, x: jax.Array) -> jax.Array:
+        """``g_a(x)`` before the gain: the same for every quality."""
+        return self.g_a(x)
+
+    def apply_gain(self, y: jax.Array, quality: jax.Array) -> jax.Array:
+        return y * self._per_image(interpolate_log(self.gain, quality))
 
     def hyper_analysis(self, y: jax.Array) -> jax.Array:
         return self.h_a(y)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,8 @@ class _Programs:
 
     def __init__(self, model: MeanScaleHyperprior):
         self.analysis = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.analysis))
+        self.transform = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.transform))
+        self.apply_gain = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.apply_gain))
         self.hyper_analysis = jax.jit(
             lambda p, y: jnp.round(model.apply(p, y, method=MeanScaleHyperprior.hyper_analysis)).astype(jnp.int32)
         )
@@ -129,13 +131,31 @@ class MeanScaleCodec:
 
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
-        x = self.padded(image)
         q = jnp.full((1,), quality, jnp.float32)
-        y = self._programs.analysis(self.params, x, q)
+        return self._code(self._programs.analysis(self.params, self.padded(image), q))
+
+    def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         z_hat = np.asarray(self._programs.hyper_analysis(self.params, y))[0]
         mean, indexes = self.entropy_parameters(z_hat)
         symbols = np.round(np.asarray(y, np.float64)[0] - mean).astype(np.int32)
         return z_hat, symbols, indexes
+
+    def _bits(self, z_hat: np.ndarray, symbols: np.ndarray, indexes: np.ndarray) -> float:
+        return (entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
+                                     self.z_freqs, self.z_offsets)
+                + entropy.entropy_bits(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets))
+
+    def rate_function(self, image: np.ndarray) -> Callable[[Any], float]:
+        """``quality -> estimated payload bits`` of one image: the analysis transform runs
+        once, each call only gains, rounds and measures (for rate control,
+        :mod:`jaxcodec.rate_control`)."""
+        y0 = self._programs.transform(self.params, self.padded(image))
+
+        def bits(quality: Any) -> float:
+            q = jnp.full((1,), check_quality(quality), jnp.float32)
+            return self._bits(*self._code(self._programs.apply_gain(self.params, y0, q)))
+
+        return bits
 
     # -- Codec protocol -------------------------------------------------------------------
     def encode(self, image: np.ndarray, quality: Any) -> bytes:
@@ -199,7 +219,4 @@ class MeanScaleCodec:
 
     def estimate_bits(self, image: np.ndarray, quality: Any) -> float:
         """The coded size the tables predict (ideal code lengths of the integer tables)."""
-        z_hat, symbols, indexes = self.latents(self._check_image(image), check_quality(quality))
-        return (entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
-                                     self.z_freqs, self.z_offsets)
-                + entropy.entropy_bits(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets))
+        return self._bits(*self.latents(self._check_image(image), check_quality(quality)))
