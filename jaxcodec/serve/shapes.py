@@ -5,8 +5,8 @@ image to a multiple of its downsampling factor (16 for ``bmshj2017-factorized``:
 replication, the stream keeps the true size) before its transforms run, so its encoder
 and decoder are compiled once per *shape class* ``(⌈H/16⌉·16, ⌈W/16⌉·16)``, and all
 nine qualities of the ladder share them (same architecture, the weights are arguments).
-A 500×375 and a 510×380 photo are one class (512×384). Models that pad to another
-multiple use theirs (``comrec-photos``: 2); digit models take one size.
+A 500×375 and a 510×380 photo are one class (512×384). A model that does not state its
+multiple counts each size as its own class; digit models take one size.
 
 The server keys its requests by ``(model, class)``:
 
@@ -38,17 +38,13 @@ _listen_lock = threading.Lock()
 
 def side_multiple(codec: Any) -> int:
     """The multiple a codec pads image sides to before its compiled transforms run: its
-    ``downsampling`` (or its ladder members'), 2 for ComCNN/RecCNN, otherwise 1 (each
-    size its own class)."""
+    ``downsampling`` (or its ladder members'); 1 for a codec that does not say (each size
+    its own class, which never undercounts the programs)."""
     members = getattr(codec, "members", None)
     if isinstance(members, dict) and members:
         codec = next(iter(members.values()))
     multiple = getattr(codec, "downsampling", None)
-    if isinstance(multiple, int) and multiple > 0:
-        return multiple
-    if getattr(codec, "name", "").startswith("comrec"):
-        return 2
-    return 1
+    return multiple if isinstance(multiple, int) and multiple > 0 else 1
 
 
 def shape_class(height: int, width: int, multiple: int) -> tuple[int, int]:
