@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
     c.add_argument("--refine", default="0", metavar="STEPS",
                    help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits)")
+    target = c.add_mutually_exclusive_group()
+    target.add_argument("--max-bytes", type=int, default=None, metavar="N",
+                        help="instead of --quality: the largest quality whose file has at most N bytes")
+    target.add_argument("--bpp", type=float, default=None, help="instead of --quality: the rate closest to BPP")
+    target.add_argument("--psnr", type=float, default=None, metavar="DB",
+                        help="instead of --quality: the smallest file whose decoded image reaches DB")
     d = sub.add_parser("decompress", help=".jxc stream -> lossless image (PNG, or TIFF, BMP, PPM, WebP by OUT's ending)")
     d.add_argument("input")
     d.add_argument("output")
@@ -117,7 +123,8 @@ def run(argv: list[str] | None = None) -> int:
         if args.command == "compress":
             image = api.read_image(args.input)
             with _refinement_bar():
-                data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine))
+                data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine),
+                                    max_bytes=args.max_bytes, bpp=args.bpp, psnr=args.psnr)
             atomic_write_bytes(args.output, data)
             if imageio.has_alpha(args.input):  # after the write: an error stays the only line on stderr
                 print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)
