@@ -1,5 +1,7 @@
 """Tests for jaxcodec.container: the .jxc layout, round trips, and corrupt streams."""
 
+import dataclasses
+import hashlib
 import struct
 
 import numpy as np
@@ -56,6 +58,53 @@ def test_layout_matches_documented_table():
     assert peek_header(STREAM) == HEADER
 
 
+TILED = dataclasses.replace(HEADER, tile=64, check=b"\xa1\xb2\xc3\xd4")
+TILED_STREAM = pack(TILED, PAYLOAD)
+
+
+def test_version_2_layout_adds_tile_side_and_content_check():
+    """A header with a content check is written as version 2: the version-1 layout with
+    the tile side (u16) and the 4-byte check after the extra field."""
+    v1_body = STREAM[:-4 - len(PAYLOAD) - 4]  # up to the payload length
+    body = (b"JXC\x02" + v1_body[4:] + struct.pack("<H", 64) + b"\xa1\xb2\xc3\xd4"
+            + struct.pack("<I", len(PAYLOAD)) + PAYLOAD)
+    assert TILED_STREAM == body + struct.pack("<I", crc32_reference(body))
+    assert unpack(TILED_STREAM) == (TILED, PAYLOAD)
+    assert container.version(TILED) == 2 and container.version(HEADER) == 1
+    assert STREAM[3] == 1  # no check: exactly the version-1 bytes
+    assert peek_header(TILED_STREAM) == TILED
+
+
+def test_content_digest_covers_every_header_field_but_the_check():
+    """The check is BLAKE2b (4-byte digest) over the header's bytes up to the check and
+    then what the codec feeds it; changing any field changes it, the check itself does not."""
+    def check(header, symbols=b"\x01\x00\x00\x00"):
+        digest = container.content_digest(header)
+        digest.update(symbols)
+        return digest.digest()
+
+    base = check(TILED)
+    assert len(base) == 4 and check(dataclasses.replace(TILED, check=b"zzzz")) == base
+    expected = hashlib.blake2b(TILED_STREAM[: TILED_STREAM.index(b"\xa1\xb2\xc3\xd4")] + b"\x01\x00\x00\x00",
+                               digest_size=4, person=b"jxc-content").digest()
+    assert base == expected
+    for change in (dict(height=511), dict(width=769), dict(channels=1), dict(quality=5), dict(tile=32),
+                   dict(latent_shape=(32, 48, 191)), dict(extra=b"\x01\x03"), dict(model="factorizes"),
+                   dict(table_hash=bytes(range(1, 9)))):
+        assert check(dataclasses.replace(TILED, **change)) != base, change
+    assert check(TILED, b"\x02\x00\x00\x00") != base
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(check=b"abc"), "content check must be 4 bytes"),
+    (dict(tile=65536, check=b"abcd"), "tile side must be in"),
+    (dict(tile=64), "needs a content check"),
+])
+def test_version_2_fields_are_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(HEADER, **changes)
+
+
 headers = st.builds(
     Header,
     model=st.text(min_size=1, max_size=60),
@@ -67,6 +116,16 @@ headers = st.builds(
     | st.lists(st.integers(1, container.MAX_LATENT_DIM), max_size=1).map(tuple),
     quality=st.integers(0, 0xFFFF),
     extra=st.binary(max_size=300),
+    tile=st.integers(0, container.MAX_TILE),
+    check=st.binary(min_size=4, max_size=4),
+) | st.builds(
+    Header,
+    model=st.text(min_size=1, max_size=60),
+    table_hash=st.binary(min_size=8, max_size=8),
+    height=st.integers(1, 64),
+    width=st.integers(1, 64),
+    channels=st.sampled_from([1, 3]),
+    latent_shape=st.lists(st.integers(1, 64), max_size=4).map(tuple),
 )
 
 
@@ -113,6 +172,7 @@ def _mutate(data: bytes, kind: str, position: int, blob: bytes) -> bytes:
             STREAM,
             pack(Header("m", b"\0" * 8, 1, 1, 1, ()), b""),
             pack(Header("ae-ü", b"\xff" * 8, 28, 28, 1, (8,), 7), b"\x00\x01\x02"),
+            TILED_STREAM,
         ]
     ),
     kind=st.sampled_from(
@@ -141,7 +201,8 @@ def test_mutated_streams_raise_only_bitstream_error(source, kind, position, blob
         (b"", "bad magic"),
         (b"PNG\x01rest", "bad magic"),
         (b"JX", "truncated stream"),
-        (b"JXC\x02" + STREAM[4:], "unsupported .jxc format version 2"),
+        (b"JXC\x03" + STREAM[4:], "unsupported .jxc format version 3"),
+        (b"JXC\x00" + STREAM[4:], "unsupported .jxc format version 0"),
         (STREAM[:20], "truncated stream"),
         (STREAM[:-10], f"header says {len(PAYLOAD)} payload bytes"),
         (STREAM + b"\x00", "trailing data: 1 bytes"),
