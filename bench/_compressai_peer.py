@@ -49,7 +49,7 @@ def _torchvision_shim() -> str:
 
 
 TORCHVISION_NOTE = _torchvision_shim()
-from compressai.models import FactorizedPrior  # noqa: E402
+from compressai.models import FactorizedPrior, MeanScaleHyperprior  # noqa: E402
 
 
 def to_tensor(x_uint8: np.ndarray) -> torch.Tensor:
@@ -127,10 +127,12 @@ def main() -> None:
     p.add_argument("--clip-norm", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="torch device of the network: cpu or cuda")
+    p.add_argument("--model", choices=["factorized", "mbt2018-mean"], default="factorized",
+                   help="FactorizedPrior(128, 192) or MeanScaleHyperprior(128, 192)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = FactorizedPrior(128, 192).to(args.device)
+    net = (FactorizedPrior if args.model == "factorized" else MeanScaleHyperprior)(128, 192).to(args.device)
     result = train(args, net) if args.mode == "train" else codec(args, net)
     result.update(threads=torch.get_num_threads(), torch=torch.__version__, note=TORCHVISION_NOTE,
                   device=torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu")

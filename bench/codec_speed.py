@@ -1,7 +1,9 @@
 """Codec speed: real encode + decode of one 512x768 photo, jaxcodec against CompressAI.
 
 Measures wall-clock seconds of jaxcodec's ``FactorizedCodec`` (Ballé 2017 factorized
-prior, ``default_config(quality=3)``: N=128, M=192): ``codec.encode(image_uint8, 3)``
+prior, ``default_config(quality=3)``: N=128, M=192; ``--model mbt2018-mean``: the
+mean-scale hyperprior's codec, N=128, M=192, against CompressAI's
+``MeanScaleHyperprior(128, 192)``): ``codec.encode(image_uint8, 3)``
 → ``.jxc`` bytes (analysis transform, rounding, ANS coding with the integer tables of
 ``task.finalize``) and ``codec.decode(bytes)`` → uint8 image; and of CompressAI's
 ``FactorizedPrior(128, 192)``: ``model.compress(x)`` / ``model.decompress(strings, shape)``
@@ -40,17 +42,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, take_turns  # noqa: E402
 from jaxcodec import engine, sharding  # noqa: E402
 from jaxcodec.layers import ALGORITHMS  # noqa: E402
+from jaxcodec.models import hyperprior  # noqa: E402
 from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
+from jaxcodec.models.hyperprior import MeanScaleTask  # noqa: E402
 
 
-def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto"):
-    """An untrained FactorizedCodec (``default_config(quality)``), warmed up on ``image``
-    (its programs compiled); returns ``(codec, warm-up seconds)``."""
-    config = default_config(quality=quality)
-    config.model.conv_algorithm = conv_algorithm
-    task = FactorizedTask(config)
+def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", model: str = "factorized"):
+    """An untrained codec, warmed up on ``image`` (its programs compiled): the factorized
+    prior (``default_config(quality)``) or the mean-scale hyperprior (N=128, M=192,
+    :mod:`jaxcodec.models.hyperprior`); returns ``(codec, warm-up seconds)``."""
+    if model == "mbt2018-mean":
+        task = MeanScaleTask(hyperprior.default_config())
+    else:
+        config = default_config(quality=quality)
+        config.model.conv_algorithm = conv_algorithm
+        task = FactorizedTask(config)
     mesh = sharding.data_mesh(jax.local_devices()[:1])
-    dummy = np.zeros((1, 16, 16, 3), np.float32)
+    dummy = np.zeros((1, 64, 64, 3), np.float32)
     state = engine.make_init(task, mesh)(jax.random.key(0), sharding.shard_batch(dummy, sharding.batch_sharding(mesh)))
     codec = task.make_codec(state, task.finalize(state))
     t = time.perf_counter()
@@ -99,24 +107,30 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
     parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
+    parser.add_argument("--model", choices=["factorized", "mbt2018-mean"], default="factorized",
+                        help="the factorized prior or the mean-scale hyperprior (both N=128, M=192; CompressAI's "
+                             "FactorizedPrior or MeanScaleHyperprior on the peer side)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="jaxcodec's sub-pixel convolutions (model.conv_algorithm)")
     args = parser.parse_args()
+    if args.refine and args.model != "factorized":
+        parser.error("--refine times the factorized prior's refinement only")
     malloc = configure_allocator()
 
     photos = load_photos(args.photos)
     photo = photos[0] if args.photos else photos[1]  # skimage: coffee, 400x600 (same 2:3 aspect)
     image = fit_image(photo, args.height, args.width)
-    print(f"codec speed: factorized prior N=128 M=192, one {args.height}x{args.width} RGB photo, "
+    print(f"codec speed: {args.model} N=128 M=192, one {args.height}x{args.width} RGB photo, "
           f"UNTRAINED weights (timing only), {args.rounds} rounds of {args.repeats} runs per side after warm-up")
 
-    codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm)
+    codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm, args.model)
     jax_name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, "
                 f"{malloc}, {args.conv_algorithm} conv)")
     if args.peer_python:
         ours, theirs = take_turns(
             args.rounds, image, lambda: time_codec(codec, image, args.quality, args.repeats), args.peer_python,
-            "codec", ["--repeats", str(args.repeats), "--device", args.peer_device], speed=lambda r: 1.0 / total(r),
+            "codec", ["--repeats", str(args.repeats), "--device", args.peer_device, "--model", args.model],
+            speed=lambda r: 1.0 / total(r),
             describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
     else:
         ours = [time_codec(codec, image, args.quality, args.repeats) for _ in range(args.rounds)]
