@@ -15,6 +15,8 @@ same pixels:
 * a multi-frame file (GIF, TIFF pages) gives its first frame. EXIF orientation is not
   applied: the stored pixels are what a codec compresses.
 
+Before any pixel is decoded, the size the file's header declares is checked against
+:func:`jaxcodec.limits.max_pixels` (a 518 KB PNG can declare 169 megapixels).
 Every failure to read raises :class:`jaxcodec.errors.ImageError` with a one-line message
 naming the file.
 """
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from jaxcodec import limits
 from jaxcodec.errors import ImageError, one_line
 from jaxcodec.fileio import atomic_path, atomic_write_bytes
 
@@ -104,9 +108,18 @@ def decode_image(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
 
     Returns the native pixel type: ``uint8``, ``uint16`` (16-bit files) or ``float32``
     (float TIFF), shape ``(H, W, C)`` with C = 1 or 3. ``name`` is used in error messages.
+    A header that declares more than :func:`jaxcodec.limits.max_pixels` pixels is refused
+    before the pixels are decoded.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the limit below is the one applied
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            try:
+                limits.check_pixels(image.height, image.width, "the file")
+            except ImageError as error:
+                raise ImageError(f"cannot read image {name}: {error}") from None
             image.load()
             fmt = image.format
             if (fmt == "PNG" and _png_is_deep_colour(data)) or (fmt == "TIFF" and _tiff_is_deep(image)):
@@ -115,7 +128,11 @@ def decode_image(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
                 array = _from_pil(image)
     except ImageError:
         raise
-    except Exception as error:  # Pillow raises many types: UnidentifiedImageError, OSError, ...
+    except UnidentifiedImageError:  # its message names the in-memory file object, not the file
+        raise ImageError(f"cannot read image {name}: not an image file, or a format Pillow does not read") from None
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"cannot read image {name}: {one_line(error)}") from None
+    except Exception as error:  # Pillow raises many types: OSError, SyntaxError, ...
         raise ImageError(f"cannot read image {name}: {one_line(error)}") from None
     if array.dtype not in (np.uint8, np.uint16, np.float32) or array.shape[-1] not in (1, 3):
         raise ImageError(f"cannot read image {name}: unsupported pixel layout {array.dtype} {array.shape}")

@@ -639,9 +639,11 @@ def test_header_and_determinism(codec, task, trained, tables, odd_stream):
     assert codec.encode(odd_image(), 3) == odd_stream
     fresh = task.make_codec(trained, {k: np.array(v) for k, v in tables.items()})
     assert fresh.encode(odd_image(), 3) == odd_stream
+    assert header.tile == factorized.STREAM_TILE and len(header.check) == 4  # version 2: one tile here
     symbols = codec.latents(odd_image()).reshape(-1)
-    ids = np.tile(np.arange(8), 12)
-    np.testing.assert_array_equal(entropy.decode_symbols(payload, ids, tables["freqs"], tables["offsets"]), symbols)
+    decoded = entropy.decode_symbols(payload, codec.tile_table_ids(12), *codec.guarded_tables)
+    np.testing.assert_array_equal(decoded, np.append(symbols, factorized.GUARD_VALUE))  # then the guard
+    np.testing.assert_array_equal(codec.guarded_tables[0][:8], tables["freqs"])
 
 
 def test_grey_images_round_trip_as_one_channel(codec):
@@ -688,9 +690,9 @@ def test_symbols_outside_the_tables_are_escaped_not_clipped(task, trained, table
     assert outside.sum() >= 10, (symbols.min(), symbols.max(), codec.offsets, high)
     data = codec.encode(image, 3)
     _, payload = container.unpack(data)
-    ids = np.tile(np.arange(8), symbols.size // 8)
+    ids = codec.tile_table_ids(symbols.size // 8)
     np.testing.assert_array_equal(
-        entropy.decode_symbols(payload, ids, codec.freqs, codec.offsets), symbols.reshape(-1)
+        entropy.decode_symbols(payload, ids, *codec.guarded_tables)[:-1], symbols.reshape(-1)
     )
     decoded = codec.decode(data)
     np.testing.assert_array_equal(decoded, codec.reconstruct(symbols, 37, 53))
@@ -740,12 +742,16 @@ def test_truncated_and_corrupted_streams_raise_bitstream_error(codec, odd_stream
         with pytest.raises(BitstreamError) as info:
             codec.decode(data)
         assert str(info.value) and "\n" not in str(info.value)
-    # An empty payload is not corrupt: ANS starts from state 0, and the only symbols
-    # that leave it there are index 0 of every table, the lowest values.
+    # ANS starts from state 0, which index 0 of every table (the lowest values) leaves at 0:
+    # without the guard those symbols would code as no bytes at all. With it, an empty
+    # payload is refused (by its length or by the guard it lacks).
     ids = np.tile(np.arange(8), 12)
     lowest = codec.offsets[ids]
     assert entropy.encode_symbols(lowest, ids, codec.freqs, codec.offsets) == b""
-    np.testing.assert_array_equal(codec.decode(container.pack(header, b"")), codec.reconstruct(lowest.reshape(3, 4, 8), 37, 53))
+    assert entropy.encode_symbols(np.append(lowest, factorized.GUARD_VALUE), codec.tile_table_ids(12),
+                                  *codec.guarded_tables) != b""
+    with pytest.raises(BitstreamError):
+        codec.decode(container.pack(header, b""))
 
 
 def _mutate(data: bytes, ops) -> bytes:
@@ -782,8 +788,8 @@ def _mutate(data: bytes, ops) -> bytes:
 )
 def test_mutated_streams_raise_only_project_errors(codec, odd_stream, ops, repack):
     """Raw mutations must fail the CRC; mutations of the payload inside a valid
-    container reach the entropy decoder, which may decode garbage but must never raise
-    anything but a JaxcodecError."""
+    container reach the entropy decoder, which must raise a JaxcodecError (never
+    another type) unless the payload still decodes to the coded symbols (content check)."""
     header, payload = container.unpack(odd_stream)
     if repack:
         mutated_payload = _mutate(payload, ops)
@@ -802,10 +808,8 @@ def test_mutated_streams_raise_only_project_errors(codec, odd_stream, ops, repac
         return
     assert not changed or repack
     assert decoded.shape == (37, 53, 3) and decoded.dtype == np.uint8
-    if repack:  # a payload the decoder accepts is exactly the coding of what it decoded
-        ids = np.tile(np.arange(8), 12)
-        symbols = entropy.decode_symbols(mutated_payload, ids, codec.freqs, codec.offsets)
-        assert entropy.encode_symbols(symbols, ids, codec.freqs, codec.offsets) == mutated_payload
+    if repack:  # the content check: a payload the decoder accepts decodes to the symbols coded
+        np.testing.assert_array_equal(codec.decode_symbols(data), codec.decode_symbols(odd_stream))
 
 
 def test_learning_rate_drops_tenfold_at_the_configured_share():

@@ -52,6 +52,13 @@ Choices the paper leaves open, or that differ from it, made here:
   output is cropped.
 * ``table_hash`` is :func:`jaxcodec.entropy.table_hash` of every parameter array, so a
   stream from other weights is refused with :class:`~jaxcodec.errors.ModelError`.
+* **Large images** are transformed in tiles with exact halos (:mod:`jaxcodec.tiling`):
+  ComCNN reads 3 pixels beyond a compact pixel's own two, the bicubic up-sampling two
+  compact pixels and RecCNN ``rec_depth`` full-resolution pixels, so windows of the
+  compact image with :attr:`ComRecCodec.halo` compact pixels around each tile give the
+  whole image's result up to float rounding, in memory for one window. The stream is the
+  same (one JPEG of the whole compact image, a quarter of the pixels), and its declared
+  size is checked against :func:`jaxcodec.limits.max_pixels` before the JPEG is decoded.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxcodec import container, entropy
+from jaxcodec import container, entropy, limits, tiling
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.layers import conv2d
 
@@ -400,6 +407,15 @@ class ComRecCodec:
         self.table_hash = entropy.table_hash(*(np.asarray(a, np.float32) for a in leaves))
         self._compact = jax.jit(task.compact_uint8)
         self._reconstruct = jax.jit(lambda p, d: to_uint8(task.reconstruct(p, d.astype(jnp.float32) / 255.0)))
+        self.halo = -(-(int(m.rec_depth) + 4) // 2) + 2  # compact pixels (module docstring)
+        # Working memory per full-resolution pixel: RecCNN's activations, a few alive at once.
+        self.bytes_per_pixel = 16 * max(int(m.rec_features), int(m.com_features))
+
+    def windows(self, h: int, w: int) -> tuple[list[tiling.Span], list[tiling.Span]]:
+        """Tiles and windows, in compact pixels, of an ``(h, w)`` compact image
+        (:func:`jaxcodec.tiling.spans`; tiles as large as :func:`jaxcodec.tiling.budget` allows)."""
+        tile = tiling.tile_for(4 * self.bytes_per_pixel, self.halo)
+        return tiling.spans(h, tile, self.halo), tiling.spans(w, tile, self.halo)
 
     def compact(self, image: np.ndarray) -> np.ndarray:
         """The ``uint8`` compact image ``(ceil(H/2), ceil(W/2), 3)`` of a ``uint8`` image."""
@@ -407,14 +423,38 @@ class ComRecCodec:
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
         h, w, _ = image.shape
-        padded = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        x = padded.astype(np.float32)[None] / np.float32(255.0)
-        return np.asarray(self._compact(self.com_params, x))[0]
+        rows, cols = self.windows((h + 1) // 2, (w + 1) // 2)
+        if len(rows) == len(cols) == 1:
+            padded = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            x = padded.astype(np.float32)[None] / np.float32(255.0)
+            return np.asarray(self._compact(self.com_params, x))[0]
+        out = np.empty((rows[-1].stop, cols[-1].stop, 3), np.uint8)
+        for ys in rows:
+            for xs in cols:
+                r0, r1, c0, c1 = 2 * ys.window_start, 2 * ys.window_stop, 2 * xs.window_start, 2 * xs.window_stop
+                part = image[r0:min(r1, h), c0:min(c1, w)]
+                part = np.pad(part, ((0, r1 - min(r1, h)), (0, c1 - min(c1, w)), (0, 0)), mode="edge")
+                x = part.astype(np.float32)[None] / np.float32(255.0)
+                out[ys.tile, xs.tile] = np.asarray(self._compact(self.com_params, x))[0][ys.inner, xs.inner]
+        return out
 
     def reconstruct(self, decoded: np.ndarray, height: int, width: int) -> np.ndarray:
-        """RGB ``uint8`` ``(height, width, 3)`` from a decoded ``uint8`` compact image."""
-        out = np.asarray(self._reconstruct(self.rec_params, np.asarray(decoded, np.uint8)[None]))[0]
-        return out[:height, :width]
+        """RGB ``uint8`` ``(height, width, 3)`` from a decoded ``uint8`` compact image;
+        window by window for an image larger than one window (:meth:`windows`)."""
+        decoded = np.asarray(decoded, np.uint8)
+        rows, cols = self.windows(decoded.shape[0], decoded.shape[1])
+        if len(rows) == len(cols) == 1:
+            out = np.asarray(self._reconstruct(self.rec_params, decoded[None]))[0]
+            return out[:height, :width]
+        out = np.empty((height, width, 3), np.uint8)
+        for ys in rows:
+            for xs in cols:
+                x = np.asarray(self._reconstruct(self.rec_params, decoded[None, ys.window, xs.window]))[0]
+                r0, r1 = 2 * ys.start, min(2 * ys.stop, height)
+                c0, c1 = 2 * xs.start, min(2 * xs.stop, width)
+                dy, dx = 2 * ys.window_start, 2 * xs.window_start
+                out[r0:r1, c0:c1] = x[r0 - dy : r1 - dy, c0 - dx : c1 - dx]
+        return out
 
     def encode(self, image: np.ndarray, quality: Any) -> bytes:
         """Compresses a ``uint8`` ``(H, W, C)`` image (C = 1 or 3) at JPEG quality ``quality``."""
@@ -451,6 +491,7 @@ class ComRecCodec:
             raise BitstreamError(
                 f"header's compact shape {header.latent_shape} does not fit a {header.height}x{header.width} image"
             )
+        limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
         return header, jpeg_decode(payload, expected)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -462,8 +503,11 @@ class ComRecCodec:
         """
         header, compact = self._symbols(data)
         out = self.reconstruct(compact, header.height, header.width)
-        if header.channels == 1:
-            out = np.round(out.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        if header.channels == 1:  # the mean of the three channels, a band of rows at a time
+            grey = np.empty(out.shape[:2] + (1,), np.uint8)
+            for r in range(0, out.shape[0], 256):
+                grey[r : r + 256] = np.round(out[r : r + 256].astype(np.float32).mean(axis=2, keepdims=True))
+            out = grey
         return out
 
 
