@@ -9,7 +9,12 @@
   python -m jaxcodec serve --port 8000
 
 Every user error prints one line ``error: ...`` on stderr and exits with status 1;
-output files are written atomically, so a failed command leaves nothing behind.
+output files are written atomically, so a failed command leaves nothing behind, and an
+output that is the input itself (the same file, also through a link) is refused.
+``--max-pixels`` bounds the image an input file or a stream may declare
+(:mod:`jaxcodec.limits`; ``info`` applies the same checks as ``decompress``), and
+``--max-memory`` the working memory of a learned codec's transforms, which code a
+larger image in tiles (:mod:`jaxcodec.tiling`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,25 @@ import sys
 from jaxcodec.errors import JaxcodecError
 
 
+def _add_limits(parser: argparse.ArgumentParser, memory: bool = True) -> None:
+    from jaxcodec import limits, tiling
+
+    parser.add_argument("--max-pixels", type=int, default=limits.DEFAULT_MAX_PIXELS, metavar="N",
+                        help="largest image (width x height) an input may declare "
+                             f"(default {limits.DEFAULT_MAX_PIXELS})")
+    if memory:
+        parser.add_argument("--max-memory", default=None, metavar="SIZE",
+                            help="working memory of a learned codec's transforms, e.g. 512M or 2G; larger "
+                                 f"images are coded in tiles (default {tiling.DEFAULT_MAX_MEMORY >> 20}M)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jaxcodec", description="Learned image compression in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compress", help="image file -> .jxc stream")
     c.add_argument("input")
     c.add_argument("output")
+    _add_limits(c)
     c.add_argument("--model", default=None, help="shipped model or family name, or a training workdir")
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
     c.add_argument("--refine", default="0", metavar="STEPS",
@@ -43,8 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("input")
     d.add_argument("output")
     d.add_argument("--model", default=None, help="workdir of a model that is not shipped")
+    _add_limits(d)
     i = sub.add_parser("info", help="print a stream's header")
     i.add_argument("input")
+    _add_limits(i, memory=False)
     sub.add_parser("models", help="list the shipped models")
     e = sub.add_parser("export", help="ship a training workdir's latest checkpoint as a named model")
     e.add_argument("workdir")
@@ -73,6 +93,56 @@ def _read(path: str) -> bytes:
             return f.read()
     except OSError as e:
         raise JaxcodecError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _check_not_input(args: argparse.Namespace) -> None:
+    """An error when the output is the input itself (the same file, also through a link):
+    writing the stream would destroy the only copy of the image."""
+    try:
+        same = os.path.exists(args.output) and os.path.samefile(args.input, args.output)
+    except OSError:
+        same = False
+    if same:
+        raise JaxcodecError(f"{args.output} is the input file itself; choose another output")
+
+
+def _limits(args: argparse.Namespace) -> contextlib.ExitStack:
+    """The pixel limit and memory budget of ``args``, in force until the stack closes."""
+    from PIL import Image
+
+    from jaxcodec import limits, tiling
+
+    if args.max_pixels < 1:
+        raise JaxcodecError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    budget = getattr(args, "max_memory", None)
+    budget = None if budget is None else tiling.parse_bytes(budget)
+    stack = contextlib.ExitStack()
+    stack.enter_context(limits.pixel_limit(args.max_pixels))
+    if budget is not None:
+        stack.enter_context(tiling.memory_budget(budget))
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < args.max_pixels:
+        Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own guard would refuse first
+    return stack
+
+
+def _check_stream(data: bytes) -> None:
+    """What ``decompress`` checks before it allocates, for ``info``: the declared size
+    against the pixel limit and, for a shipped model's stream, the payload against the
+    fewest bytes its symbols can take (the codec's ``check_stream``)."""
+    from jaxcodec import artefact, classical, container, limits, zoo
+    from jaxcodec.errors import BitstreamError
+
+    if classical.identify(data) is not None:
+        return
+    header = container.unpack(data)[0]
+    limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
+    for name, entry in zoo.shipped_models().items():
+        if name == header.model or (entry["model_name"] == header.model and
+                                    artefact.read_spec(entry["path"]).get("table_hash") == header.table_hash.hex()):
+            codec = zoo.load_codec(entry["path"])
+            if hasattr(codec, "check_stream"):
+                codec.check_stream(data)
+            return
 
 
 def _steps(text: str) -> int:
@@ -121,10 +191,13 @@ def run(argv: list[str] | None = None) -> int:
         allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
         xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
-            image = api.read_image(args.input)
-            with _refinement_bar():
-                data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality, refine=_steps(args.refine),
-                                    max_bytes=args.max_bytes, bpp=args.bpp, psnr=args.psnr)
+            _check_not_input(args)
+            with _limits(args):
+                image = api.read_image(args.input)
+                with _refinement_bar():
+                    data = api.compress(image, args.model or api.DEFAULT_MODEL, args.quality,
+                                        refine=_steps(args.refine), max_bytes=args.max_bytes, bpp=args.bpp,
+                                        psnr=args.psnr)
             atomic_write_bytes(args.output, data)
             if imageio.has_alpha(args.input):  # after the write: an error stays the only line on stderr
                 print(f"note: {args.input} has transparency; only its colour is coded", file=sys.stderr)
@@ -132,11 +205,16 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{args.input} -> {args.output}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp")
         elif args.command == "decompress":
             imageio.lossless_format(os.path.splitext(args.output)[1])  # a lossy ending fails before decoding
-            image = api.decompress(_read(args.input), args.model)
+            _check_not_input(args)
+            with _limits(args):
+                image = api.decompress(_read(args.input), args.model)
             imageio.write_lossless(args.output, image)
             print(f"{args.input} -> {args.output}: {image.shape[1]}x{image.shape[0]}x{image.shape[2]}")
         elif args.command == "info":
-            print(json.dumps(api.info(_read(args.input)), indent=1))
+            data = _read(args.input)
+            with _limits(args):
+                _check_stream(data)
+                print(json.dumps(api.info(data), indent=1))
         elif args.command == "models":
             from jaxcodec.zoo import describe
 

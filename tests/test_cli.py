@@ -289,3 +289,73 @@ def test_refinement_shows_a_progress_bar_on_a_terminal_only(codec, workdir, file
     assert cli_run(args) == 0
     assert capsys.readouterr().err == ""  # not a terminal: no bar
     assert (tmp_path / "a.jxc").read_bytes() == (tmp_path / "b.jxc").read_bytes()
+
+
+def test_output_that_is_the_input_is_refused_and_the_input_kept(workdir, files, stream, tmp_path, capsys):
+    """compress/decompress onto their own input (the same path, another spelling of it, a
+    link to it) is one error line, and the input is untouched."""
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((files["dir"] / "photo.png").read_bytes())
+    stream_file = tmp_path / "photo.jxc.png"  # a stream whose name ends like an image
+    stream_file.write_bytes(stream[0])
+    (tmp_path / "link.png").symlink_to(photo)
+    original = photo.read_bytes()
+    cases = [
+        ["compress", str(photo), str(photo), "--model", workdir],
+        ["compress", str(photo), str(tmp_path / "." / "photo.png"), "--model", workdir],
+        ["compress", str(photo), str(tmp_path / "link.png"), "--model", workdir],
+        ["decompress", str(stream_file), str(stream_file), "--model", workdir],
+    ]
+    for args in cases:
+        assert cli_run(args) == 1, args
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert_one_line_error(captured.err, "is the input file itself")
+    assert photo.read_bytes() == original and stream_file.read_bytes() == stream[0]
+    assert (tmp_path / "link.png").is_symlink()
+
+
+def _forged(codec, height: int, width: int) -> bytes:
+    """A stream of ``codec``'s model whose CRC is right and whose header claims
+    ``height`` x ``width`` pixels over 136 bytes of payload."""
+    shape = (-(-height // codec.downsampling), -(-width // codec.downsampling), codec.latent_channels)
+    header = container.Header(model=codec.name, table_hash=codec.table_hash, height=height, width=width,
+                              channels=3, latent_shape=shape, quality=codec.quality)
+    return container.pack(header, bytes(range(136)))
+
+
+def test_forged_headers_are_refused_by_decompress_and_info(tmp_path, capsys):
+    """A 193-byte stream claiming 23168x23168 pixels (the pixel limit) or 16000x8000 (its
+    136-byte payload cannot hold the latent), with a valid CRC: one error line, fast."""
+    codec = zoo.get_codec("bmshj2017-factorized-q5")
+    for (height, width), message in (((23168, 23168), "more than the limit of 134.2 megapixels"),
+                                     ((16000, 8000), "need at least 3231603 payload bytes")):
+        path = tmp_path / f"forged-{height}.jxc"
+        path.write_bytes(_forged(codec, height, width))
+        for args in (["decompress", str(path), str(tmp_path / "out.png")], ["info", str(path)]):
+            assert cli_run(args) == 1, args
+            captured = capsys.readouterr()
+            assert captured.out == ""
+            assert_one_line_error(captured.err, message)
+    assert not (tmp_path / "out.png").exists()
+    path = tmp_path / "forged-23168.jxc"
+    assert cli_run(["info", str(path), "--max-pixels", str(23168 * 23168)]) == 1
+    assert_one_line_error(capsys.readouterr().err, "need at least")
+
+
+def test_max_pixels_and_max_memory_options(codec, workdir, files, stream, tmp_path, capsys):
+    photo, out = files["dir"] / "photo.png", tmp_path / "photo.jxc"
+    assert cli_run(["compress", str(photo), str(out), "--model", workdir, "--max-pixels", "3149"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "declares 70x45 pixels", "--max-pixels")
+    assert cli_run(["decompress", str(files["dir"] / "photo.jxc"), str(tmp_path / "d.png"), "--model", workdir,
+                    "--max-pixels", "3149"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "declares 70x45 pixels")
+    for bad, message in (("--max-memory=lots", "a memory size must look like"), ("--max-pixels=0", "at least 1")):
+        assert cli_run(["compress", str(photo), str(out), "--model", workdir, bad]) == 1
+        assert_one_line_error(capsys.readouterr().err, message)
+    assert sorted(os.listdir(tmp_path)) == []
+    # A budget for windows of 16x16 pixels codes the 45x70 photo in 12 tiles: the same stream.
+    assert cli_run(["compress", str(photo), str(out), "--model", workdir, "--max-pixels", "3150",
+                    "--max-memory", str(codec.bytes_per_pixel * (16 * (1 + 2 * codec.halo)) ** 2)]) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == stream[0]
