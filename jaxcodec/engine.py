@@ -36,7 +36,10 @@ A workdir holds ``config.json``, ``meta.json`` (the input batch shape and dtype,
 the state can be rebuilt without the data), ``checkpoints/``, TensorBoard event
 files, ``metrics.jsonl`` (one JSON object per log or eval step) and, for tasks with
 a ``finalize`` hook, ``codec_tables.npz``. :func:`load_checkpoint` rebuilds
-``(config, state, tables)`` from it on any machine.
+``(config, state, tables)`` from it on any machine. A run holds ``train.lock`` in it
+while it runs, so a second run on the same workdir stops at once with one line; a
+resumed run first cuts ``metrics.jsonl`` and the event files back to its checkpoint's
+step (:mod:`jaxcodec.workdir`).
 
 Config fields read here (optional ones default to :data:`DEFAULTS` and
 :data:`DATA_DEFAULTS`): ``model.name``, ``batch_size`` (global, over all devices),
@@ -49,6 +52,7 @@ read ``learning_rate`` and ``model.*``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,6 +67,7 @@ from jax.sharding import Mesh
 
 from jaxcodec import progress as progress_lib
 from jaxcodec import sharding
+from jaxcodec import workdir as workdir_files
 from jaxcodec.checkpoint import Checkpointer
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
 from jaxcodec.fileio import make_dirs
@@ -397,12 +402,23 @@ def train(
     started = False
     make_dirs(workdir)
 
-    ckpt = Checkpointer(
-        os.path.join(workdir, CHECKPOINT_DIR),
-        max_to_keep=setting(config, "keep_checkpoints"),
-        save_every=checkpoint_every or num_steps,
-    )
-    writer = progress_lib.EventWriter(workdir) if is_main else None
+    lock = contextlib.ExitStack()  # one run per workdir, from before its checkpoints are opened
+    if is_main:
+        lock.enter_context(workdir_files.lock(workdir))
+    try:
+        ckpt = Checkpointer(
+            os.path.join(workdir, CHECKPOINT_DIR),
+            max_to_keep=setting(config, "keep_checkpoints"),
+            save_every=checkpoint_every or num_steps,
+        )
+        if is_main:  # what a killed run logged after its last checkpoint is trained again
+            resumed = ckpt.latest_step() or 0
+            workdir_files.truncate_metrics(os.path.join(workdir, METRICS_FILE), resumed)
+            workdir_files.truncate_events(workdir, resumed)
+        writer = progress_lib.EventWriter(workdir) if is_main else None
+    except BaseException:
+        lock.close()
+        raise
     try:
         start_step = ckpt.latest_step() or 0
         batches = data.batches(
@@ -478,6 +494,7 @@ def train(
         ckpt.close()
         if writer is not None:
             writer.close()
+        lock.close()
         if created and not started:  # a missing dataset, say: leave no empty workdir behind
             shutil.rmtree(created, ignore_errors=True)
 
