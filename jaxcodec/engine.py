@@ -421,7 +421,9 @@ def train(
         raise
     try:
         start_step = ckpt.latest_step() or 0
-        batches = data.batches(
+        from jaxcodec import device_data  # config.data.device_resident: batches drawn on the devices
+
+        batches = device_data.train_batches(config, mesh, start_step, task) or data.batches(
             config.data.train,
             setting(config, "data.train_split"),
             batch_size=local_bs,
@@ -557,7 +559,7 @@ def _loop(
     try:
         for step in range(start_step, num_steps):
             with clock.host():
-                batch = first if first is not None else np.asarray(next(batches))
+                batch = first if first is not None else next(batches)  # device batches stay there
                 first = None
                 if host_transform is not None:
                     batch = host_transform(state, batch, jax.random.fold_in(host_rng, step))

@@ -118,8 +118,11 @@ def shard_batch(local_batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """The global batch array from this process's rows, laid out by ``sharding``.
 
     Every process passes its own ``local_batch`` of identical shape; the global batch
-    is their concatenation along the first axis, in process order.
+    is their concatenation along the first axis, in process order. A batch already on
+    the devices with this layout (:mod:`jaxcodec.device_data`) is returned as it is.
     """
+    if isinstance(local_batch, jax.Array) and local_batch.sharding == sharding:
+        return local_batch
     local_batch = np.asarray(local_batch)
     global_shape = (local_batch.shape[0] * jax.process_count(),) + local_batch.shape[1:]
     return jax.make_array_from_process_local_data(sharding, local_batch, global_shape)
