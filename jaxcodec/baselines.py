@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from jaxcodec import entropy
-from jaxcodec.classical import check_image
+from jaxcodec.codec import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 # ---------------------------------------------------------------------------- stream helpers

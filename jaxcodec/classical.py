@@ -36,23 +36,10 @@ import imagecodecs
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxcodec.codec import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 _GREY_PREFIX = b"G"
-
-
-def check_image(image: np.ndarray) -> np.ndarray:
-    """Returns ``image`` as a C-contiguous ``uint8`` ``(H, W, C)`` array, C = 1 or 3.
-
-    Raises :class:`ImageError` for any other dtype or shape, so that no codec silently
-    rescales floats or drops an alpha channel.
-    """
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ImageError(f"codecs take uint8 images, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ImageError(f"codecs take (H, W, 1) or (H, W, 3) images, got shape {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 def check_quality(name: str, quality: Any, low: float, high: float) -> None:

@@ -15,6 +15,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from jaxcodec.errors import ImageError
+
 
 @runtime_checkable
 class Codec(Protocol):
@@ -31,3 +33,17 @@ class Codec(Protocol):
     def decode(self, data: bytes) -> np.ndarray:
         """Decompresses bytes from :meth:`encode` into a ``uint8`` ``(H, W, C)`` image."""
         ...
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Returns ``image`` as a C-contiguous ``uint8`` ``(H, W, C)`` array, C = 1 or 3.
+
+    Raises :class:`ImageError` for any other dtype or shape, so that no codec silently
+    rescales floats or drops an alpha channel.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ImageError(f"codecs take uint8 images, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(f"codecs take (H, W, 1) or (H, W, 3) images, got shape {image.shape}")
+    return np.ascontiguousarray(image)

@@ -27,40 +27,42 @@ import numpy as np
 
 from jaxcodec import container, entropy, gaussian_conditional, integer_net
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
-from jaxcodec.models.hyperprior import LAMBDAS, MeanScaleHyperprior, lambda_for_quality
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 
 
 class _Programs:
-    """The jitted float pieces of one architecture, shared by every codec of it."""
+    """The jitted float pieces of one architecture, shared by every codec of it. ``model`` is
+    a :class:`jaxcodec.models.hyperprior.MeanScaleHyperprior` (its methods are taken from
+    the instance, so this module does not import the training side)."""
 
-    def __init__(self, model: MeanScaleHyperprior):
-        self.analysis = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.analysis))
-        self.transform = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.transform))
-        self.apply_gain = jax.jit(functools.partial(model.apply, method=MeanScaleHyperprior.apply_gain))
+    def __init__(self, model: Any):
+        cls = type(model)
+        self.analysis = jax.jit(functools.partial(model.apply, method=cls.analysis))
+        self.transform = jax.jit(functools.partial(model.apply, method=cls.transform))
+        self.apply_gain = jax.jit(functools.partial(model.apply, method=cls.apply_gain))
         self.hyper_analysis = jax.jit(
-            lambda p, y: jnp.round(model.apply(p, y, method=MeanScaleHyperprior.hyper_analysis)).astype(jnp.int32)
+            lambda p, y: jnp.round(model.apply(p, y, method=cls.hyper_analysis)).astype(jnp.int32)
         )
-        synthesis = functools.partial(model.apply, method=MeanScaleHyperprior.synthesis)
+        synthesis = functools.partial(model.apply, method=cls.synthesis)
         self.synthesis = jax.jit(
             lambda p, y, q: jnp.round(jnp.clip(synthesis(p, y, q), 0.0, 1.0) * 255.0).astype(jnp.uint8)
         )
 
 
 @functools.lru_cache(maxsize=8)
-def programs(model: MeanScaleHyperprior) -> _Programs:
+def programs(model: Any) -> _Programs:
     return _Programs(model)
 
 
-def check_quality(quality: Any) -> float:
-    """A real quality in ``[1, 8]``, rounded to the stream's thousandths."""
+def check_quality(quality: Any, top: int = 8) -> float:
+    """A real quality in ``[1, top]``, rounded to the stream's thousandths."""
     try:
         q = float(quality)
     except (TypeError, ValueError):
         q = math.nan
-    if not 1.0 <= q <= float(len(LAMBDAS)):
-        raise ConfigError(f"quality must be a number in 1..{len(LAMBDAS)}, got {quality!r}")
+    if not 1.0 <= q <= float(top):
+        raise ConfigError(f"quality must be a number in 1..{top}, got {quality!r}")
     return round(q * QUALITY_STEP) / QUALITY_STEP
 
 
@@ -84,19 +86,16 @@ class MeanScaleCodec:
                              f"{gaussian_conditional.NUM_SCALES} scales")
         self.params = jax.device_get(params)
         self.layers = integer_net.quantize_hyper_synthesis(self.params["params"]["h_s"])
-        self.qualities = list(range(1, len(LAMBDAS) + 1))
-        self.quality_range = (1.0, float(len(LAMBDAS)))
+        self.rungs = len(task.model.lambdas)  # the trained rungs; any real quality between them
+        self.qualities = list(range(1, self.rungs + 1))
+        self.quality_range = (1.0, float(self.rungs))
         self.downsampling = task.downsampling
         self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
-                            f"M={self.latent_channels}, qualities 1-{len(LAMBDAS)})")
+                            f"M={self.latent_channels}, qualities 1-{self.rungs})")
         integer_arrays = [a for layer in self.layers for a in (layer.kernel, layer.bias, layer.shift)]
         self.table_hash = entropy.table_hash(self.z_freqs, self.z_offsets, self.y_freqs, self.y_offsets,
                                              *integer_arrays)
         self._programs = programs(task.model)
-
-    def lmbda(self, quality: Any) -> float:
-        """The rate-distortion trade-off ``λ(q)`` a quality stands for."""
-        return float(lambda_for_quality(check_quality(quality)))
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -152,7 +151,7 @@ class MeanScaleCodec:
         y0 = self._programs.transform(self.params, self.padded(image))
 
         def bits(quality: Any) -> float:
-            q = jnp.full((1,), check_quality(quality), jnp.float32)
+            q = jnp.full((1,), check_quality(quality, self.rungs), jnp.float32)
             return self._bits(*self._code(self._programs.apply_gain(self.params, y0, q)))
 
         return bits
@@ -160,7 +159,7 @@ class MeanScaleCodec:
     # -- Codec protocol -------------------------------------------------------------------
     def encode(self, image: np.ndarray, quality: Any) -> bytes:
         """Compresses a uint8 ``(H, W, C)`` image (C = 1 or 3) at a quality in ``[1, 8]``."""
-        q = check_quality(quality)
+        q = check_quality(quality, self.rungs)
         image = self._check_image(image)
         z_hat, symbols, indexes = self.latents(image, q)
         z_bytes = entropy.encode_symbols(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
@@ -185,9 +184,9 @@ class MeanScaleCodec:
             raise BitstreamError(f"{self.name}: header latent shape {header.latent_shape} does not fit a "
                                  f"{header.height}x{header.width}x{header.channels} image")
         try:
-            quality = check_quality(header.quality / QUALITY_STEP)
+            quality = check_quality(header.quality / QUALITY_STEP, self.rungs)
         except ConfigError:
-            raise BitstreamError(f"{self.name}: header quality {header.quality / QUALITY_STEP:g} is outside 1..8") from None
+            raise BitstreamError(f"{self.name}: header quality {header.quality / QUALITY_STEP:g} is outside 1..{self.rungs}") from None
         if len(payload) < 4 or struct.unpack("<I", payload[:4])[0] > len(payload) - 4:
             raise BitstreamError(f"{self.name}: truncated payload")
         split = 4 + struct.unpack("<I", payload[:4])[0]
@@ -219,4 +218,4 @@ class MeanScaleCodec:
 
     def estimate_bits(self, image: np.ndarray, quality: Any) -> float:
         """The coded size the tables predict (ideal code lengths of the integer tables)."""
-        return self._bits(*self.latents(self._check_image(image), check_quality(quality)))
+        return self._bits(*self.latents(self._check_image(image), check_quality(quality, self.rungs)))
