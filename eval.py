@@ -4,7 +4,9 @@
 
 writes ``results.json`` (CompressAI-compatible keys), ``table.md`` and ``rd.png``
 into ``--out``. ``--codecs`` takes classical codec names, shipped model names
-(``python -m jaxcodec models``) and training workdirs.
+(``python -m jaxcodec models``) and training workdirs. Images that cannot be read or
+are smaller than 11x11 are skipped, each with a ``skipped ...`` line, and listed in the
+report (``--noskip_bad`` stops at the first instead); a failed run leaves no ``--out``.
 """
 
 import sys
@@ -20,6 +22,7 @@ flags.DEFINE_string("fit_data", None, "Dataset whose train split fits codecs tha
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or TFDS's default).")
 flags.DEFINE_integer("grid", 8, "Images shown in grid.png (originals vs reconstructions); 0 for none.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_bool("skip_bad", True, "Skip (and report) unreadable or too small images instead of stopping.")
 FLAGS = flags.FLAGS
 
 
@@ -37,11 +40,15 @@ def main(argv):
         results = run(
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
+            skip_bad=FLAGS.skip_bad,
         )
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(markdown_table(results))
+    if results["skipped"]:
+        print(f"skipped {len(results['skipped'])} of {results['num_images'] + len(results['skipped'])} images "
+              "(listed above and in the report)")
     print(f"wrote {', '.join(results['paths'].values())}")
     return 0
 

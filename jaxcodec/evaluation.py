@@ -7,12 +7,20 @@ images scaled to [0, 1]. Per-quality figures are means over images, as CompressA
 reports them, under CompressAI-compatible keys (``bpp``, ``psnr-rgb``,
 ``ms-ssim-rgb``) plus ``ssim`` and ``mse`` (on the [0, 1] scale; multiply by
 255² for the 8-bit scale).
+
+An image that cannot be read, or that is smaller than the metrics' 11 × 11 window, is
+skipped and reported (one ``skipped ...`` line on stderr per image, and the report's
+``skipped`` list and count) while the rest are evaluated; with ``skip_bad=False`` the
+first such image stops the run. A run that fails leaves no ``--out`` folder it created.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sys
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -25,6 +33,7 @@ from jaxcodec.codec import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 
 METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
+MIN_SIDE = metrics.SSIM_WINDOW  # the smallest height and width SSIM and MS-SSIM measure
 BD_ANCHORS = ("jpeg", "webp", "avif")
 _NOT_SERIALISED = ("decoded", "originals", "paths")
 
@@ -184,8 +193,10 @@ def _fmt(x: float, digits: int) -> str:
 
 def markdown_table(results: Mapping[str, Any]) -> str:
     """The results document as a Markdown table: one row per codec and quality."""
+    skipped = results.get("skipped") or []
     lines = [
-        f"Dataset: `{results['dataset']}` ({results['num_images']} images). "
+        f"Dataset: `{results['dataset']}` ({results['num_images']} images"
+        + (f"; {len(skipped)} skipped, listed below" if skipped else "") + "). "
         "Means over images; bpp from real bytes; MSE on the [0, 1] scale.",
         "",
         "| codec | quality | bpp | PSNR (dB) | MS-SSIM | SSIM | MSE |",
@@ -205,6 +216,9 @@ def markdown_table(results: Mapping[str, Any]) -> str:
             lines += ["", f"BD-rate ({label}) against {anchor} (negative = fewer bits):", ""]
             lines += ["| codec | BD-rate |", "|---|---|"]
             lines += [f"| {n} | {_fmt(v, 1) + '%' if _fmt(v, 1) != 'n/a' else 'n/a (curves do not overlap)'} |" for n, v in table.items()]
+    if skipped:
+        lines += ["", f"Skipped {len(skipped)} image{'s' if len(skipped) > 1 else ''}:", ""]
+        lines += [f"- {s['image']}: {s['reason']}" for s in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -281,11 +295,14 @@ def run(
     data_dir: str | None = None,
     show_progress: bool = True,
     grid: int = 8,
+    skip_bad: bool = True,
 ) -> dict[str, Any]:
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
 
     Codecs that must be fitted first (PCA) are fitted on ``fit_data`` (default: the
-    training split of ``data``).
+    training split of ``data``). Unreadable and too small images are skipped and
+    reported (:func:`load_images`), or stop the run when ``skip_bad`` is false. If the run
+    fails, the ``out_dir`` it created (and any parent it created) is removed.
     """
     from jaxcodec import data as data_lib
     from jaxcodec.fileio import make_dirs
@@ -293,9 +310,10 @@ def run(
 
     if not codec_names:
         raise ConfigError("no codecs to evaluate (--codecs is empty)")
-    images = [to_uint8(x) for x in data_lib.load_images(data, split, limit=limit, data_dir=data_dir)]
+    images, skipped = load_images(data, split, limit=limit, data_dir=data_dir, skip_bad=skip_bad)
     if not images:
-        raise DatasetError(f"no images to evaluate in {data} split {split!r}" + (" (limit 0)" if limit == 0 else ""))
+        raise DatasetError(f"no images to evaluate in {data} split {split!r}" + (" (limit 0)" if limit == 0 else "")
+                           + (f" ({len(skipped)} skipped)" if skipped else ""))
     fit_images = None
     codecs = {}
     for name in codec_names:
@@ -307,10 +325,60 @@ def run(
                 )
             kwargs["train_images"] = fit_images
         codecs[name] = get_codec(name, **kwargs)
+    created = _first_missing(os.path.abspath(out_dir))
     make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
-    results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
-    results["paths"] = write_report(results, out_dir)
+    try:
+        results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
+        results["skipped"] = skipped
+        results["num_skipped"] = len(skipped)
+        results["paths"] = write_report(results, out_dir)
+    except BaseException:
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     return results
+
+
+def load_images(data: str, split: str = "test", *, limit: int | None = None, data_dir: str | None = None,
+                skip_bad: bool = True) -> tuple[list[np.ndarray], list[dict[str, str]]]:
+    """The first ``limit`` images of a split as ``uint8``, and ``{"image", "reason"}`` for
+    each one skipped: unreadable, or smaller than :data:`MIN_SIDE` on a side. Each skip is
+    reported on stderr as it happens; with ``skip_bad`` false the first raises instead."""
+    from jaxcodec import data as data_lib
+
+    dataset = data_lib.open_dataset(data, split, data_dir=data_dir)
+    count = len(dataset) if limit is None else min(int(limit), len(dataset))
+    files = getattr(getattr(dataset, "_source", None), "files", None)  # a folder's files, for names
+    images, skipped = [], []
+    for index in range(count):
+        name = str(files[index]) if files is not None and index < len(files) else f"{data} image {index}"
+        try:
+            image = to_uint8(dataset[index])
+            if min(image.shape[:2]) < MIN_SIDE:
+                raise ImageError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels, smaller than the "
+                                 f"{MIN_SIDE}x{MIN_SIDE} the metrics need")
+        except (DatasetError, ImageError) as error:
+            if not skip_bad:
+                raise
+            reason = str(error)
+            for prefix in (f"cannot read image {name}: ", f"{name}: "):
+                reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+            skipped.append({"image": name, "reason": reason})
+            print(f"skipped {name}: {reason}", file=sys.stderr, flush=True)
+            continue
+        images.append(image)
+    return images, skipped
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of the absolute ``path`` that does not exist yet, or None."""
+    missing = None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _needs_fit(name: str) -> bool:
