@@ -22,8 +22,20 @@ flags.DEFINE_string("fit_data", None, "Dataset whose train split fits codecs tha
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: $TFDS_DATA_DIR or TFDS's default).")
 flags.DEFINE_integer("grid", 8, "Images shown in grid.png (originals vs reconstructions); 0 for none.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.DEFINE_list("match_bpp", None, "Rates (bpp) at which to measure every codec, each image at the quality "
+                  "whose rate is closest, instead of each codec's own qualities.")
 flags.DEFINE_bool("skip_bad", True, "Skip (and report) unreadable or too small images instead of stopping.")
 FLAGS = flags.FLAGS
+
+
+def _rates(values):
+    """``--match_bpp`` as floats (None when not given); a bad value is a one-line error."""
+    if not values:
+        return None
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise app.UsageError(f"--match_bpp takes numbers, got {','.join(values)}") from None
 
 
 def main(argv):
@@ -40,7 +52,7 @@ def main(argv):
         results = run(
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
-            skip_bad=FLAGS.skip_bad,
+            skip_bad=FLAGS.skip_bad, match_bpp=_rates(FLAGS.match_bpp),
         )
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -296,8 +296,12 @@ def run(
     show_progress: bool = True,
     grid: int = 8,
     skip_bad: bool = True,
+    match_bpp: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
+
+    With ``match_bpp`` every codec is measured at those rates instead of its own qualities:
+    each image at the quality whose rate is closest (:class:`jaxcodec.rate_control.AtRate`).
 
     Codecs that must be fitted first (PCA) are fitted on ``fit_data`` (default: the
     training split of ``data``). Unreadable and too small images are skipped and
@@ -325,6 +329,10 @@ def run(
                 )
             kwargs["train_images"] = fit_images
         codecs[name] = get_codec(name, **kwargs)
+        if match_bpp:
+            from jaxcodec.rate_control import AtRate
+
+            codecs[name] = AtRate(codecs[name], match_bpp)
     created = _first_missing(os.path.abspath(out_dir))
     make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
     try:

@@ -68,3 +68,26 @@ def test_compress_takes_a_target_instead_of_a_quality():
     assert len(data_) <= 5000 and jaxcodec.decompress(data_).shape == image.shape
     with pytest.raises(jaxcodec.errors.JaxcodecError, match="not both"):
         jaxcodec.compress(image, "jpeg", quality=50, max_bytes=5000)
+
+
+def test_an_evaluation_at_matched_rates_reports_each_codec_at_the_targets():
+    from jaxcodec import evaluation
+
+    image = _photo()
+    rates = [0.5, 1.0]
+    report = evaluation.evaluate({name: rate_control.AtRate(classical.get_codec(name), rates)
+                                  for name in ("jpeg", "webp")}, [image], "test", show_progress=False)
+    for name in ("jpeg", "webp"):
+        got = report["codecs"][name]["results"]
+        assert got["quality"] == rates
+        assert all(abs(b / r - 1) < 0.2 for b, r in zip(got["bpp"], rates))
+
+
+def test_eval_run_with_matched_rates(tmp_path):
+    from jaxcodec import evaluation
+
+    results = evaluation.run("sample:photos", ["jpeg"], str(tmp_path / "out"), limit=1, grid=0,
+                             show_progress=False, match_bpp=[0.3, 0.6])
+    assert results["codecs"]["jpeg"]["results"]["quality"] == [0.3, 0.6]
+    assert "at matched rates" in results["codecs"]["jpeg"]["description"]
+    assert (tmp_path / "out" / "table.md").read_text().count("| jpeg | 0.3 |") == 1
