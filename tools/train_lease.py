@@ -1,0 +1,224 @@
+r"""One accelerator lease of training: a named config for a given number of minutes, then a package.
+
+Trains on device-resident data (:mod:`jaxcodec.device_data`), prints a progress line about
+every 20 s (steps/s, loss, time left), and writes a resumable package (:mod:`jaxcodec.lease`:
+at most 8 files of at most 16 MiB, 64 MiB together: the parameters, Adam's moments as far
+as they fit, the step, the seed that fixes the data order, the config and the log) into
+``--out`` (default ``$OUT`` when set, else ``lease/package``) every ``--save-minutes`` and at
+the end. ``--minutes`` (default 9) bounds the whole run, compilation and the last save
+included, so it ends inside a 10-minute command with a margin.
+
+Before a lease, on the CPU (``lease/`` is ignored by git and travels only when carried)::
+
+    python tools/photo_splits.py workdirs/photos --data ../shared/data --extra workdirs/photos-debian
+    python tools/training_archive.py --photos workdirs/photos/train     # lease/photos-train.tar + .sha256
+    python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux2014_x86_64 -d lease/wheels ml-collections==1.1.0 constriction==0.5.0
+
+The one command of a lease on one H200 (carry ``lease/photos-train.tar``,
+``lease/photos-train.tar.sha256`` and ``lease/wheels``; ``timeout_s`` 600)::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+        lease/wheels/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 && python3 \
+        tools/train_lease.py --config configs/mbt2018_mean.py --archive lease/photos-train.tar \
+        --minutes 9 --config.batch_size=16 --config.data.crop=256 --config.data.flip=True \
+        --config.learning_rate=3e-4
+
+The package comes back as ``$OUT``'s files. Then, on the CPU::
+
+    python tools/train_lease.py check PACKAGE                 # limits and hashes
+    python tools/train_lease.py unpack PACKAGE WORKDIR        # a training workdir train.py resumes
+    python tools/train_lease.py pack WORKDIR PACKAGE          # a workdir's latest checkpoint as a package
+
+and a later lease continues with ``--resume PACKAGE`` (the package carried, or a workdir),
+with ``--config.FIELD=VALUE`` overrides on top of its config. A package can travel to a
+lease only when the working tree, the archive and it fit 64 MiB together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+
+BEGAN = time.perf_counter()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+try:
+    import ml_collections  # noqa: F401  (the config type; carried as a wheel to a lease)
+
+    from jaxcodec import photo_archive
+    from jaxcodec.errors import ConfigError, JaxcodecError
+except ImportError as error:  # a lease machine without the carried wheels
+    print(f"error: Python package {error.name or error} is missing; carry its wheel (see this tool's docstring)",
+          file=sys.stderr)
+    sys.exit(1)
+
+DEFAULT_OUT = os.path.join("lease", "package")
+
+
+def load_config_file(path: str):
+    """``get_config()`` of a config file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def _value(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(config, overrides: list[str]) -> None:
+    """Applies ``--config.a.b=VALUE`` arguments (VALUE a Python literal, or a string)."""
+    for arg in overrides:
+        name, sep, text = arg[len("--config."):].partition("=")
+        if not arg.startswith("--config.") or not sep or not name:
+            raise ConfigError(f"unexpected argument {arg}; overrides read --config.FIELD=VALUE")
+        *parents, last = name.split(".")
+        target = config
+        for part in parents:
+            if part not in target:
+                raise ConfigError(f"unknown config field config.{name}")
+            target = target[part]
+        if last not in target:
+            raise ConfigError(f"unknown config field config.{name}")
+        value, old = _value(text), target[last]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(old, tuple) and isinstance(value, list):
+            value = tuple(value)
+        try:
+            target[last] = value
+        except TypeError:
+            raise ConfigError(f"config.{name} takes {type(old).__name__} values, got {text!r}") from None
+
+
+def _data(args, config, tmp: str) -> dict:
+    """Points the config at the training photos; returns what the package records of them."""
+    if args.archive:
+        digest = photo_archive.verify(args.archive, args.sha256)
+        manifest = photo_archive.read_manifest(args.archive)
+        config.data.train = "folder:" + photo_archive.extract(args.archive, os.path.join(tmp, "photos"))
+        config.data.train_split = photo_archive.SPLIT
+        print(f"training archive {args.archive}: sha256 {digest[:16]}..., {len(manifest['photos'])} photos "
+              f"(of {manifest['available']}), longer side <= {manifest['max_side']}, JPEG q{manifest['quality']}",
+              flush=True)
+        return {"archive": os.path.basename(args.archive), "sha256": digest, "photos": len(manifest["photos"])}
+    if args.data:
+        config.data.train = args.data
+        return {"spec": args.data}
+    raise ConfigError("give the training photos: --archive TAR (a training archive) or --data SPEC")
+
+
+def _start(args, overrides):
+    """``(config, state or None, step)`` of a new run, a package or a workdir."""
+    import jax
+
+    from jaxcodec import engine, lease, sharding
+    from jaxcodec.models import build_task
+
+    if args.resume is None:
+        if not args.config:
+            raise ConfigError("give --config FILE for a new run, or --resume PACKAGE|WORKDIR")
+        config = load_config_file(args.config)
+        apply_overrides(config, overrides)
+        return config, None, 0
+    if os.path.isfile(os.path.join(args.resume, lease.MANIFEST)):
+        manifest = lease.read_manifest(args.resume)
+        config = load_config_file(args.config) if args.config else lease.config_of(manifest)
+        apply_overrides(config, overrides)
+        mesh = sharding.data_mesh(jax.local_devices()[:1])
+        abstract = engine.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
+        state, _ = lease.load(args.resume, abstract)
+        print(f"resuming package {args.resume} at step {manifest['step']} "
+              f"(optimiser moments: {manifest['optimizer']})", flush=True)
+        return config, state, int(manifest["step"])
+    if os.path.isdir(os.path.join(args.resume, engine.CHECKPOINT_DIR)):
+        config, state, step, _ = lease.latest_of_workdir(args.resume)
+        if args.config:
+            config = load_config_file(args.config)
+        apply_overrides(config, overrides)
+        print(f"continuing training workdir {args.resume} at step {step}", flush=True)
+        return config, state, step
+    raise ConfigError(f"--resume {args.resume} is neither a package nor a training workdir")
+
+
+def _train(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="train_lease.py [train]", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="config file of a new run (configs/NAME.py)")
+    parser.add_argument("--resume", help="a package or a training workdir to continue")
+    parser.add_argument("--archive", help="training archive (tools/training_archive.py)")
+    parser.add_argument("--sha256", help="the archive's SHA-256 (default: its .sha256 file)")
+    parser.add_argument("--data", help="a dataset spec instead of --archive (folder:PATH, ...)")
+    parser.add_argument("--minutes", type=float, default=9.0, help="the whole run, last save included (default 9)")
+    parser.add_argument("--out", help=f"package folder (default $OUT, else {DEFAULT_OUT})")
+    parser.add_argument("--save-minutes", type=float, default=3.0, help="package written this often (default 3)")
+    parser.add_argument("--log-seconds", type=float, default=20.0, help="a progress line at most this often")
+    parser.add_argument("--max-mib", type=float, default=60.0, help="a package's arrays at most (default 60)")
+    args, overrides = parser.parse_known_args(argv)
+    if args.minutes <= 0 or args.save_minutes <= 0:
+        raise ConfigError("--minutes and --save-minutes must be positive")
+    out = args.out or os.environ.get("OUT") or DEFAULT_OUT
+    with tempfile.TemporaryDirectory(prefix="jaxcodec-lease-") as tmp:
+        if args.archive:  # the hash first, before anything heavy
+            photo_archive.verify(args.archive, args.sha256)
+        config, state, step = _start(args, overrides)
+        data = _data(args, config, tmp)
+        from jaxcodec import lease, xla_cache
+
+        xla_cache.enable()  # a second run of the same program on this machine skips compiling
+        lease.train_for(config, out, minutes=args.minutes, start=state, start_step=step,
+                        save_minutes=args.save_minutes, log_seconds=args.log_seconds,
+                        max_bytes=int(args.max_mib * 2**20), began=BEGAN, extra={"data": data})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else "train"
+    rest = argv[1:] if argv and argv[0] == command else argv
+    try:
+        if command == "train":
+            return _train(rest)
+        from jaxcodec import lease
+
+        if command == "unpack" and len(rest) == 2:
+            step = lease.unpack(rest[0], rest[1])
+            print(f"{rest[1]}: a training workdir at step {step}; train.py --workdir {rest[1]} resumes it")
+            return 0
+        if command == "pack" and len(rest) == 2:
+            manifest = lease.pack(rest[0], rest[1])
+            print(f"{rest[1]}: package of step {manifest['step']}, {len(manifest['files']) + 1} files, "
+                  f"{sum(f['bytes'] for f in manifest['files'].values()) / 2**20:.1f} MiB, "
+                  f"optimiser moments: {manifest['optimizer']}")
+            return 0
+        if command == "check" and len(rest) == 1:
+            manifest = lease.read_manifest(rest[0])
+            files, size = lease.check_limits(rest[0])
+            lease.verify_files(rest[0], manifest)
+            print(f"{rest[0]}: package of step {manifest['step']} ({manifest['config']['model']['name']}), "
+                  f"{files} files, {size / 2**20:.1f} MiB, optimiser moments: {manifest['optimizer']}; "
+                  "within a lease's limits, hashes match")
+            return 0
+        raise ConfigError("usage: train_lease.py [train] --config FILE|--resume PATH ... | unpack PACKAGE WORKDIR "
+                          "| pack WORKDIR PACKAGE | check PACKAGE")
+    except JaxcodecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
