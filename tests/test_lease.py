@@ -231,3 +231,17 @@ def test_packages_over_the_limits_or_damaged_are_refused(tmp_path, capsys):
         assert message in err and err.count("\n") == 1, err
     with pytest.raises(lease.PackageError, match="damaged"):
         lease.load(str(damaged), _abstract(state))
+
+
+def test_travel_adds_the_working_tree_to_the_carried_files(tmp_path, capsys):
+    tool = _tool()
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.bin").write_bytes(b"x" * 1000)
+    assert tool.main(["travel", str(small)]) == 0
+    assert "MiB to spare" in capsys.readouterr().out
+    with open(tmp_path / "huge.bin", "wb") as f:
+        f.truncate(64 << 20)
+    assert tool.main(["travel", str(small), str(tmp_path / "huge.bin")]) == 1
+    assert "too much" in capsys.readouterr().err
+    assert tool.main(["travel", str(tmp_path / "nope")]) == 1

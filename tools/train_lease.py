@@ -14,6 +14,10 @@ Before a lease, on the CPU (``lease/`` is ignored by git and travels only when c
     python tools/training_archive.py --photos workdirs/photos/train     # lease/photos-train.tar + .sha256
     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux2014_x86_64 -d lease/wheels ml-collections==1.1.0 constriction==0.5.0
+    python tools/train_lease.py travel lease/photos-train.tar lease/photos-train.tar.sha256 lease/wheels
+
+(the last line checks that the working tree and the carried files fit 64 MiB; the archive
+is sized to the tree as it is when it is built, so build it just before the lease).
 
 The one command of a lease on one H200 (carry ``lease/photos-train.tar``,
 ``lease/photos-train.tar.sha256`` and ``lease/wheels``; ``timeout_s`` 600)::
@@ -186,6 +190,27 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
+def _travel(paths: list[str]) -> int:
+    """Prints what a lease would receive: the working tree and the carried ``paths``; 1 when
+    that passes 64 MiB."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from training_archive import LEASE_BYTES, tree_bytes
+
+    tree, carried = tree_bytes(), 0
+    for path in paths:
+        if not os.path.exists(path):
+            raise ConfigError(f"carried path {path} does not exist")
+        files = [path] if os.path.isfile(path) else [os.path.join(r, n) for r, _, ns in os.walk(path) for n in ns]
+        carried += sum(os.path.getsize(f) for f in files)
+    total = tree + carried
+    line = (f"working tree {tree / 2**20:.2f} MiB + carried {carried / 2**20:.2f} MiB = {total / 2**20:.2f} MiB "
+            f"of a lease's 64 MiB")
+    if total > LEASE_BYTES:
+        raise ConfigError(line + ": too much; rebuild the archive (tools/training_archive.py sizes it to the room)")
+    print(line + f"; {(LEASE_BYTES - total) / 2**20:.2f} MiB to spare")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and not argv[0].startswith("-") else "train"
@@ -205,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{sum(f['bytes'] for f in manifest['files'].values()) / 2**20:.1f} MiB, "
                   f"optimiser moments: {manifest['optimizer']}")
             return 0
+        if command == "travel" and rest:
+            return _travel(rest)
         if command == "check" and len(rest) == 1:
             manifest = lease.read_manifest(rest[0])
             files, size = lease.check_limits(rest[0])
@@ -214,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                   "within a lease's limits, hashes match")
             return 0
         raise ConfigError("usage: train_lease.py [train] --config FILE|--resume PATH ... | unpack PACKAGE WORKDIR "
-                          "| pack WORKDIR PACKAGE | check PACKAGE")
+                          "| pack WORKDIR PACKAGE | check PACKAGE | travel CARRIED...")
     except JaxcodecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
