@@ -392,23 +392,28 @@ def train_for(
     log_every = max(1, int(config.get("log_every", 100)))
     pending: list[dict] = []
     save_cost = 5.0  # seconds, until a save has been timed
-    last_save = last_print = clock()
+    last_save = last_print = last_done = clock()
+    step_seconds = 0.0
     batch = first
     say(f"training {config.model.name} from step {start_step} for {format_minutes(deadline - clock())}, "
         f"batch {config.batch_size} of {'x'.join(map(str, batch_shape[1:]))} on {mesh.size} {mesh.devices.flat[0].platform} device(s)")
     while step < num_steps:
-        now = clock()
-        if now + 2 * save_cost > deadline:
+        if clock() + 2 * (save_cost + step_seconds) > deadline:
             break
         with clock_lib.host():
             if batch is None:
                 batch = sharding.shard_batch(next(batches), data_sharding)
         state, metrics = step_fn(state, batch, np.int32(step))
         batch = None
+        if pending:  # at most two steps in flight, so the clock sees the device's progress
+            jax.block_until_ready(pending[-1])
+            now = clock()
+            step_seconds, last_done = now - last_done, now
         pending.append(metrics)
         step += 1
         if step == start_step + 1:
             jax.block_until_ready(state)
+            last_done = clock()
             clock_lib.start_totals(step)
             say(f"compiled; first step done {format_minutes(clock() - began)} after the start")
         if step % log_every == 0 or step == num_steps:
