@@ -109,6 +109,21 @@ def test_grey_and_odd_sized_images_in_tiles_round_trip(codec):
     assert np.abs(decoded.astype(int) - untiled).max() <= 1
 
 
+def test_refinement_runs_window_by_window_and_its_stream_decodes(codec):
+    """Latent refinement in windows (each window's latent refined against its own pixels,
+    with a budget that leaves room for the gradient): the stream codes the refined symbols
+    and decodes like any other."""
+    image = photo(150, 200)
+    refined = codec.refined(2)
+    with tiling.memory_budget(budget_for(codec, 5) * factorized.REFINE_MEMORY_FACTOR):
+        assert [len(s) for s in refined.windows(10, 13, refine=True)] == [2, 3]
+        data = refined.encode(image, 3)
+        symbols = refined.latents(image)
+    assert symbols.shape == (10, 13, codec.latent_channels)
+    np.testing.assert_array_equal(codec.decode_symbols(data), symbols)
+    assert codec.decode(data).shape == (150, 200, 3)
+
+
 def test_comrec_tiles_give_the_whole_images_compact_image_and_pixels(comrec):
     image = photo(301, 451)
     whole = comrec.compact(image)
