@@ -24,6 +24,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxcodec import allocator  # noqa: E402
+
+allocator.configure()  # before JAX starts its threads, as train.py does
+
 from jaxcodec import engine, photo_archive  # noqa: E402
 from jaxcodec.models import build_task  # noqa: E402
 

@@ -248,4 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from jaxcodec import allocator
+
+    allocator.configure()  # before JAX starts its threads (JAX is imported by main)
     sys.exit(main())
