@@ -238,6 +238,12 @@ def run(argv: list[str] | None = None) -> int:
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # the machine's memory, not the input: one line that says what to lower
+        if not (isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)):
+            raise
+        print(f"error: out of memory while coding {getattr(args, 'input', '')}; lower --max-memory (tiles) "
+              "or --max-pixels", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -359,3 +359,22 @@ def test_max_pixels_and_max_memory_options(codec, workdir, files, stream, tmp_pa
                     "--max-memory", str(codec.bytes_per_pixel * (16 * (1 + 2 * codec.halo)) ** 2)]) == 0
     capsys.readouterr()
     assert out.read_bytes() == stream[0]
+
+
+def test_running_out_of_memory_is_one_line_naming_what_to_lower(files, monkeypatch, capsys):
+    from jaxcodec import api
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 32487981056 bytes.")
+
+    monkeypatch.setattr(api, "compress", exhausted)
+    photo = str(files["dir"] / "photo.png")
+    assert cli_run(["compress", photo, str(files["dir"] / "never.jxc")]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"out of memory while coding {photo}; lower --max-memory")
+    monkeypatch.setattr(api, "compress", lambda *a, **k: [0] * (1 << 62))
+    assert cli_run(["compress", photo, str(files["dir"] / "never.jxc")]) == 1
+    assert_one_line_error(capsys.readouterr().err, "out of memory")
+    assert not (files["dir"] / "never.jxc").exists()
+    monkeypatch.setattr(api, "compress", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a bug stays a traceback
+        cli_run(["compress", photo, str(files["dir"] / "never.jxc")])
