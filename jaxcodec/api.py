@@ -147,6 +147,27 @@ def decompress(data: bytes, model: str | os.PathLike | Codec | None = None) -> n
     return zoo.decode_stream(data)
 
 
+def check_stream(data: bytes) -> None:
+    """What decoding checks before it allocates, for :func:`info`: the declared size against
+    the pixel limit (:mod:`jaxcodec.limits`) and, for a shipped model's stream, the payload
+    against the fewest bytes its symbols can take (the codec's ``check_stream``); a forged
+    header is a :class:`~jaxcodec.errors.BitstreamError`."""
+    from jaxcodec import artefact, classical, container, limits, zoo
+    from jaxcodec.errors import BitstreamError
+
+    if classical.identify(data) is not None:
+        return
+    header = container.unpack(data)[0]
+    limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
+    for name, entry in zoo.shipped_models().items():
+        if name == header.model or (entry["model_name"] == header.model and
+                                    artefact.read_spec(entry["path"]).get("table_hash") == header.table_hash.hex()):
+            codec = zoo.load_codec(entry["path"])
+            if hasattr(codec, "check_stream"):
+                codec.check_stream(data)
+            return
+
+
 def info(data: bytes) -> dict[str, Any]:
     """The header fields of a ``.jxc`` stream, as a dict; for a standard codec's stream
     (:func:`jaxcodec.classical.identify`), its codec, size and image shape."""
@@ -157,6 +178,7 @@ def info(data: bytes) -> dict[str, Any]:
         h, w, c = classical.get_codec(standard).decode(data).shape
         return {"codec": standard, "height": h, "width": w, "channels": c, "total_bytes": len(data),
                 "bpp": len(data) * 8 / (h * w)}
+    check_stream(data)
     header, payload = container.unpack(data)
     return {
         "model": header.model,

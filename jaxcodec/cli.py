@@ -125,26 +125,6 @@ def _limits(args: argparse.Namespace) -> contextlib.ExitStack:
     return stack
 
 
-def _check_stream(data: bytes) -> None:
-    """What ``decompress`` checks before it allocates, for ``info``: the declared size
-    against the pixel limit and, for a shipped model's stream, the payload against the
-    fewest bytes its symbols can take (the codec's ``check_stream``)."""
-    from jaxcodec import artefact, classical, container, limits, zoo
-    from jaxcodec.errors import BitstreamError
-
-    if classical.identify(data) is not None:
-        return
-    header = container.unpack(data)[0]
-    limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
-    for name, entry in zoo.shipped_models().items():
-        if name == header.model or (entry["model_name"] == header.model and
-                                    artefact.read_spec(entry["path"]).get("table_hash") == header.table_hash.hex()):
-            codec = zoo.load_codec(entry["path"])
-            if hasattr(codec, "check_stream"):
-                codec.check_stream(data)
-            return
-
-
 def _steps(text: str) -> int:
     """``--refine``'s value as an int (a ConfigError, one line, for anything else)."""
     from jaxcodec.errors import ConfigError
@@ -213,7 +193,6 @@ def run(argv: list[str] | None = None) -> int:
         elif args.command == "info":
             data = _read(args.input)
             with _limits(args):
-                _check_stream(data)
                 print(json.dumps(api.info(data), indent=1))
         elif args.command == "models":
             from jaxcodec.zoo import describe

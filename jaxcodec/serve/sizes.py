@@ -7,8 +7,8 @@ file (413) before any pixel is decoded:
 * image files (PNG, JPEG, WebP, TIFF, BMP, PNM, AVIF, JPEG 2000, GIF): Pillow parses only
   the header when it opens a file; its own bomb guard (``Image.MAX_IMAGE_PIXELS``) counts as
   a refusal too;
-* ``.jxc`` streams: the container's header (:func:`jaxcodec.info`, which checks the CRC but
-  decodes nothing);
+* ``.jxc`` streams: the container's header (:func:`jaxcodec.container.unpack`, which checks
+  the CRC but decodes nothing);
 * standard codecs' streams (:func:`jaxcodec.classical.identify`): Pillow's header for JPEG,
   WebP, AVIF and JPEG 2000, and the codestream's ``SizeHeader`` for JPEG XL, which Pillow
   does not read (ISO/IEC 18181-1, Sec. A.2).
@@ -21,8 +21,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-import jaxcodec
-from jaxcodec import classical
+from jaxcodec import classical, container
 from jaxcodec.errors import BitstreamError, ImageError, one_line
 from jaxcodec.serve.errors import TooLarge
 
@@ -120,8 +119,8 @@ def stream_size(data: bytes) -> tuple[int, int]:
     """
     standard = classical.identify(data)
     if standard is None:
-        info = jaxcodec.info(data)  # the container's header: nothing is decoded
-        return int(info["width"]), int(info["height"])
+        header = container.unpack(data)[0]  # the container's header: nothing is decoded
+        return int(header.width), int(header.height)
     body = bytes(data)
     if classical.identify(body[1:]) == standard and body[:1] == b"G":  # a grey stream's prefix
         body = body[1:]
