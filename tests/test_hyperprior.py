@@ -148,6 +148,12 @@ def test_round_trip_and_continuous_quality(trained):
     for bad in (0.5, 8.5, "x", None):
         with pytest.raises(ConfigError):
             codec.encode(image, bad)
+    from jaxcodec.errors import ImageError
+
+    for bad_image in (image.astype(np.float32), np.zeros((8, 8, 4), np.uint8), np.zeros((0, 5, 3), np.uint8)):
+        with pytest.raises(ImageError):
+            codec.encode(bad_image, 3)
+    assert codec.decode(codec.encode(image[..., 0], 3)).shape == image.shape[:2] + (1,)
 
 
 def test_rate_estimate_is_the_written_size(trained):

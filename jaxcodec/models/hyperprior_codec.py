@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec import container, entropy, gaussian_conditional, integer_net
-from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
+from jaxcodec.codec import check_image
+from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 
@@ -99,14 +100,9 @@ class MeanScaleCodec:
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
+        """``uint8 (H, W, C)``, C = 1 or 3 (a 2-D image is grey): :func:`jaxcodec.codec.check_image`."""
         image = np.asarray(image)
-        if image.dtype != np.uint8:
-            raise ImageError(f"{self.name} expects a uint8 image, got dtype {image.dtype}")
-        if image.ndim == 2:
-            image = image[:, :, None]
-        if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
-            raise ImageError(f"{self.name} expects an (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
-        return image
+        return check_image(image[:, :, None] if image.ndim == 2 else image)
 
     def padded(self, image: np.ndarray) -> np.ndarray:
         """Float32 ``(1, H', W', 3)`` in ``[0, 1]``: RGB (grey replicated), edge-padded to multiples of 64."""
