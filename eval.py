@@ -42,12 +42,13 @@ def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # keep Orbax's INFO lines out of the progress output
-    from jaxcodec import allocator, xla_cache
+    from jaxcodec.runtime import allocator
+    from jaxcodec.runtime import xla_cache
     from jaxcodec.errors import JaxcodecError
-    from jaxcodec.evaluation import markdown_table, run
+    from jaxcodec.eval.rate_distortion import markdown_table, run
 
     try:
-        allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
+        allocator.configure()  # before JAX starts its threads (see jaxcodec.runtime.allocator)
         xla_cache.enable()  # every quality of a ladder compiles the same programs per image size
         results = run(
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,

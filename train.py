@@ -2,7 +2,7 @@
 
 Override any config field from the command line, e.g. ``--config.num_steps=100``.
 Running again with the same workdir resumes from its latest checkpoint. This file
-only parses flags; the logic lives in :mod:`jaxcodec.engine`.
+only parses flags; the logic lives in :mod:`jaxcodec.train.engine`.
 """
 
 import sys
@@ -26,10 +26,11 @@ def main(argv):
     if "tensorflow" in sys.modules:
         # TensorFlow (used by the data pipeline) must not grab GPU memory JAX needs.
         sys.modules["tensorflow"].config.set_visible_devices([], "GPU")
-    from jaxcodec import allocator, engine  # imported after flag parsing, so flag errors come fast
+    from jaxcodec.runtime import allocator
+    from jaxcodec.train import engine  # imported after flag parsing, so flag errors come fast
 
     try:
-        allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
+        allocator.configure()  # before JAX starts its threads (see jaxcodec.runtime.allocator)
         engine.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -71,13 +71,13 @@ def add_peer_args(parser) -> None:
                         help="torch device of CompressAI's network (cpu, or cuda beside jax on a GPU)")
     parser.add_argument("--peer-malloc", choices=("system", "same"), default="system",
                         help="CompressAI's allocator: glibc's defaults (system), or the settings jaxcodec's "
-                             "entry points use (same; see jaxcodec.allocator)")
+                             "entry points use (same; see jaxcodec.runtime.allocator)")
 
 
 def configure_allocator() -> str:
-    """Applies :func:`jaxcodec.allocator.configure` as jaxcodec's entry points do; returns
+    """Applies :func:`jaxcodec.runtime.allocator.configure` as jaxcodec's entry points do; returns
     a description of the allocator for the result line."""
-    from jaxcodec import allocator
+    from jaxcodec.runtime import allocator
     from jaxcodec.errors import JaxcodecError
 
     try:
@@ -89,7 +89,7 @@ def configure_allocator() -> str:
 def run_peer(peer_python: str, mode: str, data_path: str, *args: str, malloc: str = "system") -> dict:
     """Runs ``_compressai_peer.py`` under ``peer_python``; returns its JSON result.
     ``malloc="same"`` starts it with jaxcodec's allocator settings (glibc variables)."""
-    from jaxcodec import allocator
+    from jaxcodec.runtime import allocator
 
     cmd = [peer_python, PEER_SCRIPT, mode, data_path, *args]
     env = dict(os.environ)
@@ -148,7 +148,8 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     import jax
     import jax.numpy as jnp
 
-    from jaxcodec import engine, zoo
+    from jaxcodec import zoo
+    from jaxcodec.train import engine
     from jaxcodec.errors import ModelError
     from jaxcodec.models import build_task
 

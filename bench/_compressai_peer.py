@@ -49,7 +49,7 @@ def _torchvision_shim() -> str:
 
 
 TORCHVISION_NOTE = _torchvision_shim()
-from compressai.models import FactorizedPrior, MeanScaleHyperprior  # noqa: E402
+from compressai.models import FactorizedPrior, MeanScaleHyperprior
 
 
 def to_tensor(x_uint8: np.ndarray) -> torch.Tensor:

@@ -16,7 +16,7 @@ row starts a new process of this Python and times it from start to exit:
 * ``import jaxcodec``: ``python -c "import jaxcodec"``;
 * ``decompress cold`` / ``compress cold``: ``python -m jaxcodec decompress IN.jxc OUT.png``
   and ``python -m jaxcodec compress IN.png OUT.jxc`` with an empty persistent compilation
-  cache (``JAXCODEC_CACHE_DIR``, :mod:`jaxcodec.xla_cache`, a new empty folder each run);
+  cache (``JAXCODEC_CACHE_DIR``, :mod:`jaxcodec.runtime.xla_cache`, a new empty folder each run);
 * ``decompress warm`` / ``compress warm``: the same commands with a cache that an earlier
   run of the same command filled.
 
@@ -27,11 +27,11 @@ then run in turns, one of each per round, so a change in the machine's load hits
 alike. The table gives the median and the minimum over ``--repeats`` rounds.
 
 Last, it reports which heavy modules (optax, orbax, tensorflow, tensorflow_datasets,
-jaxcodec.engine) are in ``sys.modules`` after a decode, through ``jaxcodec.decompress`` and
+jaxcodec.train.engine) are in ``sys.modules`` after a decode, through ``jaxcodec.decompress`` and
 through the command line's own code (:func:`jaxcodec.cli.run`), and which third-party
 packages got loaded, to show whether decoding pulls in the training stack. It also counts
 the programs each warm cache holds after one run: JAX stores only those that took at least
-``jaxcodec.xla_cache.MIN_COMPILE_SECONDS`` to compile, so a command whose programs all
+``jaxcodec.runtime.xla_cache.MIN_COMPILE_SECONDS`` to compile, so a command whose programs all
 compile faster than that gains nothing from the cache, and its warm row is a second cold one.
 
 Every process runs with the repository root as its working folder, so the checkout's
@@ -53,7 +53,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HEIGHT, WIDTH = 512, 768
-HEAVY_MODULES = ("optax", "orbax", "tensorflow", "tensorflow_datasets", "jaxcodec.engine")
+HEAVY_MODULES = ("optax", "orbax", "tensorflow", "tensorflow_datasets", "jaxcodec.train.engine")
 
 # Writes the photo's PNG; prints its name, the default model and the cache's compile-time
 # threshold as one JSON line.
@@ -61,7 +61,8 @@ _PREPARE = r"""
 import json, sys
 import numpy as np
 from PIL import Image
-from jaxcodec import api, data, xla_cache
+from jaxcodec import api, data
+from jaxcodec.runtime import xla_cache
 height, width, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 photos = data.load_images("sample:photos")
 index = next((i for i, p in enumerate(photos) if p.shape[0] >= height and p.shape[1] >= width), None)

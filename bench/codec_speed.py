@@ -22,7 +22,7 @@ times are the medians over all runs of all rounds.
 The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s (encode
 median + decode median)
 (jaxcodec speed / CompressAI speed). ``--refine N`` also times jaxcodec's encoder with N
-steps of latent refinement (:mod:`jaxcodec.refinement`; CompressAI has no counterpart, so
+steps of latent refinement (:mod:`jaxcodec.codecs.refinement`; CompressAI has no counterpart, so
 it is reported on its own line and kept out of the ratio).
 """
 
@@ -31,20 +31,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, take_turns  # noqa: E402
-from jaxcodec import engine, sharding  # noqa: E402
-from jaxcodec.layers import ALGORITHMS  # noqa: E402
-from jaxcodec.models import hyperprior  # noqa: E402
-from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
-from jaxcodec.models.hyperprior import MeanScaleTask  # noqa: E402
+from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, take_turns
+from jaxcodec.train import engine
+from jaxcodec.train import sharding
+from jaxcodec.layers import ALGORITHMS
+from jaxcodec.models import hyperprior
+from jaxcodec.models.factorized import FactorizedTask, default_config
+from jaxcodec.models.hyperprior import MeanScaleTask
 
 
 def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", model: str = "factorized"):

@@ -8,7 +8,7 @@ and the synthesis transform's largest (32×32×128 → 64×64×128 sub-pixel, 3�
 * the input gradient of the strided layer by XLA's own transposed convolution vs by
   :func:`jaxcodec.layers.down_conv2d` (four stride-1 phases), side by side;
 * the sub-pixel layer's ``3×3`` convolution by XLA vs by ``F(4×4, 3×3)`` Winograd
-  (:mod:`jaxcodec.winograd`), forward and forward + backward, at the training shape and
+  (:mod:`jaxcodec.ops.winograd`), forward and forward + backward, at the training shape and
   at a 512×768 image's (1×128×192×128 → 512), side by side; GFLOP/s count the direct
   convolution's multiply-adds for both;
 * the strided layer's forward pass by XLA vs by Winograd over the space-to-depth input
@@ -29,7 +29,6 @@ The last line is ``ratio: X`` with X = XLA input-gradient time / phase-split tim
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import jax
@@ -37,10 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import configure_allocator  # noqa: E402
-from jaxcodec import layers  # noqa: E402
+from _common import configure_allocator
+from jaxcodec import layers
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 

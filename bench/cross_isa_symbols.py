@@ -5,7 +5,7 @@ qualities in the model's range) with a model in this process, then decodes every
 symbols (``codec.decode_symbols``) in fresh processes whose XLA code is limited to each
 ``--isa`` (``XLA_FLAGS=--xla_cpu_max_isa=...``), and counts the streams whose symbols differ
 from the encoder's. For the mean-scale hyperprior the decoder's entropy parameters come from
-its integer network (:mod:`jaxcodec.integer_net`), so the count should be zero::
+its integer network (:mod:`jaxcodec.entropy.integer_net`), so the count should be zero::
 
     .venv/bin/python bench/cross_isa_symbols.py --model /work/runs/mbt2018_mean \\
         --photos /work/runs/photos/val --images 200

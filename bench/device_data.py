@@ -1,9 +1,9 @@
 """Training with device-resident data against the host pipeline: steps/s and time outside the step.
 
-Trains the same model twice through the engine (``jaxcodec.engine.train``) for ``--steps``
+Trains the same model twice through the engine (``jaxcodec.train.engine.train``) for ``--steps``
 steps, once with the host pipeline (``jaxcodec.data.batches``: crops and Lanczos shrinking
 on the host, a copy to the device per step) and once with ``config.data.device_resident``
-(``jaxcodec.device_data``: the images on the device, patches drawn inside a jitted
+(``jaxcodec.train.device_data``: the images on the device, patches drawn inside a jitted
 function), and prints for each the engine's whole-run figures, compilation excluded:
 steps/s and the share of wall time spent outside the jitted step. The last line is
 ``ratio: X`` with X = device-resident steps/s / host-pipeline steps/s.
@@ -22,14 +22,14 @@ import os
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxcodec import allocator  # noqa: E402
+from jaxcodec.runtime import allocator
 
 allocator.configure()  # before JAX starts its threads, as train.py does
 
-from jaxcodec import engine, photo_archive  # noqa: E402
-from jaxcodec.models import build_task  # noqa: E402
+from jaxcodec.train import engine
+from jaxcodec.train import photo_archive
+from jaxcodec.models import build_task
 
 
 def _config(args, device_resident: bool):

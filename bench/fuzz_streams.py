@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import struct
-import sys
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import run_main  # noqa: E402
+from _common import run_main
 
 
 def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
@@ -49,7 +46,9 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     import numpy as np
     import skimage.data
 
-    from jaxcodec import container, entropy, zoo
+    from jaxcodec import zoo
+    from jaxcodec.codecs import container
+    from jaxcodec.entropy import coder as entropy
     from jaxcodec.models import factorized
 
     codec = zoo.get_codec(model)

@@ -1,7 +1,7 @@
 r"""Precise latent recovery: Lipton & Tripathi's (2017, arXiv:1702.04782, Sec. 3) test.
 
 Draw ``z*`` from the prior U[-1, 1]^d, render ``x = G(z*)``, recover ``z`` from ``x``
-by Adam (:func:`jaxcodec.inversion.invert`; ``--restarts`` random starts per trial,
+by Adam (:func:`jaxcodec.codecs.inversion.invert`; ``--restarts`` random starts per trial,
 the lowest image loss kept; ``--refine`` Levenberg–Marquardt iterations after Adam)
 and count a trial as recovered when ``mean |z - z*| < 0.01``. Reports the rate for
 unconstrained descent, projected clipping and stochastic clipping.
@@ -16,18 +16,14 @@ initialised generator of ``--config``. All trials of one mode run as one batch.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxcodec import inversion  # noqa: E402
-from _common import load_generator, run_main  # noqa: E402
+from jaxcodec.codecs import inversion
+from _common import load_generator, run_main
 
 
 def main() -> None:
@@ -40,7 +36,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--restarts", type=int, default=1, help="random starts per trial, lowest loss kept")
     parser.add_argument("--refine", type=int, default=0,
-                        help="Levenberg-Marquardt iterations after Adam (jaxcodec.inversion); 0 = Adam only")
+                        help="Levenberg-Marquardt iterations after Adam (jaxcodec.codecs.inversion); 0 = Adam only")
     parser.add_argument("--threshold", type=float, default=1e-2, help="success: mean |z - z*| below this")
     parser.add_argument("--modes", default="none,project,stochastic")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,12 +1,12 @@
 r"""Inversion throughput: one vmap-batched jitted descent vs a per-image Python loop.
 
 GAN reversal (seed 001) recovers a generator latent per image by Adam on ``L(G(z), x)``
-(:mod:`jaxcodec.inversion`). This compares, with the same loss, steps, learning-rate
+(:mod:`jaxcodec.codecs.inversion`). This compares, with the same loss, steps, learning-rate
 schedule and clipping:
 
-(a) batched: :func:`jaxcodec.inversion.invert` on all ``--batch`` images at once (one
+(a) batched: :func:`jaxcodec.codecs.inversion.invert` on all ``--batch`` images at once (one
     vmapped computation over the batch, the project's default loop for the backend);
-(b) looped: the per-image step of :func:`jaxcodec.inversion.make_inversion_step`,
+(b) looped: the per-image step of :func:`jaxcodec.codecs.inversion.make_inversion_step`,
     jitted once for a single image and driven image by image, step by step, from
     Python, on the first ``--loop-images`` images (a subset: its images/s rate is
     comparable with (a)'s).
@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import load_generator, run_main  # noqa: E402
-from jaxcodec import inversion  # noqa: E402
+from _common import load_generator, run_main
+from jaxcodec.codecs import inversion
 
 
 def main() -> None:

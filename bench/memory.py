@@ -30,9 +30,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import load_photos, run_main  # noqa: E402
+from _common import load_photos, run_main
 
 DEFAULT_SIZES = "1000x1000,2000x2000,4000x4000,6000x4000,8000x6000,10000x10000"
 CELL = 1000

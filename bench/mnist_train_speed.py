@@ -1,13 +1,13 @@
 r"""Training speed of the MNIST autoencoders (seeds 003 and 004) through the real engine.
 
-Runs :func:`jaxcodec.engine.train` — the same jitted, state-donating step, data
+Runs :func:`jaxcodec.train.engine.train` — the same jitted, state-donating step, data
 pipeline, progress logging and checkpointing as ``train.py`` — for a few hundred
 steps at batch 128 on MNIST, and prints per model
 
 * training images/s (compilation excluded: the engine's whole-run figure), and
 * the share of wall time spent outside the jitted step (reading and batching the data,
   host-to-device copies), which the engine measures in
-  :class:`jaxcodec.progress.Progress`; the target is below 10%.
+  :class:`jaxcodec.train.progress.Progress`; the target is below 10%.
 
 The deep autoencoder runs without RBM pre-training here (pre-training is a separate,
 one-off phase; its CD-1 steps are not the fine-tuning step measured).
@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import configure_allocator  # noqa: E402
-from absl import logging  # noqa: E402
+from _common import configure_allocator
+from absl import logging
 
-from jaxcodec import engine  # noqa: E402
-from jaxcodec.models import build_task  # noqa: E402
+from jaxcodec.train import engine
+from jaxcodec.models import build_task
 
 MODELS = {
     "mnist_conv_ae (seed 004)": ("configs.mnist_conv_ae", {}),

@@ -11,7 +11,7 @@ at their common λ: lower is better::
 
 Prints one row per model and, for a model with the same λ as the row before it, the
 relative change of the objective. ``--refine STEPS`` measures the encoders with latent
-refinement (:mod:`jaxcodec.refinement`) at each model's own step size, or at ``--lr``;
+refinement (:mod:`jaxcodec.codecs.refinement`) at each model's own step size, or at ``--lr``;
 ``--crop S`` scores the centre S×S of each image. The shipped models' ``refine_lr`` was
 chosen so, on training photos::
 
@@ -21,21 +21,19 @@ chosen so, on training photos::
 
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import codec_members, model_data_parser, run_main  # noqa: E402
-from jaxcodec import data, evaluation  # noqa: E402
-from jaxcodec.errors import ConfigError  # noqa: E402
+from _common import codec_members, model_data_parser, run_main
+from jaxcodec import data
+from jaxcodec.eval import rate_distortion as evaluation
+from jaxcodec.errors import ConfigError
 
 
 def objective(codec, images: list[np.ndarray]) -> tuple[float, float, float]:
     """Mean ``(bpp, MSE, λ·255²·MSE + bpp)`` over ``images`` (real streams, ``[0, 1]`` MSE),
-    measured by :func:`jaxcodec.evaluation.evaluate_codec` as ``eval.py`` does."""
+    measured by :func:`jaxcodec.eval.rate_distortion.evaluate_codec` as ``eval.py`` does."""
     results = evaluation.evaluate_codec(codec, images, [codec.qualities[-1]])["results"]
     bpp, mse = results["bpp"][0], results["mse"][0]
     return bpp, mse, codec.lmbda * 255.0**2 * mse + bpp

@@ -13,22 +13,20 @@ refinement), and counts the lines of ``/proc/self/maps`` before and after::
 
 Ends with ``mappings per image size: X`` (the mean over the sizes) and how many image
 sizes fit under the process's limit at that rate (``eval.py`` drops all compiled programs
-once half the limit is used: :mod:`jaxcodec.compiled_code`).
+once half the limit is used: :mod:`jaxcodec.runtime.compiled_code`).
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import codec_members, fit_image, load_photos, run_main  # noqa: E402
-from jaxcodec.compiled_code import MAPS, map_limit, mappings  # noqa: E402
-from jaxcodec.errors import ConfigError  # noqa: E402
-from jaxcodec.layers import ALGORITHMS  # noqa: E402
+from _common import codec_members, fit_image, load_photos, run_main
+from jaxcodec.runtime.compiled_code import MAPS, map_limit, mappings
+from jaxcodec.errors import ConfigError
+from jaxcodec.layers import ALGORITHMS
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:

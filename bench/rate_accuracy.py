@@ -13,13 +13,11 @@ the largest ``|payload − estimate| / estimate`` over models.
 
 from __future__ import annotations
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import codec_members, model_data_parser, run_main  # noqa: E402
-from jaxcodec import container, data  # noqa: E402
+from _common import codec_members, model_data_parser, run_main
+from jaxcodec import data
+from jaxcodec.codecs import container
 
 
 def main() -> None:

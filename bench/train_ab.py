@@ -22,19 +22,18 @@ faster).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import load_photos, positive, random_crops, run_main  # noqa: E402
-from jaxcodec import engine, layers, sharding  # noqa: E402
-from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
+from _common import load_photos, positive, random_crops, run_main
+from jaxcodec import layers
+from jaxcodec.train import engine
+from jaxcodec.train import sharding
+from jaxcodec.models.factorized import FactorizedTask, default_config
 
 VARIANTS = ("xla-weight-grad", "direct", "winograd")
 

@@ -4,7 +4,7 @@ Measures optimisation steps per second of ``FactorizedTask(default_config(qualit
 (N=128, M=192, GDN, sub-pixel synthesis, Adam lr 1e-4, gradient clipping at norm 1,
 ``λ·255²·MSE + bpp`` with λ=0.0067; ``--upsample transposed`` gives CompressAI's exact
 synthesis taps instead of the default sub-pixel layers) at batch ``--batch`` of ``--patch``² real photo
-patches, through the engine's own jitted step (``jaxcodec.engine.make_train_step``:
+patches, through the engine's own jitted step (``jaxcodec.train.engine.make_train_step``:
 state donated, step rng folded in), and the same for CompressAI's
 ``FactorizedPrior(128, 192)`` (same loss, Adam lr 1e-4, ``clip_grad_norm_(1.0)``,
 ``torch.set_num_threads(2)``) on the same patches in a subprocess of ``--peer-python``.
@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, take_turns  # noqa: E402
-from jaxcodec import engine, sharding  # noqa: E402
-from jaxcodec.layers import ALGORITHMS  # noqa: E402
-from jaxcodec.models.factorized import FactorizedTask, default_config  # noqa: E402
+from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, take_turns
+from jaxcodec.train import engine
+from jaxcodec.train import sharding
+from jaxcodec.layers import ALGORITHMS
+from jaxcodec.models.factorized import FactorizedTask, default_config
 
 
 class JaxTraining:

@@ -16,7 +16,7 @@ from jaxcodec.models.hyperprior import default_config
 
 def get_config():
     config = default_config()
-    # Images decoded once onto the devices, patches drawn there (jaxcodec.device_data): no
+    # Images decoded once onto the devices, patches drawn there (jaxcodec.train.device_data): no
     # host work per step; the host pipeline is used, with a message, when they do not fit.
     config.data.device_resident = False
     config.data.flip = False  # random horizontal flips (device-resident data only)

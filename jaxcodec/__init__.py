@@ -28,17 +28,17 @@ from jaxcodec.errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "train_and_evaluate": "jaxcodec.engine",
-    "load_checkpoint": "jaxcodec.engine",
+    "train_and_evaluate": "jaxcodec.train.engine",
+    "load_checkpoint": "jaxcodec.train.engine",
     "get_codec": "jaxcodec.zoo",
     "shipped_models": "jaxcodec.zoo",
-    "evaluate": "jaxcodec.evaluation",
+    "evaluate": "jaxcodec.eval.rate_distortion",
     "build_task": "jaxcodec.models",
     "load_images": "jaxcodec.data",
     "batches": "jaxcodec.data",
-    "invert": "jaxcodec.inversion",
+    "invert": "jaxcodec.codecs.inversion",
 }
-# Every module of the package (jaxcodec.refinement, jaxcodec.imageio, ...), imported on first use.
+# Every module of the package (jaxcodec.codecs.refinement, jaxcodec.image, ...), imported on first use.
 _SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
 
 

@@ -6,7 +6,7 @@
 
 Images are ``uint8`` arrays of shape ``(H, W, C)`` or ``(H, W)`` (C = 1 or 3), or
 ``uint16`` or float arrays in [0, 1] (rounded to 8 bits). Streams from learned models are ``.jxc`` containers
-(:mod:`jaxcodec.container`) that name the model that made them, so
+(:mod:`jaxcodec.codecs.container`) that name the model that made them, so
 :func:`decompress` needs no model argument for shipped models.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxcodec.codec import Codec
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ImageError, JaxcodecError
 
 DEFAULT_MODEL = "bmshj2017-factorized"
@@ -26,8 +26,8 @@ DEFAULT_MODEL = "bmshj2017-factorized"
 
 def as_uint8_image(image: Any) -> np.ndarray:
     """Checks and converts an image to ``uint8`` ``(H, W, C)`` with C in {1, 3}: floats in
-    [0, 1] (clipped) and ``uint16`` (:func:`jaxcodec.imageio.to_uint8`) are rounded to 8 bits."""
-    from jaxcodec import imageio
+    [0, 1] (clipped) and ``uint16`` (:func:`jaxcodec.image.to_uint8`) are rounded to 8 bits."""
+    from jaxcodec import image as imageio
 
     x = np.asarray(image)
     if x.ndim == 2:
@@ -47,9 +47,9 @@ def as_uint8_image(image: Any) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file into ``uint8`` ``(H, W, C)`` with the conversions of
-    :mod:`jaxcodec.imageio` (grey stays grey, alpha is dropped, palette and CMYK become
+    :mod:`jaxcodec.image` (grey stays grey, alpha is dropped, palette and CMYK become
     RGB, 16-bit and float images are rounded to 8 bits)."""
-    from jaxcodec import imageio
+    from jaxcodec import image as imageio
 
     if not os.path.exists(path):
         raise ImageError(f"{os.fspath(path)}: no such file")
@@ -93,7 +93,7 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
 
     ``quality`` defaults to the middle of the codec's qualities. ``refine > 0`` lets a
     learned codec's encoder optimise the image's latent for that many steps
-    (:mod:`jaxcodec.refinement`): slower encoding, fewer bits for the same quality, and a
+    (:mod:`jaxcodec.codecs.refinement`): slower encoding, fewer bits for the same quality, and a
     stream that decodes like any other. Instead of a quality, one target picks it
     (:mod:`jaxcodec.rate_control`): ``max_bytes`` (the largest quality whose stream fits),
     ``bpp`` (the closest rate) or ``psnr`` (the smallest stream that reaches it).
@@ -152,7 +152,9 @@ def check_stream(data: bytes) -> None:
     the pixel limit (:mod:`jaxcodec.limits`) and, for a shipped model's stream, the payload
     against the fewest bytes its symbols can take (the codec's ``check_stream``); a forged
     header is a :class:`~jaxcodec.errors.BitstreamError`."""
-    from jaxcodec import artefact, classical, container, limits, zoo
+    from jaxcodec import artefact, limits, zoo
+    from jaxcodec.codecs import standard as classical
+    from jaxcodec.codecs import container
     from jaxcodec.errors import BitstreamError
 
     if classical.identify(data) is not None:
@@ -170,8 +172,9 @@ def check_stream(data: bytes) -> None:
 
 def info(data: bytes) -> dict[str, Any]:
     """The header fields of a ``.jxc`` stream, as a dict; for a standard codec's stream
-    (:func:`jaxcodec.classical.identify`), its codec, size and image shape."""
-    from jaxcodec import classical, container
+    (:func:`jaxcodec.codecs.standard.identify`), its codec, size and image shape."""
+    from jaxcodec.codecs import standard as classical
+    from jaxcodec.codecs import container
 
     standard = classical.identify(data)
     if standard is not None:

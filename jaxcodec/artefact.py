@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxcodec.codec import Codec
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ModelError
 
 FORMAT = "jaxcodec-model/1"

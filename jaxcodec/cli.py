@@ -143,7 +143,7 @@ def _refinement_bar():
         return
     from tqdm import tqdm
 
-    from jaxcodec import refinement
+    from jaxcodec.codecs import refinement
 
     bar = None
 
@@ -164,11 +164,14 @@ def _refinement_bar():
 def run(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    from jaxcodec import allocator, api, imageio, xla_cache
+    from jaxcodec import api
+    from jaxcodec.runtime import allocator
+    from jaxcodec import image as imageio
+    from jaxcodec.runtime import xla_cache
     from jaxcodec.fileio import atomic_write_bytes
 
     try:
-        allocator.configure()  # before JAX starts its threads (see jaxcodec.allocator)
+        allocator.configure()  # before JAX starts its threads (see jaxcodec.runtime.allocator)
         xla_cache.enable()  # one image per process: reuse compiled transforms across calls
         if args.command == "compress":
             _check_not_input(args)

@@ -18,11 +18,11 @@ A dataset is named by a spec string ``SCHEME:TARGET``:
     the size of the files; prepare large sets with ``--file_format=array_record`` instead.
     Splits and slices are TFDS's own (``"train"``, ``"test"``, ``"train[:1000]"``).
 ``folder:PATH``
-    Every image file (:data:`jaxcodec.imageio.IMAGE_EXTENSIONS`) under PATH, searched
+    Every image file (:data:`jaxcodec.image.IMAGE_EXTENSIONS`) under PATH, searched
     recursively (hidden files and folders skipped), in sorted order of their relative paths,
     of any size. If PATH has a subfolder named like the split (``PATH/train``, ``PATH/test``)
     that subfolder is used; a folder without split subfolders serves all its files for every
-    split. Pixel conversions are those of :mod:`jaxcodec.imageio` (grey stays one channel,
+    split. Pixel conversions are those of :mod:`jaxcodec.image` (grey stays one channel,
     alpha is dropped, palette becomes RGB, 16-bit is divided by 65535).
 ``npz:PATH``
     A NumPy ``.npz`` with arrays ``x_train`` / ``x_test`` (MNIST layout, chosen by split as
@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxcodec import imageio
+from jaxcodec import image as imageio
 from jaxcodec.errors import ConfigError, DatasetError, ImageError, one_line
 
 SCHEMES = ("tfds", "folder", "npz", "sample")

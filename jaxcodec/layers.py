@@ -20,7 +20,7 @@
   reads ``in[i-1 .. i+1]``. The sub-pixel layer learns all 36, so it can express
   every transposed convolution and avoids the input-dilated convolutions that XLA
   runs slowly on CPU. Its wide layers run by Winograd's ``F(4×4, 3×3)`` on CPU
-  (:func:`stride1_conv`, :mod:`jaxcodec.winograd`).
+  (:func:`stride1_conv`, :mod:`jaxcodec.ops.winograd`).
 
 Why the custom gradients. XLA on CPU computes the weight gradient of a convolution
 as a convolution whose "kernel" is the whole output-gradient map, which runs at a
@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcodec import winograd
+from jaxcodec.ops import winograd
 
 __all__ = [
     "ALGORITHMS",
@@ -304,7 +304,7 @@ def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
 
 def stride1_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
     """Stride-1 SAME convolution by XLA (``"direct"``, :func:`conv2d`'s gradients), by
-    ``F(4×4, 3×3)`` Winograd (``"winograd"``, :func:`jaxcodec.winograd.conv3x3`; ``3×3``
+    ``F(4×4, 3×3)`` Winograd (``"winograd"``, :func:`jaxcodec.ops.winograd.conv3x3`; ``3×3``
     kernels only), or by whichever is faster for the shapes (``"auto"``,
     :func:`winograd_pays`). The two agree to float rounding (about 2·10⁻⁵ of the
     largest output)."""

@@ -10,7 +10,7 @@ refuse such files before any large array exists:
   :func:`pixel_limit`; ``python -m jaxcodec compress/decompress/info --max-pixels``);
 * **a payload bound**: an entropy-coded payload cannot hold more symbols than its length
   allows at the cheapest cost the coder can give a symbol. The tables are integers
-  (:mod:`jaxcodec.entropy`), and constriction's ANS coder gives symbol ``k`` of a table
+  (:mod:`jaxcodec.entropy.coder`), and constriction's ANS coder gives symbol ``k`` of a table
   of ``K`` symbols at ``precision`` bits the 24-bit weight ``w_k = p_{k+1} - p_k``, with
   ``p_k = floor(C_k (2**24 - K) / 2**precision) + k`` (``C_k`` the cumulative
   frequency), so a table's cheapest symbol costs exactly ``24 - log2(max_k w_k)`` bits
@@ -22,7 +22,7 @@ refuse such files before any large array exists:
 
 The bound holds for every stream the encoders write, except that the coder starts from
 the state 0, which the lowest symbol of every table (an offset with ``C_0 = 0``) leaves at
-0: a payload of version 1 (:mod:`jaxcodec.container`) whose symbols were all their
+0: a payload of version 1 (:mod:`jaxcodec.codecs.container`) whose symbols were all their
 tables' lowest values would be shorter. No trained encoder produces that latent (those
 values carry the tables' tail mass, ~1e-9); version-2 payloads first code a guard symbol
 that moves the state off 0, so for them the bound has no exception.

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from jaxcodec.codec import Codec
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, JaxcodecError
 
 MAX_ENCODES = 4  # real encodes after the estimate, for a codec of continuous rate

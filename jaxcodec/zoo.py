@@ -7,8 +7,8 @@ trade-offs: ``bmshj2017-factorized`` is the ladder ``bmshj2017-factorized-q1`` .
 ``-q9``, and its quality is the index in the ladder.
 
 :func:`get_codec` resolves, in order: a shipped model or family name, a model folder
-(an artefact, or a training workdir, which is restored through :mod:`jaxcodec.engine`),
-then the classical codecs of :mod:`jaxcodec.classical`.
+(an artefact, or a training workdir, which is restored through :mod:`jaxcodec.train.engine`),
+then the classical codecs of :mod:`jaxcodec.codecs.standard`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from jaxcodec import artefact
-from jaxcodec.codec import Codec
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ModelError
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -95,7 +95,7 @@ class LadderCodec:
         return member.encode(image, member.qualities[-1])
 
     def refined(self, steps: int, lr: float | None = None) -> "LadderCodec":
-        """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.refinement`)."""
+        """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.codecs.refinement`)."""
         return LadderCodec(self.name, {q: functools.partial(lambda q: refined(self.member(q), steps, lr=lr), q)
                                        for q in self.qualities}, self.description)
 
@@ -107,7 +107,7 @@ class LadderCodec:
         return self._by_member(data, "decode_symbols")
 
     def _by_member(self, data: bytes, method: str) -> Any:
-        from jaxcodec import container
+        from jaxcodec.codecs import container
 
         header, _ = container.unpack(data)
         # Every member of a ladder carries the same model name; the table hash in the
@@ -136,7 +136,7 @@ def load_codec(path: str) -> Codec:
 @functools.lru_cache(maxsize=64)
 def load_workdir_codec(path: str) -> Codec:
     """The codec of a trained workdir (restores its latest checkpoint through the engine)."""
-    from jaxcodec.engine import load_checkpoint
+    from jaxcodec.train.engine import load_checkpoint
     from jaxcodec.models import build_task
 
     config, state, tables = load_checkpoint(path)
@@ -147,7 +147,7 @@ def load_workdir_codec(path: str) -> Codec:
 
 
 def refined(codec: Codec, steps: int, **kwargs: Any) -> Codec:
-    """``codec`` with encoder-side latent refinement (:mod:`jaxcodec.refinement`);
+    """``codec`` with encoder-side latent refinement (:mod:`jaxcodec.codecs.refinement`);
     a :class:`ModelError` for codecs without a continuous latent (classical codecs)."""
     if not hasattr(codec, "refined"):
         raise ModelError(f"{codec.name} has no latent to refine (refinement needs a learned model with an entropy model)")
@@ -156,8 +156,8 @@ def refined(codec: Codec, steps: int, **kwargs: Any) -> Codec:
 
 def split_refine(name: str) -> tuple[str, int | None]:
     """``"NAME+refine=N"`` → ``("NAME", N)``; ``"NAME+refine"`` → ``("NAME",``
-    :data:`jaxcodec.refinement.DEFAULT_STEPS` ``)``; a plain name → ``(name, None)``."""
-    from jaxcodec.refinement import DEFAULT_STEPS
+    :data:`jaxcodec.codecs.refinement.DEFAULT_STEPS` ``)``; a plain name → ``(name, None)``."""
+    from jaxcodec.codecs.refinement import DEFAULT_STEPS
 
     base, plus, suffix = name.rpartition("+")
     if not plus or not suffix.startswith("refine"):
@@ -191,7 +191,7 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
             raise ModelError(f"{name} is not a training workdir (config.json) or a model folder "
                              f"({artefact.MODEL_FILE})")
         return load_codec(os.path.abspath(name))
-    from jaxcodec import classical
+    from jaxcodec.codecs import standard as classical
 
     try:
         return classical.get_codec(name, **kwargs)
@@ -204,7 +204,7 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
                    licence: str = "") -> str:
     """Writes a training workdir's latest checkpoint into ``dest/name`` as an inference
     artefact (:func:`export_state`). Returns the new folder."""
-    from jaxcodec import engine
+    from jaxcodec.train import engine
     from jaxcodec.models import build_task
 
     if not _NAME.match(name):
@@ -259,8 +259,8 @@ def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, t
 
 
 def _latest_step(workdir: str) -> int:
-    from jaxcodec import engine
-    from jaxcodec.checkpoint import Checkpointer
+    from jaxcodec.train import engine
+    from jaxcodec.train.checkpoint import Checkpointer
 
     with Checkpointer(os.path.join(workdir, engine.CHECKPOINT_DIR), read_only=True) as ckpt:
         step = ckpt.latest_step()
@@ -279,7 +279,8 @@ def decode_stream(data: bytes) -> np.ndarray:
     (JPEG, WebP, AVIF, JPEG XL, JPEG 2000: what ``compress --model jpeg`` writes) is
     recognised by its signature and decoded by that codec.
     """
-    from jaxcodec import classical, container
+    from jaxcodec.codecs import standard as classical
+    from jaxcodec.codecs import container
 
     standard = classical.identify(data)
     if standard is not None:

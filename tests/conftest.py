@@ -7,7 +7,7 @@ import pytest
 
 
 def pytest_configure(config):
-    """The command line's compilation cache (jaxcodec.xla_cache) goes to a temporary
+    """The command line's compilation cache (jaxcodec.runtime.xla_cache) goes to a temporary
     folder during the tests, not the user's ~/.cache."""
     os.environ.setdefault("JAXCODEC_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcodec-xla-tests-"))
 

@@ -14,7 +14,8 @@ def main(workdir: str, data: str, out: str) -> None:
     import jax
     import numpy as np
 
-    from jaxcodec import engine, sharding
+    from jaxcodec.train import engine
+    from jaxcodec.train import sharding
     from tests import engine_task
 
     sharding.initialize_distributed()

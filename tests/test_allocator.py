@@ -1,4 +1,4 @@
-"""jaxcodec.allocator: freed large blocks are reused instead of being mapped afresh."""
+"""jaxcodec.runtime.allocator: freed large blocks are reused instead of being mapped afresh."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from jaxcodec import allocator
+from jaxcodec.runtime import allocator
 from jaxcodec.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 16,384 pages; one reused from the heap does not fault at all.
 _PROBE = """
 import ctypes, json, resource
-from jaxcodec import allocator
+from jaxcodec.runtime import allocator
 on = allocator.configure()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p

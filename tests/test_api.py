@@ -51,7 +51,7 @@ def test_as_uint8_image_rounds_16_bit_arrays():
 
 
 def test_has_alpha_sees_alpha_channels_and_transparent_palettes(tmp_path):
-    from jaxcodec import imageio
+    from jaxcodec import image as imageio
 
     rgb = np.random.default_rng(2).integers(0, 256, (6, 5, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
@@ -71,7 +71,7 @@ def test_model_argument_takes_names_paths_codecs_and_none(monkeypatch):
     import pathlib
 
     from jaxcodec import zoo
-    from jaxcodec import classical
+    from jaxcodec.codecs import standard as classical
     from jaxcodec.errors import ModelError
 
     digit = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)

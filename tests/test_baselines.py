@@ -1,4 +1,4 @@
-"""Tests of the paper baselines (jaxcodec.baselines): bicubic, k-means and PCA."""
+"""Tests of the paper baselines (jaxcodec.codecs.baselines): bicubic, k-means and PCA."""
 
 import io
 import os
@@ -9,8 +9,9 @@ from PIL import Image
 from skimage import data
 from skimage.transform import downscale_local_mean
 
-from jaxcodec import baselines, classical
-from jaxcodec.codec import Codec
+from jaxcodec.codecs import baselines
+from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 SAMPLE = os.path.join(os.path.dirname(classical.__file__), "samples", "mnist_sample.npz")

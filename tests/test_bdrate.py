@@ -1,4 +1,4 @@
-"""Tests for jaxcodec.bdrate: closed-form cases and an independent VCEG-M33 re-derivation."""
+"""Tests for jaxcodec.eval.bdrate: closed-form cases and an independent VCEG-M33 re-derivation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from jaxcodec.bdrate import bd_psnr, bd_rate
+from jaxcodec.eval.bdrate import bd_psnr, bd_rate
 from jaxcodec.errors import JaxcodecError
 
 # A JPEG-like rate-distortion curve (bits per pixel, dB) with a realistic bend.

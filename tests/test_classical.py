@@ -1,4 +1,4 @@
-"""Tests of the standard codecs (jaxcodec.classical) against the real libraries."""
+"""Tests of the standard codecs (jaxcodec.codecs.standard) against the real libraries."""
 
 import io
 import os
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from jaxcodec import classical
-from jaxcodec.codec import Codec
+from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 STANDARD = ["jpeg", "webp", "jpeg2000", "avif", "jpegxl"]
@@ -176,7 +176,8 @@ def test_registry():
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_standard_streams_are_identified_and_decode_without_naming_the_codec(name, photo, digit):
-    from jaxcodec import api, container, zoo
+    from jaxcodec import api, zoo
+    from jaxcodec.codecs import container
 
     codec = classical.get_codec(name)
     q = codec.qualities[len(codec.qualities) // 2]

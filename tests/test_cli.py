@@ -13,7 +13,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxcodec import container, engine, zoo
+from jaxcodec import zoo
+from jaxcodec.codecs import container
+from jaxcodec.train import engine
 from jaxcodec.cli import run as cli_run
 from jaxcodec.models.factorized import default_config
 

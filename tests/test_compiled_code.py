@@ -1,4 +1,4 @@
-"""Compiled machine code (jaxcodec.compiled_code): the mapping count the process reports,
+"""Compiled machine code (jaxcodec.runtime.compiled_code): the mapping count the process reports,
 and dropping compiled programs once it nears the system's limit, without changing any
 result."""
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from jaxcodec import compiled_code, evaluation
+from jaxcodec.runtime import compiled_code
+from jaxcodec.eval import rate_distortion as evaluation
 from jaxcodec.zoo import get_codec
 
 pytestmark = pytest.mark.skipif(compiled_code.mappings() is None, reason="needs /proc/self/maps (Linux)")

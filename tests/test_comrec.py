@@ -13,7 +13,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxcodec import container, evaluation
+from jaxcodec.codecs import container
+from jaxcodec.eval import rate_distortion as evaluation
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.models import build_task
 from jaxcodec.models import comrec

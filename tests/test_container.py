@@ -1,4 +1,4 @@
-"""Tests for jaxcodec.container: the .jxc layout, round trips, and corrupt streams."""
+"""Tests for jaxcodec.codecs.container: the .jxc layout, round trips, and corrupt streams."""
 
 import dataclasses
 import hashlib
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxcodec import container
-from jaxcodec.container import Header, pack, peek_header, unpack
+from jaxcodec.codecs import container
+from jaxcodec.codecs.container import Header, pack, peek_header, unpack
 from jaxcodec.errors import BitstreamError
 
 

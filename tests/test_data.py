@@ -1,4 +1,4 @@
-"""Tests of jaxcodec.data and jaxcodec.imageio against real files and a real TFDS data dir."""
+"""Tests of jaxcodec.data and jaxcodec.image against real files and a real TFDS data dir."""
 
 import io
 import logging
@@ -11,7 +11,8 @@ import skimage.data
 import skimage.transform
 from PIL import Image
 
-from jaxcodec import data, imageio
+from jaxcodec import data
+from jaxcodec import image as imageio
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 from tests import tfds_fixture
 

@@ -1,4 +1,4 @@
-"""jaxcodec.device_data: training batches drawn on the devices, and the engine's switch to them."""
+"""jaxcodec.train.device_data: training batches drawn on the devices, and the engine's switch to them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcodec import data, device_data, engine
+from jaxcodec import data
+from jaxcodec.train import device_data
+from jaxcodec.train import engine
 from tests import engine_task
 
 

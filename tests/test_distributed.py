@@ -12,7 +12,8 @@ import sys
 import jax
 import numpy as np
 
-from jaxcodec import data, engine
+from jaxcodec import data
+from jaxcodec.train import engine
 from tests import engine_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcodec import data, engine, progress
+from jaxcodec import data
+from jaxcodec.train import engine
+from jaxcodec.train import progress
 from jaxcodec.errors import ConfigError, JaxcodecError
 from tests import engine_task
 

@@ -1,4 +1,4 @@
-"""Tests for jaxcodec.entropy: integer tables, ANS round trips, rates, corrupt input."""
+"""Tests for jaxcodec.entropy.coder: integer tables, ANS round trips, rates, corrupt input."""
 
 import heapq
 import math
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jaxcodec import entropy
+from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -1,4 +1,4 @@
-"""eval.py's engine (jaxcodec.evaluation.run): rates from real bytes, the report files, and
+"""eval.py's engine (jaxcodec.eval.rate_distortion.run): rates from real bytes, the report files, and
 an output folder that cannot be written failing before any work is done."""
 
 import io
@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxcodec import evaluation
+from jaxcodec.eval import rate_distortion as evaluation
 from jaxcodec.errors import JaxcodecError
 
 

@@ -17,7 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax import lax
 
-from jaxcodec import container, entropy, factorized_prior, layers
+from jaxcodec import layers
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, JaxcodecError, ModelError
 from jaxcodec.models import factorized
 

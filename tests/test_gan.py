@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcodec import container, entropy, latent_codec
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import ConfigError
 from jaxcodec.models import build_task
 from jaxcodec.models import gan

@@ -1,7 +1,6 @@
 """The mean-scale hyperprior: Gaussian conditional tables, the integer entropy-parameter
 network, and its codec (round trip, continuous quality, determinism, damaged streams)."""
 
-import math
 import os
 import subprocess
 import sys
@@ -12,10 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxcodec import container, data, gaussian_conditional, integer_net
+from jaxcodec import data
+from jaxcodec.codecs import container
+from jaxcodec.entropy import gaussian_conditional
+from jaxcodec.entropy import integer_net
 from jaxcodec.errors import BitstreamError, ConfigError, JaxcodecError, ModelError
 from jaxcodec.models import hyperprior
-from jaxcodec.models.hyperprior import HyperSynthesis, MeanScaleHyperprior
+from jaxcodec.models.hyperprior import MeanScaleHyperprior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""Tests of jaxcodec.inversion: losses, clipping, batched and data-parallel latent recovery."""
+"""Tests of jaxcodec.codecs.inversion: losses, clipping, batched and data-parallel latent recovery."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from jaxcodec import inversion
+from jaxcodec.codecs import inversion
 from jaxcodec.errors import ConfigError
 from jaxcodec.models.gan import Generator
 
@@ -75,7 +75,7 @@ def test_data_parallel_on_four_devices_equals_single_device(problem):
         import jax, numpy as np
         assert jax.device_count() == 4, jax.devices()
         from tests.test_inversion import _setup, GENERATOR, SETTINGS
-        from jaxcodec import inversion
+        from jaxcodec.codecs import inversion
         params, z_true, images, keys = _setup()
         z, loss = inversion.invert(GENERATOR.apply, params, images, rng=keys, **SETTINGS)
         print(json.dumps({{"z": np.asarray(z).tolist(), "shards": len(z.sharding.device_set)}}))

@@ -1,4 +1,4 @@
-"""Tests of jaxcodec.latent_codec with a PCA model of real MNIST digits as the encoder/decoder."""
+"""Tests of jaxcodec.codecs.latent with a PCA model of real MNIST digits as the encoder/decoder."""
 
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import jaxcodec
-from jaxcodec import container, entropy, latent_codec
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import BitstreamError, ImageError, ModelError
 
 SAMPLE = Path(jaxcodec.__file__).parent / "samples" / "mnist_sample.npz"
@@ -96,7 +98,7 @@ def test_stream_layout_and_bpp(codec, pca, digits, tables):
     np.testing.assert_array_equal(hist.decode(payload), q)
     # The ANS payload is within one 32-bit word (+ the final state) of the ideal code length.
     assert len(payload) * 8 <= hist.entropy_bits(q) + 64
-    assert jaxcodec.metrics.bpp(len(data), 28, 28) == pytest.approx(len(data) * 8 / 784)
+    assert jaxcodec.eval.metrics.bpp(len(data), 28, 28) == pytest.approx(len(data) * 8 / 784)
 
 
 def test_bytes_are_deterministic_and_tables_survive_npz(codec, pca, tables, digits, tmp_path):

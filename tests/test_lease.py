@@ -1,4 +1,4 @@
-"""jaxcodec.lease and tools/train_lease.py: a time-boxed run, its package, resuming and workdirs."""
+"""jaxcodec.train.lease and tools/train_lease.py: a time-boxed run, its package, resuming and workdirs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import optax
 import pytest
 from PIL import Image
 
-from jaxcodec import engine, lease, photo_archive
+from jaxcodec.train import engine
+from jaxcodec.train import lease
+from jaxcodec.train import photo_archive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "mbt2018_mean.py")

@@ -1,4 +1,4 @@
-"""Tests for jaxcodec.metrics against scikit-image and an independent NumPy MS-SSIM.
+"""Tests for jaxcodec.eval.metrics against scikit-image and an independent NumPy MS-SSIM.
 
 The photos are scikit-image's bundled astronaut and camera images. The MS-SSIM
 reference below is written from Wang, Simoncelli & Bovik (2003) with SciPy
@@ -18,7 +18,7 @@ import scipy.signal
 from skimage import data, filters
 from skimage import metrics as skm
 
-from jaxcodec import metrics
+from jaxcodec.eval import metrics
 from jaxcodec.errors import ImageError
 
 WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])

@@ -10,7 +10,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 import jaxcodec
-from jaxcodec.codec import Codec
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.models import build_task, rbm
 from jaxcodec.models.mnist_conv_ae import ConvAETask, depth_to_space
 from jaxcodec.models.mnist_deep_ae import DeepAETask, unroll

@@ -1,4 +1,4 @@
-"""jaxcodec.photo_archive and tools/training_archive.py: the training archive that travels to a lease."""
+"""jaxcodec.train.photo_archive and tools/training_archive.py: the training archive that travels to a lease."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcodec import data, photo_archive
+from jaxcodec import data
+from jaxcodec.train import photo_archive
 from jaxcodec.errors import DatasetError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

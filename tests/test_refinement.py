@@ -1,4 +1,4 @@
-"""Encoder-side latent refinement (jaxcodec.refinement): SGA samples against their
+"""Encoder-side latent refinement (jaxcodec.codecs.refinement): SGA samples against their
 analytic distribution, the search against a brute-force optimum of a separable codec,
 and the shipped factorized codec scored from real bytes and decoded pixels."""
 
@@ -11,7 +11,7 @@ import pytest
 import skimage.data
 
 import jaxcodec
-from jaxcodec import refinement
+from jaxcodec.codecs import refinement
 from jaxcodec.errors import ConfigError, ModelError
 from jaxcodec.zoo import LadderCodec, get_codec, refined, split_refine
 

@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 
-from jaxcodec import engine
+from jaxcodec.train import engine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import jaxcodec
-from jaxcodec import classical, container, metrics
+from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import container
+from jaxcodec.eval import metrics
 from jaxcodec.errors import ConfigError
 from jaxcodec.serve import app as app_lib
 from jaxcodec.serve import config as config_lib
@@ -317,7 +319,7 @@ def never_decoded(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decoded although refused from the header")
 
-    monkeypatch.setattr("jaxcodec.imageio.decode_image", refuse)
+    monkeypatch.setattr("jaxcodec.image.decode_image", refuse)
     monkeypatch.setattr("jaxcodec.decompress", refuse)
 
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxcodec import sharding
+from jaxcodec.train import sharding
 from jaxcodec.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +23,8 @@ EIGHT_DEVICES = textwrap.dedent(
     """
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from jaxcodec import engine, sharding
+    from jaxcodec.train import engine
+    from jaxcodec.train import sharding
     from jaxcodec.errors import ConfigError
     from tests import engine_task
 

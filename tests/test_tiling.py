@@ -16,7 +16,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxcodec import container, entropy, imageio, limits, tiling, zoo
+from jaxcodec import limits, tiling, zoo
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec import image as imageio
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, JaxcodecError
 from jaxcodec.models import factorized
 

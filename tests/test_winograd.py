@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxcodec import layers, winograd
+from jaxcodec import layers
+from jaxcodec.ops import winograd
 from jaxcodec.errors import ConfigError
 from jaxcodec.models import factorized
 

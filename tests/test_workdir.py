@@ -1,4 +1,4 @@
-"""One training run per workdir, and logs cut back to the resumed step (jaxcodec.workdir)."""
+"""One training run per workdir, and logs cut back to the resumed step (jaxcodec.train.workdir)."""
 
 import json
 import os
@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from jaxcodec import workdir
-from jaxcodec.progress import EventWriter
+from jaxcodec.train import workdir
+from jaxcodec.train.progress import EventWriter
 
 HOLD = """
 import sys
-from jaxcodec import workdir
+from jaxcodec.train import workdir
 from jaxcodec.errors import JaxcodecError
 try:
     with workdir.lock(sys.argv[1]):

@@ -1,10 +1,10 @@
-"""jaxcodec.xla_cache: where the compilation cache lives, and that compiled programs land there."""
+"""jaxcodec.runtime.xla_cache: where the compilation cache lives, and that compiled programs land there."""
 
 import os
 import subprocess
 import sys
 
-from jaxcodec import xla_cache
+from jaxcodec.runtime import xla_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +20,8 @@ def test_cache_dir_from_the_environment():
 # A program that takes longer than MIN_COMPILE_SECONDS to compile (the Winograd layer).
 _PROBE = """
 import jax, jax.numpy as jnp
-from jaxcodec import winograd, xla_cache
+from jaxcodec.ops import winograd
+from jaxcodec.runtime import xla_cache
 print(xla_cache.enable())
 jax.jit(winograd.conv3x3)(jnp.ones((1, 64, 96, 64)), jnp.ones((3, 3, 64, 256))).block_until_ready()
 """

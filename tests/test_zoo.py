@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import jaxcodec
-from jaxcodec import artefact, engine, zoo
+from jaxcodec import artefact, zoo
+from jaxcodec.train import engine
 from jaxcodec.cli import run as cli_run
 from jaxcodec.errors import ModelError
 
@@ -110,7 +111,7 @@ def test_decoding_a_shipped_model_imports_no_training_code():
         "digit = data.open_dataset('sample:mnist', 'test').native(0)\n"
         "for image, model in ((photo, 'bmshj2017-factorized'), (digit, 'mnist-conv-ae')):\n"
         "    assert jaxcodec.decompress(jaxcodec.compress(image, model)).shape == image.shape\n"
-        "heavy = ('optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'jaxcodec.engine', 'jaxcodec.checkpoint')\n"
+        "heavy = ('optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'jaxcodec.train.engine', 'jaxcodec.train.checkpoint')\n"
         "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

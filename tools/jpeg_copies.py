@@ -19,9 +19,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxcodec import fileio, imageio  # noqa: E402
+from jaxcodec import fileio
+from jaxcodec import image as imageio  # noqa: E402
 from jaxcodec.errors import JaxcodecError  # noqa: E402
 
 

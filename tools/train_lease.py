@@ -1,7 +1,7 @@
 r"""One accelerator lease of training: a named config for a given number of minutes, then a package.
 
-Trains on device-resident data (:mod:`jaxcodec.device_data`), prints a progress line about
-every 20 s (steps/s, loss, time left), and writes a resumable package (:mod:`jaxcodec.lease`:
+Trains on device-resident data (:mod:`jaxcodec.train.device_data`), prints a progress line about
+every 20 s (steps/s, loss, time left), and writes a resumable package (:mod:`jaxcodec.train.lease`:
 at most 8 files of at most 16 MiB, 64 MiB together: the parameters, Adam's moments as far
 as they fit, the step, the seed that fixes the data order, the config and the log) into
 ``--out`` (default ``$OUT`` when set, else ``lease/package``) every ``--save-minutes`` and at
@@ -56,7 +56,7 @@ sys.path.insert(0, ROOT)
 try:
     import ml_collections  # noqa: F401  (the config type; carried as a wheel to a lease)
 
-    from jaxcodec import photo_archive
+    from jaxcodec.train import photo_archive
     from jaxcodec.errors import ConfigError, JaxcodecError
 except ImportError as error:  # a lease machine without the carried wheels
     print(f"error: Python package {error.name or error} is missing; carry its wheel (see this tool's docstring)",
@@ -131,7 +131,9 @@ def _start(args, overrides):
     """``(config, state or None, step)`` of a new run, a package or a workdir."""
     import jax
 
-    from jaxcodec import engine, lease, sharding
+    from jaxcodec.train import engine
+    from jaxcodec.train import lease
+    from jaxcodec.train import sharding
     from jaxcodec.models import build_task
 
     if args.resume is None:
@@ -181,7 +183,8 @@ def _train(argv: list[str]) -> int:
             photo_archive.verify(args.archive, args.sha256)
         config, state, step = _start(args, overrides)
         data = _data(args, config, tmp)
-        from jaxcodec import lease, xla_cache
+        from jaxcodec.train import lease
+        from jaxcodec.runtime import xla_cache
 
         xla_cache.enable()  # a second run of the same program on this machine skips compiling
         lease.train_for(config, out, minutes=args.minutes, start=state, start_step=step,
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             return _train(rest)
-        from jaxcodec import lease
+        from jaxcodec.train import lease
 
         if command == "unpack" and len(rest) == 2:
             step = lease.unpack(rest[0], rest[1])
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jaxcodec import allocator
+    from jaxcodec.runtime import allocator
 
     allocator.configure()  # before JAX starts its threads (JAX is imported by main)
     sys.exit(main())

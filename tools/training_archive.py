@@ -9,7 +9,7 @@ tree)::
     python tools/training_archive.py --photos workdirs/photos/train            # lease/photos-train.tar
 
 Each photo is shrunk to at most ``--max-side`` pixels (default 512) and coded as a JPEG of
-``--quality`` (default 95) at 4:4:4 (:mod:`jaxcodec.photo_archive`); when they do not all fit,
+``--quality`` (default 95) at 4:4:4 (:mod:`jaxcodec.train.photo_archive`); when they do not all fit,
 a seeded random subset does, and the tool says how many. It writes ``OUT`` and ``OUT.sha256``
 and prints the figures: photos taken and available, bytes, PSNR of the coded photos against
 the shrunk originals, and the room left under 64 MiB. Only the train split goes in: never
@@ -28,7 +28,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from jaxcodec import imageio, photo_archive  # noqa: E402
+from jaxcodec import image as imageio
+from jaxcodec.train import photo_archive  # noqa: E402
 from jaxcodec.errors import JaxcodecError  # noqa: E402
 
 LEASE_BYTES = 64 << 20  # what travels to a lease: the working tree plus carried paths

@@ -1,6 +1,6 @@
 """Model families, looked up by ``config.model.name``.
 
-Each family is a :class:`jaxcodec.task.Task` class whose constructor takes the whole
+Each family is a :class:`jaxcodec.train.task.Task` class whose constructor takes the whole
 ``ml_collections.ConfigDict``. Modules are imported lazily so that importing
 :mod:`jaxcodec` stays fast.
 """
@@ -27,7 +27,7 @@ def task_names() -> list[str]:
 
 
 def build_task(config):
-    """Builds the :class:`~jaxcodec.task.Task` named by ``config.model.name``."""
+    """Builds the :class:`~jaxcodec.train.task.Task` named by ``config.model.name``."""
     name = config.model.name
     if name not in _TASKS:
         raise ModelError(f"unknown model family {name!r}; known: {', '.join(task_names())}")

@@ -12,7 +12,7 @@ Convolutional Neural Networks" (IEEE TCSVT 28(10), 2018; arXiv:1708.00838), also
    Keys' cubic kernel with ``a = -0.5``, in the codec and in training alike).
 4. **RecCNN** predicts the residual ``r`` and ``x̂ = up(ĉ) + r`` (Jiang Sec. III-B).
 
-The stream is a :mod:`jaxcodec.container` ``.jxc`` whose payload is a plain JPEG file of
+The stream is a :mod:`jaxcodec.codecs.container` ``.jxc`` whose payload is a plain JPEG file of
 the compact image (any JPEG decoder opens it); bpp counts every byte of the container.
 
 Choices the paper leaves open, or that differ from it, made here:
@@ -50,7 +50,7 @@ Choices the paper leaves open, or that differ from it, made here:
 * **Grey images** are replicated to RGB, coded, and averaged back to one channel
   (header ``channels = 1``). Odd sizes are padded to even by edge replication and the
   output is cropped.
-* ``table_hash`` is :func:`jaxcodec.entropy.table_hash` of every parameter array, so a
+* ``table_hash`` is :func:`jaxcodec.entropy.coder.table_hash` of every parameter array, so a
   stream from other weights is refused with :class:`~jaxcodec.errors.ModelError`.
 * **Large images** are transformed in tiles with exact halos (:mod:`jaxcodec.tiling`):
   ComCNN reads 3 pixels beyond a compact pixel's own two, the bicubic up-sampling two
@@ -73,7 +73,9 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxcodec import container, entropy, limits, tiling
+from jaxcodec import limits, tiling
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.layers import conv2d
 
@@ -385,7 +387,7 @@ class ComRecTask:
 
 
 class ComRecCodec:
-    """A :class:`jaxcodec.codec.Codec`: ComCNN → 8 bits → JPEG in a ``.jxc`` → RecCNN.
+    """A :class:`jaxcodec.codecs.protocol.Codec`: ComCNN → 8 bits → JPEG in a ``.jxc`` → RecCNN.
 
     ``encode`` pads to even size, runs ComCNN, and stores the compact image's JPEG as
     the payload; ``decode`` decodes it, up-samples, adds RecCNN's residual and crops.

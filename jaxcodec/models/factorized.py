@@ -12,7 +12,7 @@ Ballé, Laparra & Simoncelli, "End-to-end optimized image compression", ICLR 201
   CompressAI's transposed convolutions instead (computed by phases,
   :func:`jaxcodec.layers.transposed_conv2d`);
 * entropy model: one deep factorized density per latent channel (Ballé et al. 2018,
-  Appendix 6.1; :mod:`jaxcodec.factorized_prior`).
+  Appendix 6.1; :mod:`jaxcodec.entropy.deep_factorized`).
 
 Training minimises ``λ·255²·MSE + bpp`` (CompressAI's convention; MSE of ``[0, 1]``
 pixels), with ``bpp = Σ −log2 p(ỹ) / pixels``. The latent ``ỹ`` is ``y + u``,
@@ -41,7 +41,7 @@ sets the analysis kernels (the synthesis mirrors them), which gives seed 000's
 
 The codec (:class:`FactorizedCodec`) pads the image to a multiple of 16 (edge
 replication), rounds ``g_a(x)``, codes every latent with its channel's integer table
-(:func:`jaxcodec.factorized_prior.build_tables`, float64, built once by
+(:func:`jaxcodec.entropy.deep_factorized.build_tables`, float64, built once by
 :meth:`FactorizedTask.finalize`) and stores a ``.jxc`` container. A grey image is coded
 as RGB with three equal channels and decoded back to one channel (mean of the three).
 
@@ -52,10 +52,10 @@ reads 30 pixels beyond a latent's 16, the synthesis under 2 latents beyond a pix
 gives the whole image's latent and pixels up to float rounding, with memory for one
 window (:func:`jaxcodec.tiling.budget`; ``--max-memory``).
 
-The stream (``.jxc`` version 2, :mod:`jaxcodec.container`) codes the latent in square
+The stream (``.jxc`` version 2, :mod:`jaxcodec.codecs.container`) codes the latent in square
 tiles of :data:`STREAM_TILE` = 64 latent positions (1024 × 1024 pixels) from the top
 left, in raster order, the last row and column of tiles cut short; the header's tile
-field holds that side. Each tile is coded on its own (:func:`jaxcodec.entropy.encode_symbols`
+field holds that side. Each tile is coded on its own (:func:`jaxcodec.entropy.coder.encode_symbols`
 over its ``(h, w, M)`` symbols in C order, each with its channel's table, then one guard
 symbol), so a decoder holds one tile's coder at a time. The payload is the tiles' bytes
 in order, each but the last preceded by its length (u32, little-endian); the last runs
@@ -63,7 +63,7 @@ to the end. The **guard** is the value 1 under an extra table whose every other 
 has frequency 1: it costs nothing, moves the coder's state off 0 before any symbol, so
 a payload is never shorter than its symbols' cheapest cost (:mod:`jaxcodec.limits`), and
 the decoder checks it comes out last. The header's **content check**
-(:func:`jaxcodec.container.content_digest`) covers the header and every tile's symbols
+(:func:`jaxcodec.codecs.container.content_digest`) covers the header and every tile's symbols
 in coding order, as little-endian int32.
 
 Before it allocates anything the size of the image, the decoder checks the declared
@@ -88,7 +88,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxcodec import container, entropy, factorized_prior, limits, refinement, tiling
+from jaxcodec import limits, tiling
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy import deep_factorized as factorized_prior
+from jaxcodec.codecs import refinement
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.layers import ALGORITHMS, GDN, DownConv, SubPixelConv, TransposedConv
 
@@ -362,7 +366,7 @@ class FactorizedTask:
 
     def finalize(self, state: dict, batches: Any = None) -> dict[str, np.ndarray]:
         """Integer tables ``freqs (M, K)``, ``offsets (M,)`` of the trained density,
-        computed in float64 NumPy (:func:`jaxcodec.factorized_prior.build_tables`)."""
+        computed in float64 NumPy (:func:`jaxcodec.entropy.deep_factorized.build_tables`)."""
         eb = jax.device_get(state["params"]["params"]["entropy_bottleneck"])
         freqs, offsets = factorized_prior.build_tables(eb, tail_mass=float(self.config.model.tail_mass))
         return {"freqs": freqs, "offsets": offsets}
@@ -521,7 +525,7 @@ class FactorizedCodec:
 
     def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None) -> "FactorizedCodec":
         """The same codec whose encoder refines each image's latent with ``steps`` SGA steps
-        of size ``lr`` (default: the model's ``refine_lr``; :mod:`jaxcodec.refinement`); its
+        of size ``lr`` (default: the model's ``refine_lr``; :mod:`jaxcodec.codecs.refinement`); its
         streams decode with any copy of the model."""
         import copy
 
@@ -555,7 +559,7 @@ class FactorizedCodec:
     def latents(self, image: np.ndarray) -> np.ndarray:
         """The symbols the encoder codes, int32 ``(h, w, M)``: ``round(g_a(x))`` of the
         padded image, or with :attr:`refine_steps` the refined latent
-        (:func:`jaxcodec.refinement.refine_latents`). An image larger than one window is
+        (:func:`jaxcodec.codecs.refinement.refine_latents`). An image larger than one window is
         analysed (and refined) window by window (:meth:`windows`)."""
         image = self._check_image(image)
         height, width = image.shape[:2]
@@ -813,7 +817,7 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
     config.model.clip_norm = 1.0  # global gradient-norm clipping (CompressAI's train.py); 0 disables
     config.model.init_latent_scale = 1.0  # with init_from: start from the copy with its latent ×s (rescale_latents)
-    # Adam step size of encoder-side latent refinement (jaxcodec.refinement) for this model;
+    # Adam step size of encoder-side latent refinement (jaxcodec.codecs.refinement) for this model;
     # a shipped model carries the one that lowered its objective most on training photos.
     config.model.refine_lr = refinement.DEFAULT_LR
 

@@ -3,7 +3,7 @@
 Implements the first step of "GAN reversal" compression (Tolunay & Ghalayini,
 *Generative Neural Network Based Image Compression*, CS 229 poster): train a GAN on a
 dataset; an image is then compressed to the generator latent recovered by gradient
-descent (:mod:`jaxcodec.inversion`) and decompressed by running the generator.
+descent (:mod:`jaxcodec.codecs.inversion`) and decompressed by running the generator.
 
 Architecture (Radford, Metz & Chintala 2016, "DCGAN", Sec. 3), with changes for this
 project:
@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import inversion, latent_codec
+from jaxcodec.codecs import inversion
+from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import ConfigError
 
 MODEL_NAME = "gan"
@@ -141,14 +142,14 @@ def _g_loss_terms(d_logits_fake: jax.Array) -> jax.Array:
 
 
 class GANTask:
-    """DCGAN training as a :class:`jaxcodec.task.Task`; its codec is GAN reversal.
+    """DCGAN training as a :class:`jaxcodec.train.task.Task`; its codec is GAN reversal.
 
     Reads ``config.model``: ``image_shape`` (square, C = 1 or 3), ``latent_dim``,
     ``g_width``, ``d_width``, ``max_width``, ``convs_per_stage``, ``r1_gamma``,
     ``adam_b1``, ``adam_b2``, ``d_learning_rate`` (defaults to
     ``config.learning_rate``), and for the codec ``bit_depths``, ``finalize_batches``
     and ``inversion`` (``steps``, ``lr``, ``loss``, ``restarts``, ``clip``,
-    ``schedule``, ``refine``, ``seed``; see :func:`jaxcodec.inversion.invert`).
+    ``schedule``, ``refine``, ``seed``; see :func:`jaxcodec.codecs.inversion.invert`).
 
     State: ``{"step", "g_params", "d_params", "g_opt", "d_opt"}``.
     """
@@ -293,7 +294,7 @@ class GANTask:
         self, g_params: Any, images: jax.Array, rng: jax.Array | None = None, loop: str | None = None
     ) -> tuple[jax.Array, jax.Array]:
         """Recovers latents ``(B, d)`` of images ``(B, S, S, C)`` with the settings of
-        ``config.model.inversion`` (see :func:`jaxcodec.inversion.invert`).
+        ``config.model.inversion`` (see :func:`jaxcodec.codecs.inversion.invert`).
 
         Returns ``(z, final_loss)``. Without ``rng`` every image uses the key
         ``PRNGKey(inversion.seed)``, so encoding an image is deterministic and does not
@@ -362,12 +363,12 @@ class GANTask:
 
 
 class GANReversalCodec(latent_codec.LatentCodec):
-    """:class:`jaxcodec.latent_codec.LatentCodec` whose encoder is the latent recovery.
+    """:class:`jaxcodec.codecs.latent.LatentCodec` whose encoder is the latent recovery.
 
     The only difference from the generic codec: :meth:`latent` calls
     :meth:`GANTask.invert` directly instead of one jitted encoder function, so on CPU
     the descent runs as one jitted call per step (see
-    :func:`jaxcodec.inversion.default_loop`).
+    :func:`jaxcodec.codecs.inversion.default_loop`).
     """
 
     task: GANTask

@@ -18,12 +18,12 @@ CompressAI's ``mbt2018-mean``), with the gain units of Cui, Wang, Gao, Bai & Shi
   Unlike Cui 2021, the hyper-latent has no gain of its own: ``h_a`` sees the gained latent,
   so ``z`` already carries the rate, and the decoder's path from the rounded ``z`` to the
   entropy parameters stays free of any real-valued factor (it runs in integer arithmetic,
-  :mod:`jaxcodec.integer_net`);
+  :mod:`jaxcodec.entropy.integer_net`);
 * hyper-synthesis ``h_s``: two 2× sub-pixel up-samplings (``N → M → 3M/2``) with ReLU,
   then a ``3×3`` convolution to ``2M`` channels: a mean ``μ`` and a scale ``σ`` per latent
   element (Minnen 2018, Sec. 3, Fig. 2; the scale bounded below by 0.11, CompressAI's
   ``SCALES_MIN``);
-* the hyper-latent ``z`` has the deep factorized density (:mod:`jaxcodec.factorized_prior`),
+* the hyper-latent ``z`` has the deep factorized density (:mod:`jaxcodec.entropy.deep_factorized`),
   the gained latent the discretised Gaussian ``p(ŷ | μ, σ) = Φ((ŷ − μ + ½)/σ) − Φ((ŷ − μ − ½)/σ)``
   (Ballé 2018, eq. 11, with the mean of Minnen 2018).
 
@@ -45,7 +45,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxcodec import factorized_prior, gaussian_conditional
+from jaxcodec.entropy import deep_factorized as factorized_prior
+from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.errors import ConfigError
 from jaxcodec.layers import DownConv, SubPixelConv
 from jaxcodec.models.factorized import AnalysisTransform, SynthesisTransform, learning_rate_schedule
@@ -260,8 +261,8 @@ class MeanScaleTask:
 
     def finalize(self, state: dict, batches: Any = None) -> dict[str, np.ndarray]:
         """Integer tables, float64: the hyper-latent's deep factorized density per channel
-        (:func:`jaxcodec.factorized_prior.build_tables`) and the Gaussian conditional's
-        table of scales (:func:`jaxcodec.gaussian_conditional.build_tables`)."""
+        (:func:`jaxcodec.entropy.deep_factorized.build_tables`) and the Gaussian conditional's
+        table of scales (:func:`jaxcodec.entropy.gaussian_conditional.build_tables`)."""
         tail_mass = float(self.config.model.get("tail_mass", factorized_prior.DEFAULT_TAIL_MASS))
         eb = jax.device_get(state["params"]["params"]["entropy_bottleneck"])
         z_freqs, z_offsets = factorized_prior.build_tables(eb, tail_mass=tail_mass)

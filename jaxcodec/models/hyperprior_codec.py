@@ -4,9 +4,9 @@ Encoding (Minnen, Ballé & Toderici 2018, Fig. 2, without the context model): pa
 image to a multiple of 64 (edge replication); ``y = g_a(x)·m(q)``; ``ẑ = round(h_a(y))``,
 coded per channel with the deep factorized density's integer tables; the entropy
 parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
-(:mod:`jaxcodec.integer_net`), so the decoder derives exactly the encoder's; symbols
+(:mod:`jaxcodec.entropy.integer_net`), so the decoder derives exactly the encoder's; symbols
 ``round(y − μ)``, each coded with the Gaussian table of its scale index
-(:mod:`jaxcodec.gaussian_conditional`). Decoding reverses it and runs
+(:mod:`jaxcodec.entropy.gaussian_conditional`). Decoding reverses it and runs
 ``g_s((s + μ)·m'(q))``.
 
 Payload: the hyper-latent's ANS bytes prefixed by their length (4 bytes, little-endian),
@@ -25,8 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import container, entropy, gaussian_conditional, integer_net
-from jaxcodec.codec import check_image
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy import gaussian_conditional
+from jaxcodec.entropy import integer_net
+from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
@@ -100,7 +103,7 @@ class MeanScaleCodec:
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
-        """``uint8 (H, W, C)``, C = 1 or 3 (a 2-D image is grey): :func:`jaxcodec.codec.check_image`."""
+        """``uint8 (H, W, C)``, C = 1 or 3 (a 2-D image is grey): :func:`jaxcodec.codecs.protocol.check_image`."""
         image = np.asarray(image)
         return check_image(image[:, :, None] if image.ndim == 2 else image)
 

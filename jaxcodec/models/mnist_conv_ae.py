@@ -16,7 +16,7 @@ Choices the poster leaves open, made here:
   Image and Video Super-Resolution ...", Sec. 2.2) instead of a transposed convolution,
   which XLA runs several times slower on CPU.
 * The latent is ``tanh`` of the last encoder layer, so it lies in ``(-1, 1)``: a known
-  range that :mod:`jaxcodec.latent_codec` quantises uniformly at any bit depth.
+  range that :mod:`jaxcodec.codecs.latent` quantises uniformly at any bit depth.
 * Reconstruction loss: mean squared error (``config.model.loss = "mse"``), because the
   quality measure is PSNR, a function of MSE alone; ``"bce"`` (pixel-wise binary cross
   entropy on the decoder's logits) is available.
@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import latent_codec
+from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.layers import depth_to_space
 
 LATENT_RANGE = (-1.0, 1.0)

@@ -6,7 +6,7 @@ Desai, Solani, Chinathambi and Bangar; SKNCOE), which follows Hinton & Salakhutd
 
 * encoder: a flattened 28×28 digit (784 values) → 1000 → 500 → 196 sigmoid units; the
   196 code units are the compressed representation, so the latent lies in ``(0, 1)``
-  and :mod:`jaxcodec.latent_codec` quantises it uniformly over ``[0, 1]``;
+  and :mod:`jaxcodec.codecs.latent` quantises it uniformly over ``[0, 1]``;
 * decoder: the mirror 196 → 500 → 1000 → 784, sigmoid units, sigmoid output;
 * loss: pixel-wise binary cross-entropy with the intensities in ``[0, 1]`` as targets
   (the paper's ``binary_cross_entropy``; H&S's "cross-entropy error", Fig. 1), optimised
@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import latent_codec
+from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.models import rbm
 from jaxcodec.models.mnist_conv_ae import image_metrics
 

@@ -3,7 +3,7 @@
 Learned models come from the package's listing (:func:`jaxcodec.shipped_models`, what
 ``python -m jaxcodec models`` prints) and load with :func:`jaxcodec.get_codec`; a family
 such as ``bmshj2017-factorized`` is one entry whose quality picks the rung. Standard codecs
-come from :mod:`jaxcodec.classical`, with every quality of their scale (JPEG 1..100, WebP,
+come from :mod:`jaxcodec.codecs.standard`, with every quality of their scale (JPEG 1..100, WebP,
 AVIF and JPEG XL 0..100). Models with a fixed input (the MNIST autoencoders and the GAN,
 28×28 grey digits) are of kind ``digit``; the others take photos of any size.
 """
@@ -15,7 +15,8 @@ import re
 from typing import Any, Iterable
 
 import jaxcodec
-from jaxcodec import api, classical
+from jaxcodec import api
+from jaxcodec.codecs import standard as classical
 from jaxcodec.errors import ConfigError
 
 #: Standard codecs a server offers by default, and the ones ``/v1/compare`` measures.
@@ -35,7 +36,7 @@ class Entry:
       description: one line.
       qualities: the accepted qualities, lowest rate first.
       default_quality: the quality used when a request names none.
-      codec: the codec object (:class:`jaxcodec.codec.Codec`).
+      codec: the codec object (:class:`jaxcodec.codecs.protocol.Codec`).
       image_shape: the only ``(H, W, C)`` a ``digit`` model codes; None otherwise.
     """
 

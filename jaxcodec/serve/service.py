@@ -170,7 +170,7 @@ class Service:
         """A stream decoded by the model that made it (:func:`jaxcodec.decompress`), and the
         decoded image as PNG."""
         keys: list[Hashable] = []
-        if jaxcodec.classical.identify(data) is None:
+        if jaxcodec.codecs.standard.identify(data) is None:
             info = jaxcodec.info(data)
             multiple = self._stream_multiples.get(info["model"], 1)
             keys.append(("stream", info["model"], *shape_class(info["height"], info["width"], multiple)))

@@ -7,9 +7,9 @@ file (413) before any pixel is decoded:
 * image files (PNG, JPEG, WebP, TIFF, BMP, PNM, AVIF, JPEG 2000, GIF): Pillow parses only
   the header when it opens a file; its own bomb guard (``Image.MAX_IMAGE_PIXELS``) counts as
   a refusal too;
-* ``.jxc`` streams: the container's header (:func:`jaxcodec.container.unpack`, which checks
+* ``.jxc`` streams: the container's header (:func:`jaxcodec.codecs.container.unpack`, which checks
   the CRC but decodes nothing);
-* standard codecs' streams (:func:`jaxcodec.classical.identify`): Pillow's header for JPEG,
+* standard codecs' streams (:func:`jaxcodec.codecs.standard.identify`): Pillow's header for JPEG,
   WebP, AVIF and JPEG 2000, and the codestream's ``SizeHeader`` for JPEG XL, which Pillow
   does not read (ISO/IEC 18181-1, Sec. A.2).
 """
@@ -21,7 +21,8 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from jaxcodec import classical, container
+from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import container
 from jaxcodec.errors import BitstreamError, ImageError, one_line
 from jaxcodec.serve.errors import TooLarge
 

@@ -1,8 +1,8 @@
 """What each endpoint computes, on a worker thread: coding, decoding, rates and metrics.
 
 Everything goes through the library's public functions: :func:`jaxcodec.compress` and
-:func:`jaxcodec.decompress` with the catalogue's codec objects, :mod:`jaxcodec.metrics`
-for PSNR and MS-SSIM (on ``[0, 1]`` floats), :func:`jaxcodec.metrics.bpp` for the rate
+:func:`jaxcodec.decompress` with the catalogue's codec objects, :mod:`jaxcodec.eval.metrics`
+for PSNR and MS-SSIM (on ``[0, 1]`` floats), :func:`jaxcodec.eval.metrics.bpp` for the rate
 (real bytes: ``len(stream) * 8 / pixels``).
 """
 
@@ -18,7 +18,10 @@ import numpy as np
 from PIL import Image
 
 import jaxcodec
-from jaxcodec import api, imageio, latent_codec, metrics
+from jaxcodec import api
+from jaxcodec import image as imageio
+from jaxcodec.codecs import latent as latent_codec
+from jaxcodec.eval import metrics
 from jaxcodec.serve.catalog import Entry
 from jaxcodec.serve.errors import Unprocessable
 
@@ -48,7 +51,7 @@ def _finite(value: float | None) -> float | None:
 
 def decode_upload(data: bytes) -> np.ndarray:
     """An uploaded image file as ``uint8`` ``(H, W, C)``, C = 1 or 3, with the conversions
-    of :mod:`jaxcodec.imageio` (alpha dropped, palette and CMYK to RGB, 16-bit rounded)."""
+    of :mod:`jaxcodec.image` (alpha dropped, palette and CMYK to RGB, 16-bit rounded)."""
     return api.as_uint8_image(imageio.decode_image(data, name="upload"))
 
 
@@ -155,7 +158,7 @@ def nearest_quality(entry: Entry, wanted: int) -> int:
 
 def digit_code(image: np.ndarray, entry: Entry, quality: int) -> list[int] | None:
     """The integers an autoencoder's stream codes for a digit (its latent, uniformly
-    quantised to ``quality`` bits: :func:`jaxcodec.latent_codec.quantize`); None for the
+    quantised to ``quality`` bits: :func:`jaxcodec.codecs.latent.quantize`); None for the
     GAN, whose latent is recovered by an optimisation too slow to run twice."""
     codec = entry.codec
     if type(codec).latent is not latent_codec.LatentCodec.latent:

@@ -12,7 +12,7 @@ Orbax writes each step to a temporary folder and renames it when complete, so a
 process killed mid-save leaves the previous checkpoint intact (the next run deletes
 the half-written ``*.orbax-checkpoint-tmp-*`` folder when it opens the directory, which
 is why the engine opens it only while it holds the workdir's lock,
-:mod:`jaxcodec.workdir`: another run's folders in progress would look the same); saves
+:mod:`jaxcodec.train.workdir`: another run's folders in progress would look the same); saves
 run in a background thread once the arrays are copied to host memory.
 """
 

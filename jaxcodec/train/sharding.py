@@ -119,7 +119,7 @@ def shard_batch(local_batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
     Every process passes its own ``local_batch`` of identical shape; the global batch
     is their concatenation along the first axis, in process order. A batch already on
-    the devices with this layout (:mod:`jaxcodec.device_data`) is returned as it is.
+    the devices with this layout (:mod:`jaxcodec.train.device_data`) is returned as it is.
     """
     if isinstance(local_batch, jax.Array) and local_batch.sharding == sharding:
         return local_batch

@@ -24,8 +24,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from jaxcodec import entropy
-from jaxcodec.codec import check_image
+from jaxcodec.entropy import coder as entropy
+from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 # ---------------------------------------------------------------------------- stream helpers
@@ -390,7 +390,7 @@ class KMeansCodec:
 
     Quality = ``K``. The palette is fitted on the image itself (:func:`quantize_colours`),
     the index map is turned into neighbour ranks (:func:`neighbour_ranks`) and coded with
-    one static table built from the ranks' histogram (:func:`jaxcodec.entropy.quantize_pmf`,
+    one static table built from the ranks' histogram (:func:`jaxcodec.entropy.coder.quantize_pmf`,
     16-bit). Stream: ``b"K"``, varint H, varint W, ``K' - 1 | (C == 3) << 8`` as a varint,
     the palette (``K' x C`` bytes), the table's first ``K'`` frequencies as uint16 (the
     escape's is implied by the 2**16 total), then the ANS words. A one-colour image stops
@@ -486,7 +486,7 @@ class PCACodec:
     water-filling prescribes for Gaussian components (Cover & Thomas, *Elements of Information
     Theory*, Thm. 10.3.3); components much weaker than the step round to 0 and cost almost
     nothing. Each coefficient has its own integer histogram
-    (:class:`jaxcodec.entropy.HistogramModel`) fitted on the training coefficients.
+    (:class:`jaxcodec.entropy.coder.HistogramModel`) fitted on the training coefficients.
 
     ``k`` or ``bits`` (not both) may be a sequence; that sequence is the quality axis. The
     default, every component and ``bits`` = 2..8, traces the best curve on MNIST (a ``k``
@@ -686,7 +686,7 @@ class PCACodec:
 
 
 def make_baseline(name: str, **kwargs: Any) -> Any:
-    """Builds a baseline by registry name (see :func:`jaxcodec.classical.get_codec`).
+    """Builds a baseline by registry name (see :func:`jaxcodec.codecs.standard.get_codec`).
 
     ``qualities`` overrides the factors (bicubic), the K values (kmeans) or the quality axis
     (pca: the bit depths, or the k values when ``k`` is not given and ``qualities_axis="k"``).

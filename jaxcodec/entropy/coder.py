@@ -157,7 +157,7 @@ def quantize_pmf(pmf: np.ndarray, precision: int = DEFAULT_PRECISION) -> np.ndar
 def table_hash(*arrays: np.ndarray) -> bytes:
     """First 8 bytes of SHA-256 over the dtype, shape and little-endian bytes of arrays.
 
-    Streams carry this hash (see :mod:`jaxcodec.container`) so a decoder can refuse
+    Streams carry this hash (see :mod:`jaxcodec.codecs.container`) so a decoder can refuse
     tables that differ from the encoder's instead of producing garbage.
     """
     digest = hashlib.sha256()

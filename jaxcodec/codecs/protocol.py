@@ -2,7 +2,7 @@
 
 A codec turns an 8-bit image (``uint8`` array of shape ``(H, W, C)``, C = 1 or 3)
 into real bytes and back. Rate is always counted from those bytes:
-``bpp = len(data) * 8 / (H * W)`` (see :func:`jaxcodec.metrics.bpp`).
+``bpp = len(data) * 8 / (H * W)`` (see :func:`jaxcodec.eval.metrics.bpp`).
 
 ``qualities`` lists the operating points a rate-distortion sweep visits, from the
 lowest rate to the highest; what a quality means is the codec's own business

@@ -40,7 +40,7 @@ resolve in a few iterations once Adam has reached the right basin.
 
 Each image gets ``restarts`` independent random starts drawn from the prior; the one
 with the lowest final loss (after refinement) is kept. With more than one device the
-image batch is split over a ``"data"`` mesh axis (:mod:`jaxcodec.sharding`); the
+image batch is split over a ``"data"`` mesh axis (:mod:`jaxcodec.train.sharding`); the
 generator parameters are replicated, and since every image is optimised
 independently no communication is needed.
 """
@@ -54,7 +54,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import metrics, sharding
+from jaxcodec.eval import metrics
+from jaxcodec.train import sharding
 from jaxcodec.errors import ConfigError, ImageError
 
 __all__ = [
@@ -103,7 +104,7 @@ def image_loss(x_hat: jax.Array, x: jax.Array, loss: LossSpec) -> jax.Array:
     """Reconstruction loss of one image ``(H, W, C)`` against another; a scalar.
 
     ``l1`` = mean |x̂ - x|, ``l2`` = mean (x̂ - x)², ``ssim`` = 1 - SSIM and
-    ``ms_ssim`` = 1 - MS-SSIM (Wang et al. 2004; 2003, via :mod:`jaxcodec.metrics`),
+    ``ms_ssim`` = 1 - MS-SSIM (Wang et al. 2004; 2003, via :mod:`jaxcodec.eval.metrics`),
     summed with their weights. Pixels are in [0, 1].
     """
     total = jnp.zeros((), jnp.float32)

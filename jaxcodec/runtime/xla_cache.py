@@ -2,7 +2,7 @@
 
 ``python -m jaxcodec compress/decompress`` runs one image per process, so without a
 cache it compiles the transforms on every call: for a 512×768 photo the decoder's
-Winograd layers (:mod:`jaxcodec.winograd`) take a few seconds to compile and a
+Winograd layers (:mod:`jaxcodec.ops.winograd`) take a few seconds to compile and a
 fraction of a second to run. ``eval.py`` codes every image with every quality of a
 ladder: the encoder's and decoder's programs for one image size are the same for all of
 them (the weights are arguments), and JAX's cache keys programs by their text, so only

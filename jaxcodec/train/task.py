@@ -1,7 +1,7 @@
 """The interface between a model family and the training engine.
 
 A :class:`Task` bundles the pure functions the engine needs. The engine
-(:mod:`jaxcodec.engine`) jits ``train_step`` once, donating the state, shards the
+(:mod:`jaxcodec.train.engine`) jits ``train_step`` once, donating the state, shards the
 batch over a ``data`` mesh axis and replicates the state, folds the step number into
 the rng, checkpoints the state with Orbax and logs the metrics.
 
@@ -19,7 +19,7 @@ Optional hooks, looked up with ``getattr``:
 * ``finalize(state, batches) -> dict[str, np.ndarray]``: arrays the codec needs besides
   the parameters (e.g. entropy-model tables fitted on training latents), saved next to
   the checkpoint as ``codec_tables.npz``.
-* ``make_codec(state, tables) -> jaxcodec.codec.Codec``: the codec built from a
+* ``make_codec(state, tables) -> jaxcodec.codecs.protocol.Codec``: the codec built from a
   trained state, used by ``eval.py`` and ``python -m jaxcodec compress``.
 """
 

@@ -23,7 +23,7 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
     """Writes a PNG with PSNR–bpp and MS-SSIM–bpp curves, one line per codec.
 
     Args:
-      results: the document from :func:`jaxcodec.evaluation.evaluate`.
+      results: the document from :func:`jaxcodec.eval.rate_distortion.evaluate`.
       path: the PNG to write (atomically).
       max_bpp: optional right edge of the rate axis.
     """

@@ -27,7 +27,7 @@ evaluates the density in float32 at coding time, so streams decode bit-exactly o
 any machine. Instead of CompressAI's auxiliary quantile loss, the support of each
 table is found numerically at table-build time: it is the smallest integer range
 holding all but ``tail_mass`` of the density. Values outside it are escaped by
-:func:`jaxcodec.entropy.encode_symbols`, never clipped.
+:func:`jaxcodec.entropy.coder.encode_symbols`, never clipped.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import entropy
+from jaxcodec.entropy import coder as entropy
 from jaxcodec.layers import lower_bound
 
 __all__ = [
@@ -213,7 +213,7 @@ def build_tables(
     All tables share one length ``K``: ``K − 1`` regular symbols starting at
     ``offsets[c]`` (the channel's lower support bound; channels with a narrower
     support get the true, tiny probabilities of the values above it) and the escape
-    symbol, which receives the remaining mass. See :func:`jaxcodec.entropy.quantize_pmf`.
+    symbol, which receives the remaining mass. See :func:`jaxcodec.entropy.coder.quantize_pmf`.
 
     Args:
       params: the :class:`DeepFactorized` parameters (with or without the ``"params"`` level).

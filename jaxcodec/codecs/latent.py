@@ -12,9 +12,9 @@ This module turns such a model into a real byte-producing codec:
    both ends of the range are reconstruction levels (Gersho & Gray, "Vector
    Quantization and Signal Compression", 1992, Sec. 5.4, uniform quantiser);
 3. entropy coding of the ``D`` integers with a per-dimension empirical histogram
-   (:class:`jaxcodec.entropy.HistogramModel`) fitted on the quantised latents of
+   (:class:`jaxcodec.entropy.coder.HistogramModel`) fitted on the quantised latents of
    training images, one histogram per bit depth;
-4. a ``.jxc`` container (:mod:`jaxcodec.container`) carrying the model name, a hash of
+4. a ``.jxc`` container (:mod:`jaxcodec.codecs.container`) carrying the model name, a hash of
    the tables, the image size, the latent shape and the bit depth (the quality).
 
 Decoding reverses it: ``ẑ = lo + q·Δ`` and ``image = decode_fn(ẑ)``, rounded to 8 bits.
@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import container, entropy
+from jaxcodec.codecs import container
+from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ImageError, ModelError
 
 __all__ = ["LatentCodec", "collect_latents", "dequantize", "fit_tables", "quantize"]
@@ -99,7 +100,7 @@ def fit_tables(
     Each histogram covers all ``2**bits`` levels (Laplace-smoothed, so a level never seen
     in training still has a code). Returns flat arrays for ``codec_tables.npz``:
     ``latent_range`` (2,), ``bit_depths`` (k,) and ``bits{b}_{name}`` for each array of
-    :meth:`jaxcodec.entropy.HistogramModel.to_arrays`.
+    :meth:`jaxcodec.entropy.coder.HistogramModel.to_arrays`.
     """
     bit_depths = sorted({int(b) for b in bit_depths})
     if not bit_depths or bit_depths[0] < 1 or bit_depths[-1] > MAX_BITS:
@@ -131,7 +132,7 @@ def _histograms(tables: Mapping[str, np.ndarray]) -> dict[int, entropy.Histogram
 
 
 class LatentCodec:
-    """A :class:`jaxcodec.codec.Codec` for a flat-latent model; qualities are bit depths.
+    """A :class:`jaxcodec.codecs.protocol.Codec` for a flat-latent model; qualities are bit depths.
 
     Args:
       name: model name written into (and required from) every stream.

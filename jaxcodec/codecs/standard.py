@@ -1,4 +1,4 @@
-"""Standard image codecs behind the :class:`~jaxcodec.codec.Codec` protocol, and the registry.
+"""Standard image codecs behind the :class:`~jaxcodec.codecs.protocol.Codec` protocol, and the registry.
 
 The five standard codecs are the anchors learned codecs are measured against:
 
@@ -23,7 +23,7 @@ tables), 60 for WebP and JPEG XL, 140 for JPEG 2000 and 300 for AVIF (1.7, 0.6, 
 3.1 bpp).
 
 The registry (:func:`get_codec`, :data:`CLASSICAL_CODECS`) also serves the baselines of
-:mod:`jaxcodec.baselines` (bicubic down-sampling, k-means colour quantisation, PCA).
+:mod:`jaxcodec.codecs.baselines` (bicubic down-sampling, k-means colour quantisation, PCA).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import imagecodecs
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from jaxcodec.codec import check_image
-from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
+from jaxcodec.codecs.protocol import check_image
+from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 
 _GREY_PREFIX = b"G"
 
@@ -268,10 +268,10 @@ def get_codec(name: str, **kwargs: Any) -> Any:
     """Builds the classical codec ``name``.
 
     ``qualities=[...]`` overrides the default operating points of any codec. Baselines take
-    their own keyword arguments (see :mod:`jaxcodec.baselines`): ``kmeans`` takes ``seed``
+    their own keyword arguments (see :mod:`jaxcodec.codecs.baselines`): ``kmeans`` takes ``seed``
     and ``iterations``; ``pcaK`` (e.g. ``pca28``) is ``pca`` with ``k=K``; ``pca`` takes ``k``, ``bits`` and either ``train_images`` (uint8
     ``(N, H, W, C)``, fitted at once) or ``arrays`` (a dict from
-    :meth:`~jaxcodec.baselines.PCACodec.to_arrays`). An evaluation fits PCA once with
+    :meth:`~jaxcodec.codecs.baselines.PCACodec.to_arrays`). An evaluation fits PCA once with
     ``get_codec("pca", train_images=train)`` and reuses the codec for every test image.
     """
     if name in _FACTORIES:
@@ -280,12 +280,12 @@ def get_codec(name: str, **kwargs: Any) -> Any:
         except TypeError as e:
             raise ConfigError(f"bad options for codec {name!r}: {e}") from None
     if name in _BASELINES:
-        from jaxcodec import baselines  # imports this module, so it is loaded on demand
+        from jaxcodec.codecs import baselines  # imports this module, so it is loaded on demand
 
         return baselines.make_baseline(name, **kwargs)
     pca_k = re.fullmatch(r"pca([1-9][0-9]*)", name)
     if pca_k:  # "pca28": PCA with 28 components
-        from jaxcodec import baselines
+        from jaxcodec.codecs import baselines
 
         codec = baselines.make_baseline("pca", k=int(pca_k.group(1)), **kwargs)
         codec.name = name

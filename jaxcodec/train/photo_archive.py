@@ -40,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from jaxcodec import fileio, imageio
+from jaxcodec import fileio
+from jaxcodec import image as imageio
 from jaxcodec.errors import DatasetError, ImageError, one_line
 
 FORMAT = "jaxcodec-photo-archive/1"

@@ -1,6 +1,6 @@
 """Rate-distortion evaluation of codecs on real images, counted from real bytes.
 
-Every codec (classical or learned, see :mod:`jaxcodec.codec`) encodes each 8-bit
+Every codec (classical or learned, see :mod:`jaxcodec.codecs.protocol`) encodes each 8-bit
 image at each of its qualities; the bytes are decoded again and compared with the
 original. Rate is ``len(bytes) * 8 / (H * W)``; distortion is measured on the 8-bit
 images scaled to [0, 1]. Per-quality figures are means over images, as CompressAI
@@ -27,9 +27,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import jax
 import numpy as np
 
-from jaxcodec import compiled_code, metrics
-from jaxcodec.bdrate import bd_rate
-from jaxcodec.codec import Codec
+from jaxcodec.runtime import compiled_code
+from jaxcodec.eval import metrics
+from jaxcodec.eval.bdrate import bd_rate
+from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 
 METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
@@ -130,7 +131,7 @@ def evaluate_codec(
 def bd_rates(codecs: Mapping[str, Mapping[str, Any]], anchor: str, metric: str = "psnr-rgb") -> dict[str, float]:
     """Bjøntegaard delta rate (percent) of every codec against ``anchor`` on ``metric``.
 
-    A codec with fewer than the points :func:`jaxcodec.bdrate.bd_rate` needs, or no
+    A codec with fewer than the points :func:`jaxcodec.eval.bdrate.bd_rate` needs, or no
     overlap with the anchor, gets ``NaN``.
     """
     if anchor not in codecs:
@@ -254,7 +255,7 @@ def write_report(results: Mapping[str, Any], out_dir: str) -> dict[str, str]:
     import os
 
     from jaxcodec.fileio import atomic_write_text, make_dirs
-    from jaxcodec.plots import plot_rd
+    from jaxcodec.eval.plots import plot_rd
 
     make_dirs(out_dir)
     paths = {k: os.path.join(out_dir, f) for k, f in (("json", "results.json"), ("table", "table.md"), ("plot", "rd.png"))}
@@ -269,7 +270,7 @@ def write_report(results: Mapping[str, Any], out_dir: str) -> dict[str, str]:
 
 def write_grid(results: Mapping[str, Any], path: str) -> None:
     """A PNG: the kept originals, then each codec's reconstructions at its middle quality."""
-    from jaxcodec.plots import save_grid
+    from jaxcodec.eval.plots import save_grid
 
     rows, labels = [list(results["originals"])], ["original"]
     for name, entry in results["codecs"].items():

@@ -40,7 +40,8 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcodec import data as data_lib
-from jaxcodec import imageio, sharding
+from jaxcodec import image as imageio
+from jaxcodec.train import sharding
 from jaxcodec.errors import DatasetError
 
 #: Share of a device's free memory the images may take (the rest is the model's).
@@ -63,7 +64,7 @@ def _centre_pad(image: np.ndarray, size: int) -> np.ndarray:
 def stack_images(images: Sequence[np.ndarray], crop: int | None) -> tuple[np.ndarray, np.ndarray]:
     """``(array (N, H, W, C) uint8, sizes (N, 2) int32)`` of images of any sizes.
 
-    Each image is converted to 8 bits (:func:`jaxcodec.imageio.to_uint8`), padded to
+    Each image is converted to 8 bits (:func:`jaxcodec.image.to_uint8`), padded to
     ``crop`` if smaller, then mirrored out to the largest height and width. Without ``crop``
     all images must have one shape (DatasetError otherwise).
     """

@@ -12,7 +12,7 @@ Size        Type         Field
 1           u8           format version (1 or 2)
 1           u8           ``n``: length of the model name (1..255)
 n           UTF-8        model name (e.g. ``"factorized"``)
-8           bytes        table hash (:func:`jaxcodec.entropy.table_hash`)
+8           bytes        table hash (:func:`jaxcodec.entropy.coder.table_hash`)
 4           u32          image height (1..65536)
 4           u32          image width (1..65536)
 1           u8           channels (1 or 3)

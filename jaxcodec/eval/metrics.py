@@ -95,7 +95,7 @@ def psnr(x: Array, y: Array, max_val: float = 1.0) -> jax.Array:
     The MSE is taken per image over all pixels and channels (for RGB this is the
     "PSNR-RGB" that CompressAI reports), not per channel. Identical images
     (MSE = 0) give ``+inf``, as scikit-image's ``peak_signal_noise_ratio`` does;
-    average such values with care (:func:`jaxcodec.bdrate.bd_rate` drops
+    average such values with care (:func:`jaxcodec.eval.bdrate.bd_rate` drops
     non-finite points). Returns float32 of shape ``(N,)``.
     """
     err = mse(x, y)

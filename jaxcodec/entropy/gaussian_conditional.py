@@ -11,7 +11,7 @@ fixed, logarithmically spaced table of scales (CompressAI's ``get_scale_table``:
 from 0.11 to 256): each element's scale picks the smallest table scale at least as large
 (:func:`scale_indexes`), and every table scale has an integer frequency table built once,
 in float64, by :func:`build_tables` and stored with the model, so encoder and decoder
-share integers only (:mod:`jaxcodec.entropy`; values beyond a table's range are escaped).
+share integers only (:mod:`jaxcodec.entropy.coder`; values beyond a table's range are escaped).
 The tables are 24-bit: all of them share one length, wide enough for the largest scale,
 and at that precision the small scales lose under 0.02% of their mass to the far symbols.
 """
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import entropy
+from jaxcodec.entropy import coder as entropy
 from jaxcodec.layers import lower_bound
 
 SCALE_MIN, SCALE_MAX, NUM_SCALES = 0.11, 256.0, 64  # CompressAI's scale table

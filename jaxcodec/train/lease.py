@@ -2,7 +2,7 @@
 
 A lease runs one command of at most 10 minutes and hands back at most 8 files of at most
 16 MiB each, 64 MiB together. :func:`train_for` trains a task for a given number of minutes
-on device-resident data (:mod:`jaxcodec.device_data`; the host pipeline when the images do
+on device-resident data (:mod:`jaxcodec.train.device_data`; the host pipeline when the images do
 not fit), prints a progress line (steps/s, loss, time left) at most every ``log_seconds``,
 and writes a **package** every ``save_minutes`` and at the end, so even a command killed at
 its limit hands something back. A package, or a training workdir, is where the next run
@@ -40,7 +40,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxcodec import device_data, engine, fileio, progress, sharding
+from jaxcodec import fileio
+from jaxcodec.train import device_data
+from jaxcodec.train import engine
+from jaxcodec.train import progress
+from jaxcodec.train import sharding
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
 
 FORMAT = "jaxcodec-lease-package/1"
@@ -265,7 +269,7 @@ def unpack(folder: str, workdir: str) -> int:
     """Writes the package as a new training workdir (``config.json``, ``meta.json``, a
     checkpoint at the package's step, ``metrics.jsonl`` from its history) that ``train.py``
     resumes; returns the step. Refuses a workdir that already has checkpoints."""
-    from jaxcodec.checkpoint import Checkpointer
+    from jaxcodec.train.checkpoint import Checkpointer
     from jaxcodec.models import build_task
 
     manifest = read_manifest(folder)
@@ -291,7 +295,7 @@ def unpack(folder: str, workdir: str) -> int:
 def latest_of_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, Any, int, list]:
     """``(config, state, step, batch_shape)`` of a training workdir's latest checkpoint,
     read without writing anything into it."""
-    from jaxcodec.checkpoint import Checkpointer
+    from jaxcodec.train.checkpoint import Checkpointer
 
     checkpoints = os.path.join(workdir, engine.CHECKPOINT_DIR)
     if not os.path.isdir(checkpoints):

@@ -1,10 +1,10 @@
 """The training engine: one loop for every model family.
 
-:func:`train_and_evaluate` builds the :class:`~jaxcodec.task.Task` named by
+:func:`train_and_evaluate` builds the :class:`~jaxcodec.train.task.Task` named by
 ``config.model.name`` and calls :func:`train`, which
 
 * shards each batch over a ``"data"`` mesh axis and replicates the state
-  (:mod:`jaxcodec.sharding`), the state created already sharded by
+  (:mod:`jaxcodec.train.sharding`), the state created already sharded by
   ``jax.jit(task.init_state, out_shardings=...)``; with several processes each reads
   its own part of the batch;
 * jits ``task.train_step`` once, donating the state, with the step's rng
@@ -24,7 +24,7 @@
   steps, and evaluates every ``config.eval_every`` steps on ``config.eval_batches``
   batches (metrics prefixed ``eval_``). ``host`` is the share of wall time spent
   outside the jitted step: reading and transforming data and copying it to the
-  devices (:class:`jaxcodec.progress.Progress`); the whole-run figure is in
+  devices (:class:`jaxcodec.train.progress.Progress`); the whole-run figure is in
   :class:`TrainResult`;
 * stops with :class:`~jaxcodec.errors.JaxcodecError` (``loss became nan at step
   57; ...``) when a metric whose name ends in ``loss`` becomes NaN or infinite. Every
@@ -39,7 +39,7 @@ a ``finalize`` hook, ``codec_tables.npz``. :func:`load_checkpoint` rebuilds
 ``(config, state, tables)`` from it on any machine. A run holds ``train.lock`` in it
 while it runs, so a second run on the same workdir stops at once with one line; a
 resumed run first cuts ``metrics.jsonl`` and the event files back to its checkpoint's
-step (:mod:`jaxcodec.workdir`).
+step (:mod:`jaxcodec.train.workdir`).
 
 Config fields read here (optional ones default to :data:`DEFAULTS` and
 :data:`DATA_DEFAULTS`): ``model.name``, ``batch_size`` (global, over all devices),
@@ -65,13 +65,13 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxcodec import progress as progress_lib
-from jaxcodec import sharding
-from jaxcodec import workdir as workdir_files
-from jaxcodec.checkpoint import Checkpointer
+from jaxcodec.train import progress as progress_lib
+from jaxcodec.train import sharding
+from jaxcodec.train import workdir as workdir_files
+from jaxcodec.train.checkpoint import Checkpointer
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
 from jaxcodec.fileio import make_dirs
-from jaxcodec.task import State, Task
+from jaxcodec.train.task import State, Task
 
 # Optional engine settings and their defaults. ``checkpoint_every`` or
 # ``eval_every`` = 0 means only at the last step; ``keep_checkpoints`` = None keeps all.
@@ -368,7 +368,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
     """Trains the model family ``config.model.name`` in ``workdir``; returns the final state.
 
     Starts the multi-process runtime first when the environment describes one
-    (:func:`jaxcodec.sharding.initialize_distributed`).
+    (:func:`jaxcodec.train.sharding.initialize_distributed`).
     """
     from jaxcodec.models import build_task
 
@@ -386,7 +386,7 @@ def train(
 ) -> TrainResult:
     """Trains ``task`` for ``config.num_steps`` steps, resuming from ``workdir`` if it has a checkpoint.
 
-    ``mesh`` defaults to :func:`jaxcodec.sharding.data_mesh` over all devices.
+    ``mesh`` defaults to :func:`jaxcodec.train.sharding.data_mesh` over all devices.
     """
     from jaxcodec import data
 
@@ -421,7 +421,7 @@ def train(
         raise
     try:
         start_step = ckpt.latest_step() or 0
-        from jaxcodec import device_data  # config.data.device_resident: batches drawn on the devices
+        from jaxcodec.train import device_data  # config.data.device_resident: batches drawn on the devices
 
         batches = device_data.train_batches(config, mesh, start_step, task) or data.batches(
             config.data.train,

@@ -1,0 +1,13 @@
+"""Backend-specific kernels: convolutions that XLA:CPU runs faster written by hand."""
+
+import importlib
+
+
+def __getattr__(name):
+    """Submodules load on first use (``jaxcodec.ops.<module>``)."""
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"{__name__}.{name}":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        raise
