@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from jaxcodec.train import workdir
-from jaxcodec.train.progress import EventWriter
+from jaxcodec.train.summaries import EventWriter
 
 HOLD = """
 import sys
@@ -61,21 +61,34 @@ def test_truncate_metrics_keeps_rows_up_to_the_step(tmp_path):
     assert not (tmp_path / "missing.jsonl").exists()
 
 
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        value |= (data[i] & 0x7F) << shift
+        shift, i = shift + 7, i + 1
+        if not data[i - 1] & 0x80:
+            return value, i
+
+
 def _event_steps(path) -> list[int]:
-    """Steps of the events in a TensorBoard file (TFRecord framing; the Event's step is
-    field 2, right after the 8-byte wall time the writer puts first)."""
+    """Steps of the events in a TensorBoard file (TFRecord framing; an ``Event`` is a
+    protocol buffer whose step is field 2, a varint, absent when 0)."""
     data, pos, steps = open(path, "rb").read(), 0, []
     while pos < len(data):
         (size,) = struct.unpack_from("<Q", data, pos)
-        record = data[pos + 12 : pos + 12 + size]
-        assert record[0] == 0x09 and record[9] == 0x10  # wall_time (fixed64), then step (varint)
-        value, shift, i = 0, 0, 10
-        while True:
-            value |= (record[i] & 0x7F) << shift
-            shift, i = shift + 7, i + 1
-            if not record[i - 1] & 0x80:
-                break
-        steps.append(value)
+        record, i, step = data[pos + 12 : pos + 12 + size], 0, 0
+        while i < len(record):
+            key, i = _varint(record, i)
+            wire = key & 7
+            if wire == 0:
+                value, i = _varint(record, i)
+                step = value if key >> 3 == 2 else step
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                length, i = _varint(record, i)
+                i += length
+        steps.append(step)
         pos += 12 + size + 4
     return steps
 

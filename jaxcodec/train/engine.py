@@ -66,6 +66,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcodec.train import progress as progress_lib
+from jaxcodec.train import summaries
 from jaxcodec.train import sharding
 from jaxcodec.train import workdir as workdir_files
 from jaxcodec.train.checkpoint import Checkpointer
@@ -415,7 +416,7 @@ def train(
             resumed = ckpt.latest_step() or 0
             workdir_files.truncate_metrics(os.path.join(workdir, METRICS_FILE), resumed)
             workdir_files.truncate_events(workdir, resumed)
-        writer = progress_lib.EventWriter(workdir) if is_main else None
+        writer = summaries.EventWriter(workdir) if is_main else None
     except BaseException:
         lock.close()
         raise
@@ -459,7 +460,7 @@ def train(
                     os.path.join(workdir, META_FILE),
                     {"batch_shape": list(batch_shape), "dtype": str(first.dtype)},
                 )
-                writer.write_hparams(progress_lib.flatten(config.to_dict()))
+                writer.write_hparams(summaries.flatten(config.to_dict()))
         if hasattr(task, "pretrain") and start_step == 0 and not meta.get("pretrain_done", False):
             # Saved as step 0, so a run killed later never repeats the pre-training.
             state = sharding.replicate(task.pretrain(state, batches, config), mesh)
@@ -526,7 +527,7 @@ def _loop(
     host_rng: jax.Array,
     ckpt: Checkpointer,
     meta: dict[str, Any],
-    writer: progress_lib.EventWriter | None,
+    writer: summaries.EventWriter | None,
     workdir: str,
     history: list[dict[str, float]],
     clock: progress_lib.Progress,

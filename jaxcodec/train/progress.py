@@ -1,14 +1,9 @@
-"""What a training run reports: the progress line, TensorBoard scalars and a JSON log.
+"""What a training run prints: the progress line, its timing and its ETA.
 
 * :class:`Progress` times the loop: steps per second, time left (ETA) and the
   fraction of wall time the host spends outside the jitted step (reading and
   transforming data, copying it to the devices).
-* :class:`EventWriter` writes TensorBoard event files (``events.out.tfevents.*``)
-  with scalar summaries and a text summary of the hyperparameters. It writes the
-  TFRecord/``Event`` protocol-buffer format directly, so it needs neither
-  TensorFlow nor the ``tensorboard`` package at training time (``clu.metric_writers``
-  imports ``tensorboard``, which is not a dependency of jaxcodec); ``tensorboard
-  --logdir WORKDIR`` reads the files.
+* TensorBoard summaries are :mod:`jaxcodec.train.summaries`' job.
 * :func:`format_line` builds ``step 120/2000  loss 0.0213  12.3 steps/s  host 4%
   ETA 2m35s``.
 """
@@ -16,13 +11,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import socket
-import struct
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping
 
 # ---------------------------------------------------------------------------------
 # Timing
@@ -149,123 +140,3 @@ def format_line(step: int, num_steps: int, metrics: Mapping[str, float], timing:
     if "eta_sec" in timing:
         parts.append(f"ETA {format_duration(timing['eta_sec'])}")
     return "  ".join(parts)
-
-
-# ---------------------------------------------------------------------------------
-# TensorBoard event files (TFRecord framing of tensorflow.Event protocol buffers)
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), the checksum of TFRecord files (RFC 3720 B.4)."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _scalar_value(tag: str, value: float) -> bytes:
-    # Summary.Value: tag = 1, simple_value = 2 (float, fixed32).
-    return _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", value)
-
-
-def _text_value(tag: str, text: str) -> bytes:
-    # Summary.Value: tag = 1, tensor = 8, metadata = 9 with plugin_data.plugin_name = "text".
-    tensor = _varint(1 << 3) + _varint(7) + _field_bytes(2, b"") + _field_bytes(8, text.encode())
-    metadata = _field_bytes(1, _field_bytes(1, b"text"))
-    return _field_bytes(1, tag.encode()) + _field_bytes(8, tensor) + _field_bytes(9, metadata)
-
-
-def _event(step: int, wall_time: float, *, summary_values: Sequence[bytes] = (), file_version: str = "") -> bytes:
-    # Event: wall_time = 1 (double), step = 2 (int64), file_version = 3, summary = 5.
-    out = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3) + _varint(step)
-    if file_version:
-        out += _field_bytes(3, file_version.encode())
-    if summary_values:
-        out += _field_bytes(5, b"".join(_field_bytes(1, v) for v in summary_values))
-    return out
-
-
-class EventWriter:
-    """Appends TensorBoard summaries to a new ``events.out.tfevents.*`` file in ``logdir``."""
-
-    def __init__(self, logdir: str):
-        os.makedirs(logdir, exist_ok=True)
-        name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}"
-        self.path = os.path.join(logdir, name)
-        self._file = open(self.path, "wb")
-        self._write(_event(0, time.time(), file_version="brain.Event:2"))
-
-    def _write(self, record: bytes) -> None:
-        header = struct.pack("<Q", len(record))
-        self._file.write(header + struct.pack("<I", _masked_crc(header)))
-        self._file.write(record + struct.pack("<I", _masked_crc(record)))
-
-    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-        """One scalar summary per entry, all at ``step``."""
-        values = [_scalar_value(k, float(v)) for k, v in scalars.items()]
-        if values:
-            self._write(_event(step, time.time(), summary_values=values))
-
-    def write_text(self, step: int, tag: str, text: str) -> None:
-        """A markdown text summary (TensorBoard's Text tab)."""
-        self._write(_event(step, time.time(), summary_values=[_text_value(tag, text)]))
-
-    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
-        """The flattened hyperparameters as a two-column markdown table (tag ``hparams``)."""
-        rows = ["| name | value |", "|---|---|"]
-        rows += [f"| {k} | {json.dumps(v)} |" for k, v in sorted(hparams.items())]
-        self.write_text(0, "hparams", "\n".join(rows))
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"name": "x"}}`` → ``{"model.name": "x"}``."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
