@@ -159,8 +159,9 @@ def has_alpha(path: str | os.PathLike) -> bool:
         return False
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as float32 ``(H, W, C)`` in [0, 1] (see the module's conversions)."""
+def read_image_float32(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as float32 ``(H, W, C)`` in [0, 1] (see the module's conversions);
+    :func:`jaxcodec.read_image` reads the same file as ``uint8``."""
     return to_float32(read_image_raw(path))
 
 

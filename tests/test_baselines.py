@@ -9,12 +9,13 @@ from PIL import Image
 from skimage import data
 from skimage.transform import downscale_local_mean
 
+import jaxcodec
 from jaxcodec.codecs import baselines
 from jaxcodec.codecs import standard as classical
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
-SAMPLE = os.path.join(os.path.dirname(classical.__file__), "samples", "mnist_sample.npz")
+SAMPLE = os.path.join(os.path.dirname(jaxcodec.__file__), "samples", "mnist_sample.npz")
 
 
 def psnr(x, y):

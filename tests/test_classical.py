@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
+import jaxcodec
 from jaxcodec.codecs import standard as classical
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 STANDARD = ["jpeg", "webp", "jpeg2000", "avif", "jpegxl"]
-SAMPLE = os.path.join(os.path.dirname(classical.__file__), "samples", "mnist_sample.npz")
+SAMPLE = os.path.join(os.path.dirname(jaxcodec.__file__), "samples", "mnist_sample.npz")
 
 
 def _area(image, factor):

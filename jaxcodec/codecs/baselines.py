@@ -25,48 +25,11 @@ import numpy as np
 from PIL import Image
 
 from jaxcodec.entropy import coder as entropy
+from jaxcodec.codecs.byte_reader import ByteReader, varint
 from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 # ---------------------------------------------------------------------------- stream helpers
-
-
-def _varint(value: int) -> bytes:
-    """Unsigned LEB128: 7 bits per byte, high bit set on all but the last byte."""
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-class _Reader:
-    """Reads a stream front to back; every shortfall is a :class:`BitstreamError`."""
-
-    def __init__(self, data: bytes, codec: str):
-        self.data, self.pos, self.codec = bytes(data), 0, codec
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise BitstreamError(f"{self.codec} stream is truncated")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        value = 0
-        for shift in range(0, 35, 7):
-            byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-        raise BitstreamError(f"{self.codec} stream has a malformed size field")
-
-    def rest(self) -> bytes:
-        chunk = self.data[self.pos :]
-        self.pos = len(self.data)
-        return chunk
 
 
 MAX_SIDE, MAX_PIXELS = 65535, 2**26  # bounds what a decoder allocates for a forged header
@@ -76,10 +39,10 @@ def _size_header(image_shape: tuple[int, ...]) -> bytes:
     height, width = image_shape[:2]
     if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
         raise ImageError(f"image of {height}x{width} is larger than the baselines take ({MAX_PIXELS} px)")
-    return _varint(height) + _varint(width)
+    return varint(height) + varint(width)
 
 
-def _read_size(reader: _Reader) -> tuple[int, int]:
+def _read_size(reader: ByteReader) -> tuple[int, int]:
     height, width = reader.varint(), reader.varint()
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
         raise BitstreamError(f"{reader.codec} stream has an invalid image size {height}x{width}")
@@ -203,7 +166,7 @@ class BicubicCodec:
 
     def decode(self, data: bytes) -> np.ndarray:
         """Reads the small image and grows it back to the stored size."""
-        reader = _Reader(data, "bicubic")
+        reader = ByteReader(data, "bicubic")
         if reader.take(1) != b"B":
             raise BitstreamError("not a bicubic stream (bad tag)")
         factor, flags = reader.take(2)
@@ -428,7 +391,7 @@ class KMeansCodec:
         )
         num_colours, channels = palette.shape
         code = (num_colours - 1) | (256 if channels == 3 else 0)
-        head = b"K" + _size_header(image.shape) + _varint(code) + palette.tobytes()
+        head = b"K" + _size_header(image.shape) + varint(code) + palette.tobytes()
         if num_colours == 1:
             return head
         ranks = neighbour_ranks(indices, num_colours)
@@ -440,7 +403,7 @@ class KMeansCodec:
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decodes palette and index map; :class:`BitstreamError` on bad data."""
-        reader = _Reader(data, "k-means")
+        reader = ByteReader(data, "k-means")
         if reader.take(1) != b"K":
             raise BitstreamError("not a k-means stream (bad tag)")
         height, width = _read_size(reader)

@@ -56,6 +56,7 @@ import operator
 import struct
 import zlib
 
+from jaxcodec.codecs.byte_reader import ByteReader
 from jaxcodec.errors import BitstreamError
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Header", "content_digest", "pack", "peek_header", "unpack"]
@@ -198,26 +199,6 @@ def pack(header: Header, payload: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-class _Reader:
-    """Reads little-endian fields, reporting a truncated stream by field name."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.pos = 0
-
-    def take(self, size: int, field: str) -> bytes:
-        if self.pos + size > len(self.data):
-            raise BitstreamError(
-                f"truncated stream: it ends after {len(self.data)} bytes, inside the {field}"
-            )
-        chunk = self.data[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def unpack(self, fmt: str, field: str) -> tuple:
-        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), field))
-
-
 def _parse_header(data: bytes) -> tuple[dict, int]:
     """Parses the header fields (without judging their values) and their end offset."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -225,7 +206,7 @@ def _parse_header(data: bytes) -> tuple[dict, int]:
     data = bytes(data)
     if data[:3] != MAGIC[: len(data)] or not data:
         raise BitstreamError("not a jaxcodec stream (bad magic)")
-    r = _Reader(data)
+    r = ByteReader(data)
     r.take(3, "magic")
     (v,) = r.unpack("B", "format version")
     if v not in VERSIONS:

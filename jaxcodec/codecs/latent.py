@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.codecs import container
+from jaxcodec.codecs.protocol import check_image
 from jaxcodec.entropy import coder as entropy
-from jaxcodec.errors import BitstreamError, ImageError, ModelError
+from jaxcodec.errors import BitstreamError, ModelError
 
 __all__ = ["LatentCodec", "collect_latents", "dequantize", "fit_tables", "quantize"]
 
@@ -205,14 +206,7 @@ class LatentCodec:
         return bits
 
     def _check_image(self, image: np.ndarray) -> np.ndarray:
-        image = np.asarray(image)
-        if image.dtype != np.uint8:
-            raise ImageError(f"{self.name} expects a uint8 image, got dtype {image.dtype}")
-        if image.ndim == 2 and self.image_shape[2] == 1:
-            image = image[:, :, None]
-        if image.shape != self.image_shape:
-            raise ImageError(f"{self.name} codes {self.image_shape} images only, got shape {image.shape}")
-        return image
+        return check_image(image, self.image_shape, self.name)
 
     def latent(self, image: np.ndarray) -> np.ndarray:
         """The unquantised latent ``(D,)`` of one ``uint8`` image."""

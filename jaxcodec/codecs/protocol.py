@@ -35,15 +35,22 @@ class Codec(Protocol):
         ...
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
+def check_image(image: np.ndarray, shape: tuple[int, int, int] | None = None, name: str | None = None) -> np.ndarray:
     """Returns ``image`` as a C-contiguous ``uint8`` ``(H, W, C)`` array, C = 1 or 3.
 
     Raises :class:`ImageError` for any other dtype or shape, so that no codec silently
-    rescales floats or drops an alpha channel.
+    rescales floats or drops an alpha channel. A codec of one fixed ``shape`` (the MNIST
+    models) names itself (``name``) and also takes a 2-D image when ``shape`` is grey.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ImageError(f"codecs take uint8 images, got dtype {image.dtype}")
+        who = f"{name} expects a uint8 image" if name else "codecs take uint8 images"
+        raise ImageError(f"{who}, got dtype {image.dtype}")
+    if shape is not None:
+        if image.ndim == 2 and shape[2] == 1:
+            image = image[:, :, None]
+        if image.shape != tuple(shape):
+            raise ImageError(f"{name or 'this codec'} codes {tuple(shape)} images only, got shape {image.shape}")
     if image.ndim != 3 or image.shape[2] not in (1, 3) or image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"codecs take (H, W, 1) or (H, W, 3) images, got shape {image.shape}")
     return np.ascontiguousarray(image)

@@ -32,19 +32,12 @@ from jaxcodec.eval import metrics
 from jaxcodec.eval.bdrate import bd_rate
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
+from jaxcodec.image import to_uint8
 
 METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
 MIN_SIDE = metrics.SSIM_WINDOW  # the smallest height and width SSIM and MS-SSIM measure
 BD_ANCHORS = ("jpeg", "webp", "avif")
 _NOT_SERIALISED = ("decoded", "originals", "paths")
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Rounds a float image in [0, 1] to ``uint8`` (values outside are clipped)."""
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image
-    return np.clip(np.round(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 @jax.jit
