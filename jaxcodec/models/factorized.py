@@ -790,7 +790,7 @@ class FactorizedCodec:
 def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     """The ``bmshj2018-factorized`` configuration at CompressAI's quality ``1 .. 8`` (or 9).
 
-    The per-quality files ``configs/factorized_q{1..9}.py`` return this; every field can
+    ``configs/factorized.py:QUALITY`` returns this; every field can
     be overridden on the command line (``--config.model.features=192``).
     """
     lambda_for_quality(quality)
