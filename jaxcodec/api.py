@@ -173,12 +173,12 @@ def check_stream(data: bytes) -> None:
 def info(data: bytes) -> dict[str, Any]:
     """The header fields of a ``.jxc`` stream, as a dict; for a standard codec's stream
     (:func:`jaxcodec.codecs.standard.identify`), its codec, size and image shape."""
+    from jaxcodec.codecs import container, registry
     from jaxcodec.codecs import standard as classical
-    from jaxcodec.codecs import container
 
     standard = classical.identify(data)
     if standard is not None:
-        h, w, c = classical.get_codec(standard).decode(data).shape
+        h, w, c = registry.get_codec(standard).decode(data).shape
         return {"codec": standard, "height": h, "width": w, "channels": c, "total_bytes": len(data),
                 "bpp": len(data) * 8 / (h * w)}
     check_stream(data)

@@ -191,12 +191,12 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
             raise ModelError(f"{name} is not a training workdir (config.json) or a model folder "
                              f"({artefact.MODEL_FILE})")
         return load_codec(os.path.abspath(name))
-    from jaxcodec.codecs import standard as classical
+    from jaxcodec.codecs import registry
 
     try:
-        return classical.get_codec(name, **kwargs)
+        return registry.get_codec(name, **kwargs)
     except ModelError:
-        known = sorted(set(models) | set(fams) | set(classical.CLASSICAL_CODECS))
+        known = sorted(set(models) | set(fams) | set(registry.CLASSICAL_CODECS))
         raise ModelError(f"unknown model or codec {name!r}; known: {', '.join(known)}") from None
 
 
@@ -279,12 +279,12 @@ def decode_stream(data: bytes) -> np.ndarray:
     (JPEG, WebP, AVIF, JPEG XL, JPEG 2000: what ``compress --model jpeg`` writes) is
     recognised by its signature and decoded by that codec.
     """
+    from jaxcodec.codecs import container, registry
     from jaxcodec.codecs import standard as classical
-    from jaxcodec.codecs import container
 
     standard = classical.identify(data)
     if standard is not None:
-        return classical.get_codec(standard).decode(data)
+        return registry.get_codec(standard).decode(data)
     header, _ = container.unpack(data)
     models = shipped_models()
     if header.model in models:

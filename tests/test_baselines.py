@@ -11,7 +11,7 @@ from skimage.transform import downscale_local_mean
 
 import jaxcodec
 from jaxcodec.codecs import baselines
-from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import registry
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
@@ -93,7 +93,7 @@ def test_bicubic_matches_independent_keys_kernel(factor, photo):
 @pytest.mark.parametrize("shape", [(64, 96, 3), (61, 93, 3), (28, 28, 1)])
 def test_bicubic_round_trip_and_lossless_payload(shape, photo, mnist):
     image = mnist[1][0] if shape[2] == 1 else photo[: shape[0], : shape[1]]
-    codec = classical.get_codec("bicubic")
+    codec = registry.get_codec("bicubic")
     assert isinstance(codec, Codec) and codec.qualities == [8, 4, 2]
     sizes, quality = [], []
     for factor in codec.qualities:
@@ -120,16 +120,16 @@ def test_bicubic_round_trip_and_lossless_payload(shape, photo, mnist):
 
 def test_fixed_factor_bicubic_codecs(photo):
     for factor in (2, 4, 8):
-        codec = classical.get_codec(f"bicubic{factor}x")
+        codec = registry.get_codec(f"bicubic{factor}x")
         assert codec.qualities == [factor]
-        assert codec.encode(photo, factor) == classical.get_codec("bicubic").encode(photo, factor)
+        assert codec.encode(photo, factor) == registry.get_codec("bicubic").encode(photo, factor)
 
 
 # ---------------------------------------------------------------------------- k-means
 
 
 def test_kmeans_uses_k_nearest_palette_colours(photo, mnist):
-    codec = classical.get_codec("kmeans")
+    codec = registry.get_codec("kmeans")
     for image in (photo, mnist[1][1]):
         for k in codec.qualities:
             decoded = codec.decode(codec.encode(image, k))
@@ -143,7 +143,7 @@ def test_kmeans_uses_k_nearest_palette_colours(photo, mnist):
 
 
 def test_kmeans_rate_distortion_and_size(photo):
-    codec = classical.get_codec("kmeans")
+    codec = registry.get_codec("kmeans")
     sizes = [len(codec.encode(photo, k)) for k in codec.qualities]
     quality = [psnr(photo, codec.decode(codec.encode(photo, k))) for k in codec.qualities]
     assert sizes == sorted(sizes) and quality == sorted(quality)
@@ -169,15 +169,15 @@ def test_lloyd_reduces_distortion_from_kmeanspp_seeding(photo):
 def test_kmeans_is_deterministic_given_the_seed(photo):
     first = baselines.KMeansCodec(seed=7).encode(photo, 8)
     assert baselines.KMeansCodec(seed=7).encode(photo, 8) == first
-    fixed = classical.get_codec("kmeans4")
-    assert fixed.encode(photo, 4) == classical.get_codec("kmeans").encode(photo, 4)
+    fixed = registry.get_codec("kmeans4")
+    assert fixed.encode(photo, 4) == registry.get_codec("kmeans").encode(photo, 4)
 
 
 def test_kmeans_keeps_images_with_few_colours_exactly():
     rng = np.random.default_rng(0)
     palette = rng.integers(0, 256, (3, 3), dtype=np.uint8)
     image = palette[rng.integers(0, 3, (20, 30))]
-    codec = classical.get_codec("kmeans")
+    codec = registry.get_codec("kmeans")
     np.testing.assert_array_equal(codec.decode(codec.encode(image, 4)), image)
     flat = np.full((9, 7, 1), 42, np.uint8)
     stream = codec.encode(flat, 2)
@@ -237,7 +237,7 @@ def test_pca_full_rank_high_bit_depth_is_near_lossless(patches):
 
 def test_pca_rate_distortion_over_bit_depth(mnist):
     train, test = mnist
-    codec = classical.get_codec("pca", train_images=train[:2000], bits=[2, 4, 6, 8])
+    codec = registry.get_codec("pca", train_images=train[:2000], bits=[2, 4, 6, 8])
     rows = []
     for bits in codec.qualities:
         streams = [codec.encode(x, bits) for x in test[:40]]
@@ -252,10 +252,10 @@ def test_pca_rate_distortion_over_bit_depth(mnist):
 
 def test_pca_save_load_gives_identical_streams(patches, tmp_path):
     train, test = patches
-    codec = classical.get_codec("pca", train_images=train, bits=[3, 6])
+    codec = registry.get_codec("pca", train_images=train, bits=[3, 6])
     np.savez(tmp_path / "pca.npz", **codec.to_arrays())
     with np.load(tmp_path / "pca.npz") as arrays:
-        loaded = classical.get_codec("pca", arrays=dict(arrays))
+        loaded = registry.get_codec("pca", arrays=dict(arrays))
     assert loaded.qualities == codec.qualities == [3, 6]
     for x in test[:10]:
         for q in codec.qualities:
@@ -266,7 +266,7 @@ def test_pca_save_load_gives_identical_streams(patches, tmp_path):
 
 def test_pca_rgb_and_k_axis(photo):
     tiles = photo.reshape(16, 4, 24, 4, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 4, 3)
-    codec = classical.get_codec(
+    codec = registry.get_codec(
         "pca", train_images=tiles, qualities=[2, 8, 48], qualities_axis="k", bits=8
     )
     errors = np.zeros(3)
@@ -275,13 +275,13 @@ def test_pca_rgb_and_k_axis(photo):
             errors[i] += np.mean((codec.decode(codec.encode(tile, k)).astype(float) - tile) ** 2)
     assert errors[0] > errors[1] > errors[2]
     assert codec.decode(codec.encode(tiles[0], 48)).shape == (4, 4, 3)
-    by_k = classical.get_codec("pca", train_images=tiles, k=[2, 8, 48])  # bits default to 6
+    by_k = registry.get_codec("pca", train_images=tiles, k=[2, 8, 48])  # bits default to 6
     assert by_k.qualities == [2, 8, 48] and by_k.to_arrays()["bits"].tolist() == [6, 6, 6]
 
 
 def test_pca_errors(patches):
     train, test = patches
-    unfitted = classical.get_codec("pca")
+    unfitted = registry.get_codec("pca")
     with pytest.raises(ModelError):
         unfitted.encode(test[0], 4)
     codec = baselines.PCACodec(bits=[4, 6]).fit(train[:500])
@@ -308,7 +308,7 @@ def test_pca_errors(patches):
 
 @pytest.mark.parametrize("name", ["bicubic", "kmeans"])
 def test_garbage_raises_bitstream_error(name, photo):
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     valid = codec.encode(photo, codec.qualities[1])
     tag = valid[:1]
     junk = [b"", b"garbage", bytes(50), tag, tag + b"\x02", valid[: len(valid) // 2], valid[:8],
@@ -320,20 +320,20 @@ def test_garbage_raises_bitstream_error(name, photo):
 
 def test_baseline_options_are_checked(photo):
     with pytest.raises(ConfigError):
-        classical.get_codec("bicubic", qualities=[0])
+        registry.get_codec("bicubic", qualities=[0])
     with pytest.raises(ConfigError):
-        classical.get_codec("kmeans", qualities=[300])
+        registry.get_codec("kmeans", qualities=[300])
     with pytest.raises(ConfigError):
-        classical.get_codec("kmeans", colours=3)
+        registry.get_codec("kmeans", colours=3)
     with pytest.raises(ImageError):
-        classical.get_codec("kmeans").encode(photo.astype(np.float32), 4)
+        registry.get_codec("kmeans").encode(photo.astype(np.float32), 4)
 
 
 def test_pca_name_with_component_count(patches):
     train, test = patches
-    named = classical.get_codec("pca12", train_images=train, bits=[6])
-    explicit = classical.get_codec("pca", k=12, train_images=train, bits=[6])
+    named = registry.get_codec("pca12", train_images=train, bits=[6])
+    explicit = registry.get_codec("pca", k=12, train_images=train, bits=[6])
     assert named.name == "pca12"
     assert named.encode(test[0], 6) == explicit.encode(test[0], 6)
     with pytest.raises(ModelError, match="pcaK"):
-        classical.get_codec("pca0")
+        registry.get_codec("pca0")

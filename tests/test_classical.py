@@ -11,6 +11,7 @@ from skimage import data
 
 import jaxcodec
 from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import registry
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
@@ -52,7 +53,7 @@ def digit():
 @pytest.mark.parametrize("which", ["photo", "digit"])
 def test_round_trip_and_rate_distortion(name, which, request):
     image = request.getfixturevalue(which)
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     assert isinstance(codec, Codec)
     sizes, quality = [], []
     for q in codec.qualities:
@@ -71,7 +72,7 @@ def test_round_trip_and_rate_distortion(name, which, request):
 
 
 def test_jpeg_matches_independent_decoder(photo, digit):
-    codec = classical.get_codec("jpeg")
+    codec = registry.get_codec("jpeg")
     for image in (photo, digit):
         for q in (1, 10, 90):
             stream = codec.encode(image, q)
@@ -81,7 +82,7 @@ def test_jpeg_matches_independent_decoder(photo, digit):
 
 
 def test_jpeg_stream_is_420_optimized_and_grey_is_one_component(photo, digit):
-    codec = classical.get_codec("jpeg")
+    codec = registry.get_codec("jpeg")
     with Image.open(io.BytesIO(codec.encode(photo, 50))) as im:
         assert im.mode == "RGB"
         assert [layer[1:3] for layer in im.layer] == [(2, 2), (1, 1), (1, 1)]  # 4:2:0
@@ -94,7 +95,7 @@ def test_jpeg_stream_is_420_optimized_and_grey_is_one_component(photo, digit):
 
 def test_jpeg_rate_on_a_face_is_in_the_published_range(face):
     """Tolunay & Ghalayini report 0.48 bpp at quality 10 and 0.22 at 1 on 128x128 faces."""
-    codec = classical.get_codec("jpeg")
+    codec = registry.get_codec("jpeg")
     bpp = {q: len(codec.encode(face, q)) * 8 / (128 * 128) for q in (1, 10)}
     assert 0.12 < bpp[1] < bpp[10]
     assert 0.25 < bpp[10] < 1.0
@@ -104,7 +105,7 @@ def test_jpeg_rate_on_a_face_is_in_the_published_range(face):
 
 @pytest.mark.parametrize("name,decoder", [("webp", None), ("avif", imagecodecs.avif_decode)])
 def test_rgb_only_codecs_replicate_grey(name, decoder, digit, photo):
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     stream = codec.encode(digit, 50)
     assert stream[:1] == b"G"
     if decoder is None:
@@ -121,7 +122,7 @@ def test_rgb_only_codecs_replicate_grey(name, decoder, digit, photo):
 
 
 def test_jpeg2000_is_a_bare_codestream_and_quality_is_target_psnr(photo):
-    codec = classical.get_codec("jpeg2000")
+    codec = registry.get_codec("jpeg2000")
     stream = codec.encode(photo, 35)
     assert stream[:2] == b"\xff\x4f"  # SOC marker, no JP2 box
     np.testing.assert_array_equal(codec.decode(stream), imagecodecs.jpeg2k_decode(stream))
@@ -130,7 +131,7 @@ def test_jpeg2000_is_a_bare_codestream_and_quality_is_target_psnr(photo):
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_tiny_and_odd_sizes(name):
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     rng = np.random.default_rng(0)
     for shape in [(1, 1, 1), (3, 5, 3), (17, 9, 1)]:
         image = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -139,7 +140,7 @@ def test_tiny_and_odd_sizes(name):
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_garbage_raises_bitstream_error(name, photo):
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     valid = codec.encode(photo, codec.qualities[len(codec.qualities) // 2])
     noise = np.random.default_rng(1).bytes(300)
     for junk in [b"", b"G", b"garbage", bytes(64), noise, valid[: len(valid) // 3]]:
@@ -149,7 +150,7 @@ def test_garbage_raises_bitstream_error(name, photo):
 
 @pytest.mark.parametrize("name", STANDARD)
 def test_bad_inputs(name):
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     with pytest.raises(ImageError):
         codec.encode(np.zeros((8, 8, 3), np.float32), codec.qualities[0])
     with pytest.raises(ImageError):
@@ -161,18 +162,18 @@ def test_bad_inputs(name):
 
 
 def test_registry():
-    assert set(STANDARD) <= set(classical.CLASSICAL_CODECS)
-    for name in classical.CLASSICAL_CODECS:
-        codec = classical.get_codec(name)
+    assert set(STANDARD) <= set(registry.CLASSICAL_CODECS)
+    for name in registry.CLASSICAL_CODECS:
+        codec = registry.get_codec(name)
         assert codec.name == name and codec.description and codec.qualities
-    assert classical.get_codec("jpeg", qualities=[5, 50]).qualities == [5, 50]
+    assert registry.get_codec("jpeg", qualities=[5, 50]).qualities == [5, 50]
     with pytest.raises(ModelError, match="jpegxl") as info:
-        classical.get_codec("jpeg3000")
+        registry.get_codec("jpeg3000")
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError):
-        classical.get_codec("jpeg", qualities=[0])
+        registry.get_codec("jpeg", qualities=[0])
     with pytest.raises(ConfigError):
-        classical.get_codec("webp", colour=True)
+        registry.get_codec("webp", colour=True)
 
 
 @pytest.mark.parametrize("name", STANDARD)
@@ -180,7 +181,7 @@ def test_standard_streams_are_identified_and_decode_without_naming_the_codec(nam
     from jaxcodec import api, zoo
     from jaxcodec.codecs import container
 
-    codec = classical.get_codec(name)
+    codec = registry.get_codec(name)
     q = codec.qualities[len(codec.qualities) // 2]
     for image in (photo, digit):
         data = codec.encode(image, q)

@@ -6,7 +6,7 @@ import pytest
 
 import jaxcodec
 from jaxcodec import data, rate_control, zoo
-from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import registry
 from jaxcodec.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def _photo():
 
 @pytest.mark.parametrize("name", ["jpeg", "webp"])
 def test_max_bytes_is_the_largest_quality_that_fits(name):
-    codec, image = classical.get_codec(name), _photo()
+    codec, image = registry.get_codec(name), _photo()
     for budget in (1500, 4000, 9000):
         result = rate_control.fit(image, codec, max_bytes=budget)
         assert len(result.data) <= budget
@@ -26,7 +26,7 @@ def test_max_bytes_is_the_largest_quality_that_fits(name):
 
 
 def test_bpp_picks_the_closest_rate():
-    codec, image = classical.get_codec("jpeg"), _photo()
+    codec, image = registry.get_codec("jpeg"), _photo()
     pixels = image.shape[0] * image.shape[1]
     result = rate_control.fit(image, codec, bpp=0.8)
     sizes = {q: len(codec.encode(image, q)) for q in range(1, 101)}
@@ -35,7 +35,7 @@ def test_bpp_picks_the_closest_rate():
 
 
 def test_psnr_is_the_smallest_stream_that_reaches_it():
-    codec, image = classical.get_codec("jpeg"), _photo()
+    codec, image = registry.get_codec("jpeg"), _photo()
     result = rate_control.fit(image, codec, psnr=32.0)
     assert result.psnr >= 32.0
     below = codec.decode(codec.encode(image, result.quality - 1))
@@ -52,7 +52,7 @@ def test_a_ladder_of_models_is_searched_by_member():
 
 
 def test_impossible_targets_name_the_nearest_achievable_value():
-    codec, image = classical.get_codec("jpeg"), _photo()
+    codec, image = registry.get_codec("jpeg"), _photo()
     smallest = len(codec.encode(image, 1))
     with pytest.raises(rate_control.TargetError, match=f"smallest stream for this image has {smallest} bytes"):
         rate_control.fit(image, codec, max_bytes=smallest - 1)
@@ -76,7 +76,7 @@ def test_an_evaluation_at_matched_rates_reports_each_codec_at_the_targets():
 
     image = _photo()
     rates = [0.5, 1.0]
-    report = evaluation.evaluate({name: rate_control.AtRate(classical.get_codec(name), rates)
+    report = evaluation.evaluate({name: rate_control.AtRate(registry.get_codec(name), rates)
                                   for name in ("jpeg", "webp")}, [image], "test", show_progress=False)
     for name in ("jpeg", "webp"):
         got = report["codecs"][name]["results"]

@@ -31,6 +31,7 @@ from PIL import Image
 
 import jaxcodec
 from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import registry
 from jaxcodec.codecs import container
 from jaxcodec.eval import metrics
 from jaxcodec.errors import ConfigError
@@ -196,7 +197,7 @@ def test_compare_finds_each_standard_codecs_largest_file_not_above_the_learned_o
     assert learned["bytes"] == len(jaxcodec.compress(PHOTO, "bmshj2017-factorized", 7))
     assert [row["codec"] for row in body["standard"]] == ["jpeg", "webp", "avif"]
     for row in body["standard"]:
-        codec = classical.get_codec(row["codec"])
+        codec = registry.get_codec(row["codec"])
         assert row["below"] and row["bytes"] <= learned["bytes"]
         assert len(codec.encode(PHOTO, row["quality"])) == row["bytes"]
         if row["quality"] < 100:  # one step up the scale is over the learned file's size
@@ -345,7 +346,7 @@ def test_a_stream_declaring_too_many_pixels_is_a_413_before_decoding(catalog, ne
                                          ("jpegxl", (1000, 5, 3)), ("jpeg2000", (19, 23, 3))])
 def test_stream_size_reads_each_standard_header(codec, shape):
     image = (np.random.default_rng(0).random(shape) * 255).astype(np.uint8)
-    data = classical.get_codec(codec).encode(image, 50)
+    data = registry.get_codec(codec).encode(image, 50)
     assert sizes.stream_size(data) == (shape[1], shape[0])
 
 
@@ -664,7 +665,7 @@ def _files() -> dict[str, tuple[str, bytes]]:
     files["stream jxc"] = ("/v1/decompress", jaxcodec.compress(PHOTO, "bmshj2017-factorized", 3))
     files["stream digit"] = ("/v1/decompress", jaxcodec.compress(digit(), "mnist-conv-ae", 4))
     for name in ("jpeg", "webp", "avif", "jpegxl"):
-        files[f"stream {name}"] = ("/v1/decompress", classical.get_codec(name).encode(PHOTO, 50))
+        files[f"stream {name}"] = ("/v1/decompress", registry.get_codec(name).encode(PHOTO, 50))
     return files
 
 

@@ -649,7 +649,7 @@ class PCACodec:
 
 
 def make_baseline(name: str, **kwargs: Any) -> Any:
-    """Builds a baseline by registry name (see :func:`jaxcodec.codecs.standard.get_codec`).
+    """Builds a baseline by registry name (see :func:`jaxcodec.codecs.registry.get_codec`).
 
     ``qualities`` overrides the factors (bicubic), the K values (kmeans) or the quality axis
     (pca: the bit depths, or the k values when ``k`` is not given and ``qualities_axis="k"``).

@@ -1,4 +1,4 @@
-"""Standard image codecs behind the :class:`~jaxcodec.codecs.protocol.Codec` protocol, and the registry.
+"""Standard image codecs behind the :class:`~jaxcodec.codecs.protocol.Codec` protocol.
 
 The five standard codecs are the anchors learned codecs are measured against:
 
@@ -22,14 +22,12 @@ dominate tiny images: the smallest 28x28 grey streams are about 165 bytes for JP
 tables), 60 for WebP and JPEG XL, 140 for JPEG 2000 and 300 for AVIF (1.7, 0.6, 1.4 and
 3.1 bpp).
 
-The registry (:func:`get_codec`, :data:`CLASSICAL_CODECS`) also serves the baselines of
-:mod:`jaxcodec.codecs.baselines` (bicubic down-sampling, k-means colour quantisation, PCA).
+:mod:`jaxcodec.codecs.registry` builds them, and the papers' baselines, by name.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from typing import Any, Callable, Sequence
 
 import imagecodecs
@@ -37,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jaxcodec.codecs.protocol import check_image
-from jaxcodec.errors import BitstreamError, ConfigError, ModelError
+from jaxcodec.errors import BitstreamError, ConfigError
 
 _GREY_PREFIX = b"G"
 
@@ -228,19 +226,6 @@ def jpegxl(qualities: Sequence[Any] = (20, 30, 40, 50, 60, 70, 80, 90)) -> Stand
     )
 
 
-_FACTORIES: dict[str, Callable[..., Any]] = {
-    "jpeg": jpeg,
-    "webp": webp,
-    "jpeg2000": jpeg2000,
-    "avif": avif,
-    "jpegxl": jpegxl,
-}
-_BASELINES = ("bicubic", "bicubic2x", "bicubic4x", "bicubic8x", "kmeans", "kmeans4", "pca")
-
-#: Every name :func:`get_codec` accepts.
-CLASSICAL_CODECS: list[str] = [*_FACTORIES, *_BASELINES]
-
-
 # The first bytes of each standard codec's stream (the grey prefix of the RGB-only ones aside).
 _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("jpeg", lambda d: d[:3] == b"\xff\xd8\xff"),
@@ -262,32 +247,3 @@ def identify(data: bytes) -> str | None:
         if matches(data) or (data[:1] == _GREY_PREFIX and matches(data[1:])):
             return name
     return None
-
-
-def get_codec(name: str, **kwargs: Any) -> Any:
-    """Builds the classical codec ``name``.
-
-    ``qualities=[...]`` overrides the default operating points of any codec. Baselines take
-    their own keyword arguments (see :mod:`jaxcodec.codecs.baselines`): ``kmeans`` takes ``seed``
-    and ``iterations``; ``pcaK`` (e.g. ``pca28``) is ``pca`` with ``k=K``; ``pca`` takes ``k``, ``bits`` and either ``train_images`` (uint8
-    ``(N, H, W, C)``, fitted at once) or ``arrays`` (a dict from
-    :meth:`~jaxcodec.codecs.baselines.PCACodec.to_arrays`). An evaluation fits PCA once with
-    ``get_codec("pca", train_images=train)`` and reuses the codec for every test image.
-    """
-    if name in _FACTORIES:
-        try:
-            return _FACTORIES[name](**kwargs)
-        except TypeError as e:
-            raise ConfigError(f"bad options for codec {name!r}: {e}") from None
-    if name in _BASELINES:
-        from jaxcodec.codecs import baselines  # imports this module, so it is loaded on demand
-
-        return baselines.make_baseline(name, **kwargs)
-    pca_k = re.fullmatch(r"pca([1-9][0-9]*)", name)
-    if pca_k:  # "pca28": PCA with 28 components
-        from jaxcodec.codecs import baselines
-
-        codec = baselines.make_baseline("pca", k=int(pca_k.group(1)), **kwargs)
-        codec.name = name
-        return codec
-    raise ModelError(f"unknown classical codec {name!r}; known: {', '.join(CLASSICAL_CODECS)}, pcaK (K components)")

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import jaxcodec
 from jaxcodec import api
-from jaxcodec.codecs import standard as classical
+from jaxcodec.codecs import registry
 from jaxcodec.errors import ConfigError
 
 #: Standard codecs a server offers by default, and the ones ``/v1/compare`` measures.
@@ -89,10 +89,10 @@ def _family_description(family: str) -> str:
 
 def standard_entry(name: str) -> Entry:
     """A standard codec with every quality of its scale."""
-    plain = classical.get_codec(name)
+    plain = registry.get_codec(name)
     low, high = (int(v) for v in plain.quality_range)
     qualities = tuple(range(low, high + 1))
-    codec = classical.get_codec(name, qualities=list(qualities))
+    codec = registry.get_codec(name, qualities=list(qualities))
     default = int(plain.qualities[len(plain.qualities) // 2])
     return Entry(name, "standard", plain.description, qualities, default, codec)
 
