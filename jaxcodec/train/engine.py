@@ -286,7 +286,7 @@ def _reduce(pending: list[dict[str, jax.Array]], first_step: int) -> dict[str, f
     return {k: float(np.mean([np.mean(m[k]) for m in host])) for k in names}
 
 
-def evaluate(
+def eval_split_metrics(
     eval_fn: Callable, state: State, config: ml_collections.ConfigDict, mesh: Mesh
 ) -> dict[str, float]:
     """Mean eval metrics over the first ``config.eval_batches`` batches of the eval split.
@@ -579,7 +579,7 @@ def _loop(
                 record(done, {**train_metrics, **{k: v for k, v in timing.items() if k != "eta_sec"}})
             if has_eval and _due(done, eval_every, num_steps):
                 with clock.paused():
-                    eval_metrics = evaluate(eval_fn, state, config, mesh)
+                    eval_metrics = eval_split_metrics(eval_fn, state, config, mesh)
                 _print(progress_lib.format_line(done, num_steps, eval_metrics, {}))
                 record(done, eval_metrics)
             if done == num_steps or (checkpoint_every and done % checkpoint_every == 0):
