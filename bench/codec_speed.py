@@ -40,7 +40,8 @@ import numpy as np
 from _common import add_peer_args, configure_allocator, fit_image, load_photos, positive, take_turns
 from jaxcodec.train import engine
 from jaxcodec.train import sharding
-from jaxcodec.layers import ALGORITHMS
+from jaxcodec.ops import conv_impl
+from jaxcodec.ops.conv import ALGORITHMS
 from jaxcodec.models import hyperprior
 from jaxcodec.models.factorized import FactorizedTask, default_config
 from jaxcodec.models.hyperprior import MeanScaleTask
@@ -53,15 +54,14 @@ def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", mod
     if model == "mbt2018-mean":
         task = MeanScaleTask(hyperprior.default_config())
     else:
-        config = default_config(quality=quality)
-        config.model.conv_algorithm = conv_algorithm
-        task = FactorizedTask(config)
+        task = FactorizedTask(default_config(quality=quality))
     mesh = sharding.data_mesh(jax.local_devices()[:1])
     dummy = np.zeros((1, 64, 64, 3), np.float32)
     state = engine.make_init(task, mesh)(jax.random.key(0), sharding.shard_batch(dummy, sharding.batch_sharding(mesh)))
     codec = task.make_codec(state, task.finalize(state))
     t = time.perf_counter()
-    out = codec.decode(codec.encode(image, quality))  # compiles g_a and g_s for this shape
+    with conv_impl(conv_algorithm):  # read while the programs are traced; the compiled ones keep it
+        out = codec.decode(codec.encode(image, quality))  # compiles g_a and g_s for this shape
     assert out.shape == image.shape and out.dtype == np.uint8, (out.shape, out.dtype)
     return codec, time.perf_counter() - t
 
@@ -110,7 +110,7 @@ def main() -> None:
                         help="the factorized prior or the mean-scale hyperprior (both N=128, M=192; CompressAI's "
                              "FactorizedPrior or MeanScaleHyperprior on the peer side)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
-                        help="jaxcodec's sub-pixel convolutions (model.conv_algorithm)")
+                        help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
     args = parser.parse_args()
     if args.refine and args.model != "factorized":
         parser.error("--refine times the factorized prior's refinement only")

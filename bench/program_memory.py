@@ -18,7 +18,6 @@ once half the limit is used: :mod:`jaxcodec.runtime.compiled_code`).
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 
@@ -26,7 +25,8 @@ import time
 from _common import codec_members, fit_image, load_photos, run_main
 from jaxcodec.runtime.compiled_code import MAPS, map_limit, mappings
 from jaxcodec.errors import ConfigError
-from jaxcodec.layers import ALGORITHMS
+from jaxcodec.ops import conv_impl
+from jaxcodec.ops.conv import ALGORITHMS
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -42,18 +42,6 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def with_algorithm(codec, algorithm: str):
-    """``codec`` (a factorized model) rebuilt with ``model.conv_algorithm = algorithm``."""
-    from jaxcodec.models.factorized import FactorizedCodec, FactorizedTask
-
-    if algorithm == codec._task.config.model.get("conv_algorithm", "auto"):
-        return codec
-    config = copy.deepcopy(codec._task.config)
-    config.model.conv_algorithm = algorithm
-    tables = {"freqs": codec.freqs, "offsets": codec.offsets}
-    return FactorizedCodec(FactorizedTask(config), codec._params, tables)
-
-
 def main() -> None:
     import argparse
 
@@ -65,13 +53,13 @@ def main() -> None:
                         help="refinement steps of the refined encode (0: plain only; the step count "
                              "does not change the compiled code)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
-                        help="the models' model.conv_algorithm")
+                        help="the convolution algorithm the programs are compiled with (jaxcodec.ops.conv_impl)")
     args = parser.parse_args()
     if mappings() is None:
         sys.exit(f"error: {MAPS} is missing; this benchmark needs Linux")
 
     sizes = parse_sizes(args.sizes)
-    members = [(n, with_algorithm(c, args.conv_algorithm)) for n, c in codec_members(args.models, "refined")]
+    members = codec_members(args.models, "refined")
     photo = load_photos(None)[1]  # coffee
     encoders = [(n, c) for n, c in members]
     if args.refine:
@@ -82,15 +70,16 @@ def main() -> None:
     start = mappings()
     print(f"{'(start)':>10} {start:>9}", flush=True)
     grown = []
-    for h, w in sizes:
-        image = fit_image(photo, h, w)
-        before, t = mappings(), time.perf_counter()
-        for _, codec in encoders:
-            data = codec.encode(image, codec.qualities[-1])
-            codec.decode(data)
-        after = mappings()
-        grown.append(after - before)
-        print(f"{f'{h}x{w}':>10} {after:>9} {after - before:>7} {time.perf_counter() - t:>8.1f}", flush=True)
+    with conv_impl(args.conv_algorithm):  # read while each size's programs are traced
+        for h, w in sizes:
+            image = fit_image(photo, h, w)
+            before, t = mappings(), time.perf_counter()
+            for _, codec in encoders:
+                data = codec.encode(image, codec.qualities[-1])
+                codec.decode(data)
+            after = mappings()
+            grown.append(after - before)
+            print(f"{f'{h}x{w}':>10} {after:>9} {after - before:>7} {time.perf_counter() - t:>8.1f}", flush=True)
     per_size = sum(grown) / len(grown)
     limit = map_limit()
     print(f"mappings per image size: {per_size:.0f}"

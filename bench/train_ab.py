@@ -10,9 +10,9 @@ see the same machine state, and reports the median step time of each::
 Variants (each one undoes one of jaxcodec's choices):
 
 * ``xla-weight-grad``: strided layers' weight gradients by XLA over the whole batch
-  (not image by image, :func:`jaxcodec.layers.strided_weight_grad`);
-* ``direct``: ``model.conv_algorithm = "direct"`` (no Winograd);
-* ``winograd``: ``model.conv_algorithm = "winograd"`` (Winograd everywhere, the
+  (not image by image, :func:`jaxcodec.ops.conv.strided_weight_grad`);
+* ``direct``: traced under ``jaxcodec.ops.conv_impl("direct")`` (no Winograd);
+* ``winograd``: traced under ``conv_impl("winograd")`` (Winograd everywhere, the
   space-to-depth strided forward included).
 
 Ends with ``ratio: X`` = variant's median step time / default's (above 1: the default is
@@ -30,7 +30,7 @@ import numpy as np
 
 
 from _common import load_photos, positive, random_crops, run_main
-from jaxcodec import layers
+from jaxcodec.ops import conv, conv_impl
 from jaxcodec.train import engine
 from jaxcodec.train import sharding
 from jaxcodec.models.factorized import FactorizedTask, default_config
@@ -41,21 +41,21 @@ VARIANTS = ("xla-weight-grad", "direct", "winograd")
 def build(variant: str | None, batches, quality: int):
     """``[step, state]`` of a compiled train step, with ``variant`` applied while tracing."""
     config = default_config(quality=quality)
-    saved = layers._WEIGHT_GRAD_CHUNK
+    saved = conv._WEIGHT_GRAD_CHUNK
     if variant == "xla-weight-grad":
-        layers._WEIGHT_GRAD_CHUNK = 2**62
-    elif variant in ("direct", "winograd"):
-        config.model.conv_algorithm = variant
+        conv._WEIGHT_GRAD_CHUNK = 2**62
+    algorithm = variant if variant in ("direct", "winograd") else "auto"
     try:
         task = FactorizedTask(config)
         mesh = sharding.data_mesh(jax.local_devices()[:1])
         init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
         state = engine.make_init(task, mesh)(init_rng, batches[0])
         step = engine.make_train_step(task, mesh, train_rng)
-        state, _ = step(state, batches[0], np.int32(0))  # traces and compiles with the variant
+        with conv_impl(algorithm):  # read while the step is traced; the compiled step keeps it
+            state, _ = step(state, batches[0], np.int32(0))  # traces and compiles with the variant
         jax.block_until_ready(state)
     finally:
-        layers._WEIGHT_GRAD_CHUNK = saved
+        conv._WEIGHT_GRAD_CHUNK = saved
     return [step, state]
 
 

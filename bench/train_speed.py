@@ -34,7 +34,8 @@ import numpy as np
 from _common import add_peer_args, configure_allocator, load_photos, positive, random_crops, take_turns
 from jaxcodec.train import engine
 from jaxcodec.train import sharding
-from jaxcodec.layers import ALGORITHMS
+from jaxcodec.ops import conv_impl
+from jaxcodec.ops.conv import ALGORITHMS
 from jaxcodec.models.factorized import FactorizedTask, default_config
 
 
@@ -44,7 +45,6 @@ class JaxTraining:
 
     def __init__(self, pool: np.ndarray, warmup: int, quality: int, upsample: str, conv_algorithm: str = "auto"):
         config = default_config(quality=quality)
-        config.model.conv_algorithm = conv_algorithm
         config.model.upsample = upsample
         task = FactorizedTask(config)
         mesh = sharding.data_mesh(jax.local_devices()[:1])
@@ -58,7 +58,8 @@ class JaxTraining:
         self.clip_norm = float(config.model.clip_norm or 0.0)
         self.i = 0
         t = time.perf_counter()
-        self._steps(1)  # compiles
+        with conv_impl(conv_algorithm):  # read while the step is traced; the compiled step keeps it
+            self._steps(1)  # compiles
         self.compile_s = time.perf_counter() - t
         self._steps(warmup)
 
@@ -100,7 +101,7 @@ def main() -> None:
                         help="synthesis up-sampling: the default sub-pixel layers (36 taps per 2x2 output "
                              "block), or transposed convolutions with CompressAI's 25 taps")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
-                        help="jaxcodec's sub-pixel convolutions (model.conv_algorithm)")
+                        help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
     args = parser.parse_args()
     malloc = configure_allocator()
 

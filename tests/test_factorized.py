@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jax import lax
 
-from jaxcodec import layers
+from jaxcodec import layers, ops
+from jaxcodec.ops import conv
 from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import deep_factorized as factorized_prior
@@ -113,8 +114,8 @@ def test_conv2d_equals_xla_convolution_in_values_and_gradients(kernel):
     def reference(x, w):
         return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    np.testing.assert_allclose(layers.conv2d(x, w), reference(x, w), rtol=1e-5, atol=1e-4)
-    dx, dw = jax.grad(lambda x, w: jnp.sum(layers.conv2d(x, w) * g), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(conv.conv2d(x, w), reference(x, w), rtol=1e-5, atol=1e-4)
+    dx, dw = jax.grad(lambda x, w: jnp.sum(conv.conv2d(x, w) * g), argnums=(0, 1))(x, w)
     rx, rw = jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), argnums=(0, 1))(x, w)
     np.testing.assert_allclose(dx, rx, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(dw, rw, rtol=1e-4, atol=1e-3)
@@ -228,8 +229,9 @@ def test_phase_transposed_conv_equals_xla_input_dilated_conv(k, features, algori
         return lax.conv_general_dilated(x, jnp.flip(w, (0, 1)), (1, 1), (pad, pad), lhs_dilation=(2, 2),
                                         dimension_numbers=_DIMS)
 
-    np.testing.assert_allclose(layers.transposed_conv2d(x, w, algorithm), reference(x, w), rtol=1e-5, atol=1e-4)
-    got = jax.grad(lambda x, w: jnp.sum(layers.transposed_conv2d(x, w, algorithm) * g), argnums=(0, 1))(x, w)
+    with ops.conv_impl(algorithm):
+        np.testing.assert_allclose(conv.transposed_conv2d(x, w), reference(x, w), rtol=1e-5, atol=1e-4)
+        got = jax.grad(lambda x, w: jnp.sum(conv.transposed_conv2d(x, w) * g), argnums=(0, 1))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
@@ -253,10 +255,18 @@ def test_down_conv_gradients_equal_xla_strided_conv(k, shape, algorithm):
     want_y = reference(x, w)
     # Winograd's transforms cost a few float32 ulps of the largest output (test_winograd).
     atol = 2e-5 * float(jnp.abs(want_y).max()) if algorithm == "winograd" else 1e-4
-    np.testing.assert_allclose(layers.down_conv2d(x, w, algorithm), want_y, rtol=1e-5, atol=atol)
+    with ops.conv_impl(algorithm):
+        np.testing.assert_allclose(conv.down_conv2d(x, w), want_y, rtol=1e-5, atol=atol)
     # A random cotangent, not a function of the output: the forward passes differ by rounding.
     g = jax.random.normal(jax.random.key(7), want_y.shape)
-    got = jax.grad(lambda x, w: jnp.sum(layers.down_conv2d(x, w, algorithm) * g), argnums=(0, 1))(x, w)
+
+    def loss(x, w):
+        with ops.conv_impl(algorithm):
+            return jnp.sum(conv.down_conv2d(x, w) * g)
+
+    # jit: the backward pass is traced after the block in loss has closed, and still
+    # runs by the algorithm its forward pass was traced with.
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(reference(x, w) * g), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
@@ -268,7 +278,7 @@ def test_strided_weight_gradient_over_chunks_of_the_batch_equals_xla(monkeypatch
     """The strided layer's weight gradient summed over chunks of the batch (one image,
     two images with a short last chunk, the whole batch) equals XLA's gradient of the whole
     batch, and the batch really is split: one convolution per chunk."""
-    monkeypatch.setattr(layers, "_WEIGHT_GRAD_CHUNK", chunk_elements)
+    monkeypatch.setattr(conv, "_WEIGHT_GRAD_CHUNK", chunk_elements)
     kx, kw, kg = jax.random.split(rng(31), 3)
     x = jax.random.normal(kx, (5, 9, 12, 24))
     w = jax.random.normal(kw, (5, 5, 24, 16))
@@ -278,16 +288,16 @@ def test_strided_weight_gradient_over_chunks_of_the_batch_equals_xla(monkeypatch
 
     g = jax.random.normal(kg, (5, 5, 6, 16))
     want = jax.vjp(reference, w)[1](g)[0]
-    got = layers.strided_weight_grad(x, w, g, backend="cpu")
+    got = conv.strided_weight_grad(x, w, g, backend="cpu")
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     assert float(jnp.abs(want).max()) > 1.0
-    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
+    jaxpr = jax.make_jaxpr(lambda x, w, g: conv.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
     assert str(jaxpr).count("conv_general_dilated") == convolutions
     # Other backends, and a batch sharded over several devices, keep XLA's whole-batch gradient.
-    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="gpu"))(x, w, g)
+    jaxpr = jax.make_jaxpr(lambda x, w, g: conv.strided_weight_grad(x, w, g, backend="gpu"))(x, w, g)
     assert str(jaxpr).count("conv_general_dilated") == 1
     monkeypatch.setattr(jax, "device_count", lambda *a: 2)
-    jaxpr = jax.make_jaxpr(lambda x, w, g: layers.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
+    jaxpr = jax.make_jaxpr(lambda x, w, g: conv.strided_weight_grad(x, w, g, backend="cpu"))(x, w, g)
     assert str(jaxpr).count("conv_general_dilated") == 1
 
 
@@ -300,23 +310,27 @@ def test_space_to_depth_winograd_strided_conv_equals_xla(k, shape):
     x = jax.random.normal(kx, shape)
     w = jax.random.normal(kw, (k, k, shape[-1], 36))
     reference = lax.conv_general_dilated(x, w, (2, 2), ((k // 2, k // 2),) * 2, dimension_numbers=_DIMS)
-    got = layers.strided_conv(x, w, "winograd")
+    with ops.conv_impl("winograd"):
+        got = conv.strided_conv(x, w)
     assert got.shape == reference.shape
     np.testing.assert_allclose(got, reference, rtol=0, atol=2e-5 * float(jnp.abs(reference).max()))
-    np.testing.assert_array_equal(layers.strided_conv(x, w, "auto"), reference)  # too small to pay
+    np.testing.assert_array_equal(conv.strided_conv(x, w), reference)  # "auto": too small to pay
 
 
 def test_strided_conv_auto_keeps_xla_forward_even_for_wide_layers():
     kx, kw = jax.random.split(rng(35), 2)
     big = jax.random.normal(kx, (4, 64, 64, 128))  # space-to-depth: 4·32·32 pixels × 128 > 2048·128
     w = jax.random.normal(kw, (5, 5, 128, 128)) / 80.0
-    auto, direct = layers.strided_conv(big, w, "auto"), layers.strided_conv(big, w, "direct")
-    wino = layers.strided_conv(big, w, "winograd")
+    def strided_conv(algorithm):
+        with ops.conv_impl(algorithm):
+            return conv.strided_conv(big, w)
+
+    auto, direct, wino = strided_conv("auto"), strided_conv("direct"), strided_conv("winograd")
     np.testing.assert_array_equal(auto, direct)
     assert not np.array_equal(wino, direct)
     np.testing.assert_allclose(wino, direct, rtol=0, atol=2e-5 * float(jnp.abs(direct).max()))
     with pytest.raises(ValueError, match="convolution algorithm must be one of"):
-        layers.strided_conv(big, w, "fft")
+        strided_conv("fft")
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -333,8 +347,8 @@ def test_thin_conv_gradients_equal_xla(k, shape):
         pad = ((k - 1) // 2, k // 2)
         return lax.conv_general_dilated(x, w, (1, 1), (pad, pad), dimension_numbers=_DIMS)
 
-    np.testing.assert_array_equal(layers.thin_conv2d(x, w), reference(x, w))
-    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(layers.thin_conv2d(x, w))), argnums=(0, 1))(x, w)
+    np.testing.assert_array_equal(conv.thin_conv2d(x, w), reference(x, w))
+    got = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv.thin_conv2d(x, w))), argnums=(0, 1))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(jnp.sin(reference(x, w))), argnums=(0, 1))(x, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))

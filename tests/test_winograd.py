@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxcodec import layers
-from jaxcodec.ops import winograd
-from jaxcodec.errors import ConfigError
+from jaxcodec import ops
+from jaxcodec.ops import conv, winograd
 from jaxcodec.models import factorized
 
 
@@ -66,47 +65,83 @@ def test_conv3x3_rejects_other_kernels():
 
 def test_winograd_pays_only_for_wide_large_3x3_layers_on_cpu():
     big = (1, 128, 192, 128)
-    assert layers.winograd_pays(big, (3, 3, 128, 512), backend="cpu")
-    assert not layers.winograd_pays(big, (3, 3, 128, 512), backend="gpu")  # the GPU's own convolutions win
-    assert not layers.winograd_pays(big, (5, 5, 128, 512), backend="cpu")
-    assert not layers.winograd_pays(big, (3, 3, 128, 12), backend="cpu")  # the last, 3-colour layer
-    assert not layers.winograd_pays((8, 16, 16, 128), (3, 3, 128, 512), backend="cpu")  # 2,048 px x 128: even
-    assert layers.winograd_pays((1, 32, 48, 192), (3, 3, 192, 512), backend="cpu")  # 1,536 px x 192
+    assert conv.winograd_pays(big, (3, 3, 128, 512), backend="cpu")
+    assert not conv.winograd_pays(big, (3, 3, 128, 512), backend="gpu")  # the GPU's own convolutions win
+    assert not conv.winograd_pays(big, (5, 5, 128, 512), backend="cpu")
+    assert not conv.winograd_pays(big, (3, 3, 128, 12), backend="cpu")  # the last, 3-colour layer
+    assert not conv.winograd_pays((8, 16, 16, 128), (3, 3, 128, 512), backend="cpu")  # 2,048 px x 128: even
+    assert conv.winograd_pays((1, 32, 48, 192), (3, 3, 192, 512), backend="cpu")  # 1,536 px x 192
 
 
 def test_stride1_conv_dispatch():
     small = jnp.asarray(_normal(4, (1, 6, 6, 8)), jnp.float32)
     w = jnp.asarray(_normal(5, (3, 3, 8, 8)), jnp.float32)
-    direct = layers.stride1_conv(small, w, "direct")
-    forced = layers.stride1_conv(small, w, "winograd")
+
+    def stride1_conv(x, w, algorithm):
+        with ops.conv_impl(algorithm):
+            return conv.stride1_conv(x, w)
+
+    direct = stride1_conv(small, w, "direct")
+    forced = stride1_conv(small, w, "winograd")
     assert not np.array_equal(direct, forced)  # two computations ...
     assert np.max(np.abs(direct - forced)) <= 2e-5 * np.max(np.abs(direct))  # ... of one convolution
-    np.testing.assert_array_equal(layers.stride1_conv(small, w, "auto"), direct)  # too small to gain
+    np.testing.assert_array_equal(stride1_conv(small, w, "auto"), direct)  # too small to gain
+    np.testing.assert_array_equal(conv.stride1_conv(small, w), direct)  # "auto" outside any block
     big = jnp.asarray(_normal(6, (1, 64, 96, 64)), jnp.float32)  # 6,144 px x 64: gains
     wb = jnp.asarray(_normal(7, (3, 3, 64, 64), 0.05), jnp.float32)
     if jax.default_backend() == "cpu":
-        np.testing.assert_array_equal(layers.stride1_conv(big, wb, "auto"), layers.stride1_conv(big, wb, "winograd"))
-    with pytest.raises(ValueError, match="convolution algorithm must be one of auto, direct, winograd"):
-        layers.stride1_conv(small, w, "fft")
+        np.testing.assert_array_equal(stride1_conv(big, wb, "auto"), stride1_conv(big, wb, "winograd"))
+    with pytest.raises(ValueError, match="convolution algorithm must be one of auto, direct, winograd, got 'fft'"):
+        stride1_conv(small, w, "fft")
 
 
-def test_factorized_synthesis_conv_algorithm():
+def test_conv_impl_is_read_at_trace_time_and_restored():
+    x = jnp.asarray(_normal(4, (1, 6, 6, 8)), jnp.float32)
+    w = jnp.asarray(_normal(5, (3, 3, 8, 8)), jnp.float32)
+    assert conv.current_algorithm() == "auto"
+    with ops.conv_impl("winograd"):
+        assert conv.current_algorithm() == "winograd"
+        with ops.conv_impl("direct"):
+            assert conv.current_algorithm() == "direct"
+        assert conv.current_algorithm() == "winograd"
+        traced_winograd = jax.jit(conv.stride1_conv)
+        forced = traced_winograd(x, w)
+    assert conv.current_algorithm() == "auto"
+    # A jitted function keeps the algorithm it was traced with ...
+    np.testing.assert_array_equal(traced_winograd(x, w), forced)
+
+    def direct(x, w):  # ... so a program that must run "direct" enters the block in its body.
+        with ops.conv_impl("direct"):
+            return conv.stride1_conv(x, w)
+
+    with ops.conv_impl("winograd"):
+        np.testing.assert_array_equal(jax.jit(direct)(x, w), conv.conv2d(x, w))
+
+
+def test_factorized_synthesis_conv_impl():
     config = factorized.default_config(quality=1)
     config.model.features = 64
     config.model.latent_channels = 16
-    tasks = {}
-    for algorithm in ("direct", "winograd"):
-        config.model.conv_algorithm = algorithm
-        tasks[algorithm] = factorized.FactorizedTask(config)
-    params = tasks["direct"].model.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 64, 64, 3)))
+    task = factorized.FactorizedTask(config)
+    params = task.model.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 64, 64, 3)))
     y = jnp.asarray(_normal(8, (1, 4, 4, 16), 3.0), jnp.float32)
-    out = {a: np.asarray(t.synthesis(params, y)) for a, t in tasks.items()}  # same parameters for both
+    out = {}
+    for algorithm in ("direct", "winograd"):  # same parameters for both
+        with ops.conv_impl(algorithm):
+            out[algorithm] = np.asarray(task.synthesis(params, y))
     assert out["direct"].shape == (1, 64, 64, 3)
     assert not np.array_equal(out["direct"], out["winograd"])
     np.testing.assert_allclose(out["winograd"], out["direct"], atol=1e-4 * np.max(np.abs(out["direct"])))
-    # Refinement's synthesis is the direct one, whatever the model's setting.
-    np.testing.assert_array_equal(tasks["winograd"].direct_synthesis(params, y), out["direct"])
+    # Refinement's synthesis is the direct one, whatever the caller's setting.
+    with ops.conv_impl("winograd"):
+        np.testing.assert_array_equal(task.direct_synthesis(params, y), out["direct"])
+        np.testing.assert_array_equal(jax.jit(task.direct_synthesis)(params, y), out["direct"])
 
-    config.model.conv_algorithm = "fft"
-    with pytest.raises(ConfigError, match="model.conv_algorithm must be one of auto, direct, winograd, got 'fft'"):
-        factorized.FactorizedTask(config)
+
+def test_configs_with_the_old_conv_algorithm_key_still_build():
+    """Workdirs written before the algorithm moved out of the model carry
+    ``model.conv_algorithm``; they load, and the key changes nothing."""
+    config = factorized.default_config(quality=1)
+    assert "conv_algorithm" not in config.model
+    config.model.conv_algorithm = "winograd"
+    assert factorized.FactorizedTask(config).model == factorized.FactorizedTask(factorized.default_config(1)).model

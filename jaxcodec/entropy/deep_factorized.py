@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.entropy import coder as entropy
-from jaxcodec.layers import lower_bound
+from jaxcodec.layers.bounds import lower_bound
 
 __all__ = [
     "DeepFactorized",

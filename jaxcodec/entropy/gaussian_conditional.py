@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.entropy import coder as entropy
-from jaxcodec.layers import lower_bound
+from jaxcodec.layers.bounds import lower_bound
 
 SCALE_MIN, SCALE_MAX, NUM_SCALES = 0.11, 256.0, 64  # CompressAI's scale table
 LIKELIHOOD_BOUND = 1e-9

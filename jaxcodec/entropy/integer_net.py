@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxcodec.layers import depth_to_space
+from jaxcodec.ops.pixel_shuffle import depth_to_space
 
 WEIGHT_BITS = 15  # |integer weight| <= 2**15 - 1
 ACTIVATION_BITS = 8  # fractional bits of the hidden activations

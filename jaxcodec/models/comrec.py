@@ -77,7 +77,7 @@ from jaxcodec import limits, tiling
 from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
-from jaxcodec.layers import conv2d
+from jaxcodec.ops.conv import conv2d
 
 MODEL_NAME = "comrec"
 PROXIES = ("straight_through", "identity")
@@ -106,7 +106,7 @@ def upsample(c: jax.Array) -> jax.Array:
 
 class Conv3x3(nn.Module):
     """``nn.Conv(features, (3, 3))`` (same parameters and initialisers) built on
-    :func:`jaxcodec.layers.conv2d`, whose kernel gradient is nine matrix products instead of
+    :func:`jaxcodec.ops.conv.conv2d`, whose kernel gradient is nine matrix products instead of
     XLA's weight-gradient convolution (on a CPU that halves a full-resolution step)."""
 
     features: int

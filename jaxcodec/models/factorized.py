@@ -10,7 +10,7 @@ Ballé, Laparra & Simoncelli, "End-to-end optimized image compression", ICLR 201
   sub-pixel convolution (:class:`jaxcodec.layers.SubPixelConv`, which contains every
   ``5×5`` stride-2 transposed convolution) -- ``model.upsample = "transposed"`` gives
   CompressAI's transposed convolutions instead (computed by phases,
-  :func:`jaxcodec.layers.transposed_conv2d`);
+  :func:`jaxcodec.ops.conv.transposed_conv2d`);
 * entropy model: one deep factorized density per latent channel (Ballé et al. 2018,
   Appendix 6.1; :mod:`jaxcodec.entropy.deep_factorized`).
 
@@ -94,7 +94,8 @@ from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.codecs import refinement
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
-from jaxcodec.layers import ALGORITHMS, GDN, DownConv, SubPixelConv, TransposedConv
+from jaxcodec.layers import GDN, DownConv, SubPixelConv, TransposedConv
+from jaxcodec.ops.conv import conv_impl
 
 MODEL_NAME = "factorized"
 # CompressAI's λ ladder for MSE (qualities 1..8 of bmshj2018-factorized), and one more rung
@@ -138,7 +139,6 @@ class AnalysisTransform(nn.Module):
     latent_channels: int = 192
     kernel_sizes: Sequence[int] = (5, 5, 5, 5)
     activation: str = "gdn"
-    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -146,7 +146,7 @@ class AnalysisTransform(nn.Module):
         for i, k in enumerate(self.kernel_sizes):
             last = i == n - 1
             features = self.latent_channels if last else self.features
-            x = DownConv(features, k, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
+            x = DownConv(features, k, name=f"conv{i}")(x)
             if not last:
                 x = _activation(self.activation, False, f"gdn{i}")(x)
         return x
@@ -165,7 +165,6 @@ class SynthesisTransform(nn.Module):
     kernel_sizes: Sequence[int] = (5, 5, 5, 5)
     activation: str = "gdn"
     upsample: str = "subpixel"
-    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, y: jax.Array) -> jax.Array:
@@ -175,9 +174,9 @@ class SynthesisTransform(nn.Module):
             last = i == n - 1
             features = self.out_channels if last else self.features
             if self.upsample == "subpixel":
-                x = SubPixelConv(features, k // 2 + 1, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
+                x = SubPixelConv(features, k // 2 + 1, name=f"conv{i}")(x)
             elif self.upsample == "transposed":
-                x = TransposedConv(features, k, algorithm=self.conv_algorithm, name=f"conv{i}")(x)
+                x = TransposedConv(features, k, name=f"conv{i}")(x)
             else:
                 raise ConfigError(f"model.upsample must be 'subpixel' or 'transposed', got {self.upsample!r}")
             if not last:
@@ -194,14 +193,11 @@ class FactorizedPriorModel(nn.Module):
     activation: str = "gdn"
     upsample: str = "subpixel"
     filters: Sequence[int] = (3, 3, 3)
-    conv_algorithm: str = "auto"
 
     def setup(self):
-        self.g_a = AnalysisTransform(
-            self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation, self.conv_algorithm
-        )
+        self.g_a = AnalysisTransform(self.features, self.latent_channels, tuple(self.kernel_sizes), self.activation)
         self.g_s = SynthesisTransform(
-            self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample, self.conv_algorithm
+            self.features, 3, tuple(reversed(self.kernel_sizes)), self.activation, self.upsample
         )
         self.entropy_bottleneck = factorized_prior.DeepFactorized(self.latent_channels, tuple(self.filters))
 
@@ -257,11 +253,8 @@ class FactorizedTask:
             self.refine_lr = refinement.check_lr(m.get("refine_lr", refinement.DEFAULT_LR))
         except ConfigError as error:
             raise ConfigError(f"model.refine_lr: {error}") from None
-        conv_algorithm = m.get("conv_algorithm", "auto")
-        if conv_algorithm not in ALGORITHMS:
-            raise ConfigError(
-                f"model.conv_algorithm must be one of {', '.join(ALGORITHMS)}, got {conv_algorithm!r}"
-            )
+        # A "model.conv_algorithm" key of older configs is ignored: the convolution algorithm is
+        # chosen around the call (jaxcodec.ops.conv_impl), not by the model.
         self.model = FactorizedPriorModel(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
@@ -269,7 +262,6 @@ class FactorizedTask:
             activation=m.activation,
             upsample=m.upsample,
             filters=tuple(int(f) for f in m.filters),
-            conv_algorithm=conv_algorithm,
         )
         self.downsampling = 2 ** len(m.kernel_sizes)
 
@@ -297,7 +289,7 @@ class FactorizedTask:
         return self.model.apply(params, y, method=FactorizedPriorModel.synthesis)
 
     def direct_synthesis(self, params: Any, y: jax.Array) -> jax.Array:
-        """:meth:`synthesis` with XLA's own convolutions (``conv_algorithm="direct"``).
+        """:meth:`synthesis` with XLA's own convolutions (``conv_impl("direct")``).
         Latent refinement uses it: differentiating with respect to the latent alone,
         Winograd saves nothing there (570 vs 599 ms per step at 512×768 on 2 cores) and
         its gradient takes seconds longer to compile for every image size."""
@@ -447,12 +439,17 @@ class _Programs:
     process's memory mappings)."""
 
     def __init__(self, model: FactorizedPriorModel):
-        direct = model.clone(conv_algorithm="direct")
         analysis = functools.partial(model.apply, method=FactorizedPriorModel.analysis)
         synthesis = functools.partial(model.apply, method=FactorizedPriorModel.synthesis)
         likelihood = functools.partial(model.apply, method=FactorizedPriorModel.likelihood)
-        # Latent refinement's decoder, XLA's own convolutions (FactorizedTask.direct_synthesis says why).
-        self.direct_synthesis = functools.partial(direct.apply, method=FactorizedPriorModel.synthesis)
+
+        def direct_synthesis(p, y):
+            # Latent refinement's decoder, XLA's own convolutions (FactorizedTask.direct_synthesis
+            # says why), chosen while the refinement step is traced.
+            with conv_impl("direct"):
+                return synthesis(p, y)
+
+        self.direct_synthesis = direct_synthesis
         self.rate = lambda p, y: total_bits(likelihood(p, y))  # Σ −log2 p(y)
         self.continuous = jax.jit(analysis)
         self.analysis = jax.jit(lambda p, x: jnp.round(analysis(p, x)).astype(jnp.int32))
@@ -805,12 +802,6 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     config.model.kernel_sizes = (5, 5, 5, 5)  # analysis kernels, each with stride 2; the synthesis mirrors them
     config.model.activation = "gdn"  # "gdn" (GDN/IGDN, Ballé 2017) or "relu"
     config.model.upsample = "subpixel"  # "subpixel" (conv to 4·C + depth-to-space) or "transposed"
-    # Convolutions that can run as 3x3 Winograd (the sub-pixel layers, the merged phases of
-    # transposed convolutions and of the strided layers' input gradient, the strided layers
-    # over their space-to-depth input): "auto" (F(4x4, 3x3) Winograd on CPU for the wide
-    # ones, jaxcodec.layers.winograd_pays), "direct" (XLA's convolution) or "winograd";
-    # same parameters.
-    config.model.conv_algorithm = "auto"
     config.model.filters = (3, 3, 3)  # hidden widths of each channel's deep factorized density
     config.model.quantizer = "noise"  # training proxy of rounding: "noise" (uniform) or "ste" (straight-through)
     config.model.trainable = "all"  # "analysis": only g_a learns (encoder fine-tuning, Guo et al. 2021)

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec.codecs import latent as latent_codec
-from jaxcodec.layers import depth_to_space
+from jaxcodec.ops.pixel_shuffle import depth_to_space
 
 LATENT_RANGE = (-1.0, 1.0)
 MODEL_NAME = "mnist_conv_ae"

@@ -15,7 +15,7 @@ With ``F(4×4, 3×3)`` (the matrices of the paper's Sec. 4.2, interpolation poin
 factorized prior's synthesis run about 1.6-1.9× faster than XLA's direct convolution,
 whose matrix-product kernels are already near the cores' peak (``bench/conv_speed.py``).
 Small layers lose: the transforms are a fixed cost of memory passes
-(:func:`jaxcodec.layers.stride1_conv` chooses).
+(:func:`jaxcodec.ops.conv.stride1_conv` chooses).
 The transforms add rounding: the result differs from the direct convolution by about
 2·10⁻⁵ of its largest value in float32.
 

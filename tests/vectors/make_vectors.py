@@ -62,7 +62,8 @@ def check(file: str, entry: dict) -> list[str]:
     """Decodes vector ``file`` as a user would and returns what breaks the promise
     (empty when the symbols are exact and the pixels within tolerance)."""
     import jaxcodec
-    from jaxcodec import container, zoo
+    from jaxcodec import zoo
+    from jaxcodec.codecs import container
 
     with open(os.path.join(HERE, file), "rb") as f:
         stream = f.read()

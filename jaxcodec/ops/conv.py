@@ -1,26 +1,23 @@
-"""Layers of the learned transforms: GDN/IGDN, strided and sub-pixel convolutions.
+"""Convolution kernels that XLA:CPU runs faster written by hand, and the choice of algorithm.
 
-* :class:`GDN` -- generalized divisive normalization (Ballé, Laparra & Simoncelli,
-  "Density modeling of images using a generalized normalization transformation",
-  ICLR 2016, eq. 5 with the exponents fixed to 2 and 1/2 as in "End-to-end optimized
-  image compression", ICLR 2017, Sec. 2):
-  ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)``; its approximate inverse IGDN
-  (ICLR 2017, eq. 9) is ``y_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``.
-* :class:`DownConv` -- a ``k×k`` convolution with stride 2 (the analysis transform's
-  down-sampling), :func:`down_conv2d`; it can run by Winograd over the
-  :func:`space_to_depth` input (:func:`strided_conv`, ``"winograd"``).
-* :class:`TransposedConv` -- CompressAI's stride-2 transposed convolution,
-  :func:`transposed_conv2d`, computed as four stride-1 phase convolutions.
-* :class:`SubPixelConv` -- up-sampling by a stride-1 convolution to ``4·C`` channels
-  followed by :func:`depth_to_space` (Shi et al., "Real-time single image and video
-  super-resolution using an efficient sub-pixel convolutional neural network", CVPR
-  2016, Sec. 2.2). A ``5×5`` transposed convolution with stride 2 (CompressAI's
-  ``deconv``) is exactly a ``3×3`` sub-pixel convolution whose kernel has 11 of its 36
-  taps per channel pair fixed at zero: output phase ``p`` of ``out[2i + p]`` only
-  reads ``in[i-1 .. i+1]``. The sub-pixel layer learns all 36, so it can express
-  every transposed convolution and avoids the input-dilated convolutions that XLA
-  runs slowly on CPU. Its wide layers run by Winograd's ``F(4×4, 3×3)`` on CPU
-  (:func:`stride1_conv`, :mod:`jaxcodec.ops.winograd`).
+* :func:`down_conv2d` -- a ``k×k`` convolution with stride 2 (the analysis transform's
+  down-sampling); it can run by Winograd over the :func:`~jaxcodec.ops.pixel_shuffle.space_to_depth`
+  input (:func:`strided_conv`, ``"winograd"``).
+* :func:`transposed_conv2d` -- CompressAI's stride-2 transposed convolution, computed as
+  four stride-1 phase convolutions.
+* :func:`stride1_conv` -- a stride-1 SAME convolution (the sub-pixel layers), by XLA or by
+  Winograd's ``F(4×4, 3×3)`` on CPU (:mod:`jaxcodec.ops.winograd`).
+
+Which algorithm runs is read when a function is traced, from :func:`conv_impl`::
+
+    with jaxcodec.ops.conv_impl("direct"):
+        y = model.apply(params, x)
+
+``"auto"`` (the default) picks by backend and shape (:func:`winograd_pays`), ``"direct"``
+is XLA's own convolution, ``"winograd"`` forces ``F(4×4, 3×3)`` wherever it applies; the
+parameters are the same. A jitted function keeps the algorithm it was traced with, so a
+program that must use another one is a distinct jitted function that enters
+:func:`conv_impl` inside its body.
 
 Why the custom gradients. XLA on CPU computes the weight gradient of a convolution
 as a convolution whose "kernel" is the whole output-gradient map, which runs at a
@@ -33,40 +30,33 @@ gradients as one matrix product each against the stacked, shifted output gradien
 XLA also runs input-dilated convolutions slowly on CPU (a transposed convolution, and
 the input gradient of a strided one), so :func:`transposed_conv2d` splits them into
 stride-1 phase convolutions (by Winograd where it pays) and :func:`down_conv2d` uses it
-for its input gradient. :func:`gdn` has a hand-written backward pass.
-``bench/conv_speed.py`` times each against XLA's own.
+for its input gradient. ``bench/conv_speed.py`` times each against XLA's own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from typing import Callable
+from typing import Iterator
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxcodec.ops import winograd
+from jaxcodec.ops.pixel_shuffle import depth_to_space, space_to_depth
 
 __all__ = [
     "ALGORITHMS",
-    "GDN",
-    "DownConv",
-    "SubPixelConv",
-    "TransposedConv",
-    "activation_layer",
     "conv2d",
-    "depth_to_space",
-    "gdn",
+    "conv_impl",
+    "current_algorithm",
     "down_conv2d",
-    "lower_bound",
-    "nonnegative",
-    "nonnegative_init",
-    "space_to_depth",
     "stride1_conv",
     "strided_conv",
+    "strided_weight_grad",
     "thin_conv2d",
     "transposed_conv2d",
     "winograd_pays",
@@ -87,87 +77,36 @@ _MIN_INPUTS_FOR_XLA_WEIGHT_GRAD = 8
 # split into chunks of at most this many (at least one image) and their gradients summed.
 _WEIGHT_GRAD_CHUNK = 2**17
 
-
-# --------------------------------------------------------------------------------------
-# Bounds and re-parameterisation
-# --------------------------------------------------------------------------------------
+ALGORITHMS = ("auto", "direct", "winograd")
+_ALGORITHM: contextvars.ContextVar[str] = contextvars.ContextVar("jaxcodec_conv_algorithm", default="auto")
 
 
-@jax.custom_vjp
-def lower_bound(x: jax.Array, bound: float | jax.Array) -> jax.Array:
-    """``max(x, bound)`` whose gradient still flows where it pushes ``x`` upwards.
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
 
-    A plain ``max`` has zero gradient below the bound, so a parameter stuck there can
-    never come back. As in TensorFlow Compression's ``lower_bound`` and CompressAI's
-    ``LowerBound``, the gradient passes through when ``x >= bound`` or when gradient
-    descent would increase ``x`` (``g < 0``).
+
+@contextlib.contextmanager
+def conv_impl(algorithm: str) -> Iterator[None]:
+    """Within the block, the convolutions traced here run by ``algorithm``: ``"auto"``
+    (Winograd where :func:`winograd_pays`), ``"direct"`` (XLA's) or ``"winograd"``.
+
+    The setting is read at trace time (module docstring) and is local to the thread.
+
+    Raises:
+      ValueError: ``algorithm`` is none of :data:`ALGORITHMS`.
     """
-    return jnp.maximum(x, bound)
+    _check_algorithm(algorithm)
+    token = _ALGORITHM.set(algorithm)
+    try:
+        yield
+    finally:
+        _ALGORITHM.reset(token)
 
 
-def _lower_bound_fwd(x, bound):
-    return jnp.maximum(x, bound), (x, bound)
-
-
-def _lower_bound_bwd(res, g):
-    x, bound = res
-    pass_through = (x >= bound) | (g < 0)
-    return jnp.where(pass_through, g, 0.0).astype(x.dtype), jnp.zeros_like(bound)
-
-
-lower_bound.defvjp(_lower_bound_fwd, _lower_bound_bwd)
-
-# Ballé's re-parameterisation offset (tfc.GDN / CompressAI's NonNegativeParametrizer).
-REPARAM_OFFSET = 2.0**-18
-PEDESTAL = REPARAM_OFFSET**2
-
-
-def nonnegative(stored: jax.Array, minimum: float = 0.0) -> jax.Array:
-    """Maps a stored parameter ``s`` to ``max(s, sqrt(minimum + ε²))² − ε²`` (ε = 2⁻¹⁸).
-
-    GDN's β and γ must stay non-negative (β ≥ ``minimum``) for the normalisation to be
-    defined. Storing their square root keeps them non-negative and makes gradient steps
-    on small values relatively smaller; the pedestal ε² keeps the square root's
-    gradient finite near zero (Ballé 2018, tfc ``GDNParameter``; CompressAI's
-    ``NonNegativeParametrizer``).
-    """
-    bound = (minimum + PEDESTAL) ** 0.5
-    return lower_bound(stored, bound) ** 2 - PEDESTAL
-
-
-def nonnegative_init(value: jax.Array) -> jax.Array:
-    """Inverse of :func:`nonnegative`: the stored value that represents ``value``."""
-    return jnp.sqrt(jnp.maximum(value + PEDESTAL, PEDESTAL))
-
-
-# --------------------------------------------------------------------------------------
-# Pixel shuffles
-# --------------------------------------------------------------------------------------
-
-
-def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
-    """``(N, H, W, b²·C) → (N, b·H, b·W, C)``; channel ``(r·b + s)·C + c`` goes to
-    pixel offset ``(r, s)`` (the sub-pixel shuffle of Shi et al. 2016)."""
-    n, h, w, c = x.shape
-    if c % (block * block):
-        raise ValueError(f"depth_to_space needs channels divisible by {block * block}, got {c}")
-    c_out = c // (block * block)
-    x = x.reshape(n, h, w, block, block, c_out).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, h * block, w * block, c_out)
-
-
-def space_to_depth(x: jax.Array, block: int = 2) -> jax.Array:
-    """Inverse of :func:`depth_to_space`: ``(N, b·H, b·W, C) → (N, H, W, b²·C)``."""
-    n, h, w, c = x.shape
-    if h % block or w % block:
-        raise ValueError(f"space_to_depth needs height and width divisible by {block}, got {h}x{w}")
-    x = x.reshape(n, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, h // block, w // block, block * block * c)
-
-
-# --------------------------------------------------------------------------------------
-# Convolutions
-# --------------------------------------------------------------------------------------
+def current_algorithm() -> str:
+    """The algorithm of the innermost :func:`conv_impl` block (``"auto"`` outside any)."""
+    return _ALGORITHM.get()
 
 
 def _same_padding(k: int) -> tuple[int, int]:
@@ -277,12 +216,6 @@ def _conv_s1(x: jax.Array, w: jax.Array) -> jax.Array:
 # 2,048 pixels at 64 channels loses, at 128 breaks even, 1,536 at 192 gains 1.5×).
 _WINOGRAD_MIN_FEATURES = 64
 _WINOGRAD_MIN_WORK = 2048 * 128
-ALGORITHMS = ("auto", "direct", "winograd")
-
-
-def _check_algorithm(algorithm: str) -> None:
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"convolution algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
 
 
 def _on_cpu(backend: str | None) -> bool:
@@ -291,7 +224,7 @@ def _on_cpu(backend: str | None) -> bool:
 
 
 def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
-    """Whether ``algorithm="auto"`` runs a convolution of these shapes by Winograd: a
+    """Whether ``"auto"`` runs a convolution of these shapes by Winograd: a
     ``3×3`` kernel, on CPU, wide and large enough (thresholds above)."""
     n, h, w, cin = x_shape
     return (
@@ -302,13 +235,13 @@ def winograd_pays(x_shape, w_shape, backend: str | None = None) -> bool:
     )
 
 
-def stride1_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
+def stride1_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     """Stride-1 SAME convolution by XLA (``"direct"``, :func:`conv2d`'s gradients), by
     ``F(4×4, 3×3)`` Winograd (``"winograd"``, :func:`jaxcodec.ops.winograd.conv3x3`; ``3×3``
     kernels only), or by whichever is faster for the shapes (``"auto"``,
-    :func:`winograd_pays`). The two agree to float rounding (about 2·10⁻⁵ of the
-    largest output)."""
-    _check_algorithm(algorithm)
+    :func:`winograd_pays`), as :func:`conv_impl` says. The two agree to float rounding
+    (about 2·10⁻⁵ of the largest output)."""
+    algorithm = current_algorithm()
     if algorithm == "winograd" or (algorithm == "auto" and winograd_pays(x.shape, w.shape)):
         return winograd.conv3x3(x, w)
     return _conv_s1(x, w)
@@ -339,7 +272,7 @@ def _merged_phase_kernel(wf: jax.Array) -> jax.Array:
     )
 
 
-def transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
+def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     """Stride-2 transposed convolution (PyTorch's ``ConvTranspose2d(k, stride=2,
     padding=k//2, output_padding=1)``, output exactly ``2H × 2W``), ``k`` odd, HWIO
     kernel: ``out[o] = Σ_i x[i] · w[o − 2i + k//2]`` per axis.
@@ -350,15 +283,18 @@ def transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> ja
     :func:`depth_to_space` interleaves the four (the sub-pixel view of Shi et al. 2016,
     Sec. 2.2). Wide layers run the four convolutions (``k²`` taps in all); thin ones
     (fewer than 32 output channels) one convolution over the merged, zero-padded
-    kernel, which XLA runs faster at that width. ``algorithm`` as in
+    kernel, which XLA runs faster at that width. The algorithm as in
     :func:`stride1_conv`: where Winograd pays for the merged ``3×3`` kernel of a
     ``5×5`` layer, it runs that (36 taps at 2.25 multiplications each instead of 25
     direct taps: about 2× faster for 128 channels at 8×32×32, ``bench/conv_speed.py``).
     """
+    return _transposed_conv2d(x, w, current_algorithm())
+
+
+def _transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str) -> jax.Array:
     k = w.shape[0]
     if k % 2 == 0 or w.shape[1] != k:
         raise ValueError(f"transposed_conv2d needs a square odd kernel, got {w.shape[:2]}")
-    _check_algorithm(algorithm)
     wf = jnp.flip(w, (0, 1))
     if k == 1:  # odd output pixels meet no tap: XLA's own input-dilated form
         return lax.conv_general_dilated(x, wf, (1, 1), ((0, 1), (0, 1)), lhs_dilation=(2, 2), dimension_numbers=_DIMS)
@@ -389,7 +325,7 @@ def _space_to_depth_kernel(w: jax.Array) -> jax.Array:
     return wp.reshape(3, 2, 3, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5).reshape(3, 3, 4 * cin, cout)
 
 
-def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
+def strided_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     """:func:`down_conv2d`'s forward pass. By XLA (``"direct"``), or as a stride-1
     ``3×3`` Winograd convolution of the :func:`space_to_depth` input
     (:func:`_space_to_depth_kernel`: 36 taps per ``4·C_in`` channels, 11 of them zero,
@@ -397,7 +333,10 @@ def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     is XLA's (see below; ``bench/conv_speed.py`` times both, and on the 2-core CPU which
     is faster changed between runs). 5×5 and 3×3 kernels; odd sides get a zero row or column, which
     the padding reads anyway."""
-    _check_algorithm(algorithm)
+    return _strided_conv_by(x, w, current_algorithm())
+
+
+def _strided_conv_by(x: jax.Array, w: jax.Array, algorithm: str) -> jax.Array:
     k = w.shape[0]
     # "auto" keeps XLA's: the Winograd form gained nothing reliable and adds machine code to
     # every compiled encoder (memory mappings per image size, bench/program_memory.py),
@@ -408,25 +347,32 @@ def strided_conv(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Arr
     return _strided_conv(x, w)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def down_conv2d(x: jax.Array, w: jax.Array, algorithm: str = "auto") -> jax.Array:
+def down_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     """Stride-2 convolution with padding ``k//2`` (PyTorch's ``Conv2d(k, stride=2,
     padding=k//2)``; output ``⌈H/2⌉ × ⌈W/2⌉``), NHWC input, HWIO kernel.
 
     Equals ``lax.conv_general_dilated(x, w, (2, 2), padding)`` including its gradients,
     but the input gradient -- the transposed convolution of the output gradient, an
     input-dilated convolution that XLA runs slowly on CPU -- is computed by
-    :func:`transposed_conv2d`'s phases (by Winograd where ``algorithm`` allows and it
+    :func:`transposed_conv2d`'s phases (by Winograd where :func:`conv_impl` allows and it
     pays). The forward pass is :func:`strided_conv` (XLA's, or with ``"winograd"`` by
     Winograd over the space-to-depth input). The weight gradient is XLA's own except for inputs of few
     channels (an RGB image), where it is one matrix product of the stride-2 patches
     with the output gradient.
+
+    The algorithm is read once, when the forward pass is traced, and kept for the
+    backward pass (which JAX may trace after the :func:`conv_impl` block has closed).
     """
-    return strided_conv(x, w, algorithm)
+    return _down_conv2d(x, w, current_algorithm())
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _down_conv2d(x: jax.Array, w: jax.Array, algorithm: str) -> jax.Array:
+    return _strided_conv_by(x, w, algorithm)
 
 
 def _down_conv2d_fwd(x, w, algorithm):
-    return strided_conv(x, w, algorithm), (x, w)
+    return _strided_conv_by(x, w, algorithm), (x, w)
 
 
 def _strided_patches(x: jax.Array, k: int, ho: int, wo: int) -> jax.Array:
@@ -448,11 +394,11 @@ def _down_conv2d_bwd(algorithm, res, g):
     else:
         dw = strided_weight_grad(x, w, g)
     # dx[i] = Σ_o g[o] · w[i − 2o + k//2]: the transposed convolution with in/out swapped.
-    dx = transposed_conv2d(g, w.transpose(0, 1, 3, 2), algorithm)[:, : x.shape[1], : x.shape[2], :]
+    dx = _transposed_conv2d(g, w.transpose(0, 1, 3, 2), algorithm)[:, : x.shape[1], : x.shape[2], :]
     return dx, dw
 
 
-down_conv2d.defvjp(_down_conv2d_fwd, _down_conv2d_bwd)
+_down_conv2d.defvjp(_down_conv2d_fwd, _down_conv2d_bwd)
 
 
 def strided_weight_grad(x: jax.Array, w: jax.Array, g: jax.Array, backend: str | None = None) -> jax.Array:
@@ -471,152 +417,3 @@ def strided_weight_grad(x: jax.Array, w: jax.Array, g: jax.Array, backend: str |
         (part,) = jax.linear_transpose(lambda w_, xs=xs: _strided_conv(xs, w_), w)(gs)
         dw = part if dw is None else dw + part
     return dw
-
-
-class DownConv(nn.Module):
-    """``kernel_size×kernel_size`` convolution with stride 2 and SAME padding
-    (:func:`down_conv2d`).
-
-    With ``kernel_size = 5`` and an even input this is CompressAI's
-    ``conv(in, out, 5, stride=2)`` (padding 2): output pixel ``i`` reads inputs
-    ``2i-2 .. 2i+2``.
-    """
-
-    features: int
-    kernel_size: int = 5
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    algorithm: str = "auto"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k = self.kernel_size
-        if k % 2 == 0:
-            raise ValueError(f"DownConv needs an odd kernel size, got {k}")
-        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
-        b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        return down_conv2d(x, w, self.algorithm) + b
-
-
-def _icnr(base_init: Callable, block: int = 2) -> Callable:
-    """ICNR initialisation (Aitken et al., "Checkerboard artifact free sub-pixel
-    convolution", arXiv:1707.02937, 2017): the ``b²`` sub-kernels start equal, so the
-    initial layer is a nearest-neighbour up-sampling of a convolution and has no
-    checkerboard pattern."""
-
-    def init(key, shape, dtype=jnp.float32):
-        kh, kw, cin, cout4 = shape
-        base = base_init(key, (kh, kw, cin, cout4 // (block * block)), dtype)
-        return jnp.tile(base, (1, 1, 1, block * block))
-
-    return init
-
-
-class SubPixelConv(nn.Module):
-    """Stride-1 ``kernel_size×kernel_size`` convolution to ``4·features`` channels,
-    then :func:`depth_to_space`: a learned 2× up-sampling.
-
-    ``kernel_size = 3`` covers a ``5×5`` stride-2 transposed convolution (see the
-    module docstring); ``kernel_size = 2`` covers a ``3×3`` one. ``algorithm`` picks
-    the convolution's computation (:func:`stride1_conv`).
-    """
-
-    features: int
-    kernel_size: int = 3
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    algorithm: str = "auto"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k = self.kernel_size
-        w = self.param("kernel", _icnr(self.kernel_init), (k, k, x.shape[-1], 4 * self.features), x.dtype)
-        b = self.param("bias", nn.initializers.zeros, (4 * self.features,), x.dtype)
-        return depth_to_space(stride1_conv(x, w, self.algorithm) + b)
-
-
-class TransposedConv(nn.Module):
-    """``kernel_size×kernel_size`` transposed convolution with stride 2 (CompressAI's
-    ``deconv``: padding ``k//2``, output padding 1, so the output is exactly 2× the
-    input), :func:`transposed_conv2d`. The alternative to :class:`SubPixelConv` with
-    exactly CompressAI's taps.
-    """
-
-    features: int
-    kernel_size: int = 5
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    algorithm: str = "auto"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k = self.kernel_size
-        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), x.dtype)
-        b = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
-        return transposed_conv2d(x, w, self.algorithm) + b
-
-
-# --------------------------------------------------------------------------------------
-# GDN
-# --------------------------------------------------------------------------------------
-
-
-class GDN(nn.Module):
-    """Generalized divisive normalization over channels (Ballé et al. 2016/2017).
-
-    ``GDN(x)_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)`` and, with ``inverse=True``,
-    ``IGDN(x)_i = x_i · sqrt(β_i + Σ_j γ_ij x_j²)``. β and γ are stored through
-    :func:`nonnegative` (β ≥ ``beta_min``, γ ≥ 0) and start at β = 1, γ = 0.1·I, the
-    initialisation of CompressAI and tfc.
-    """
-
-    inverse: bool = False
-    beta_min: float = 1e-6
-    gamma_init: float = 0.1
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        c = x.shape[-1]
-        beta_s = self.param("beta", lambda key, s: nonnegative_init(jnp.ones(s)), (c,))
-        gamma_s = self.param("gamma", lambda key, s: nonnegative_init(self.gamma_init * jnp.eye(s[0])), (c, c))
-        beta = nonnegative(beta_s, self.beta_min)
-        gamma = nonnegative(gamma_s)
-        return gdn(x, beta, gamma, self.inverse)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def gdn(x: jax.Array, beta: jax.Array, gamma: jax.Array, inverse: bool = False) -> jax.Array:
-    """``x_i / sqrt(β_i + Σ_j γ_ij x_j²)`` over the last axis (``x_i · sqrt(…)`` when
-    ``inverse``), with the gradient of ``γ`` summed over row blocks: XLA's single
-    product contracting every pixel runs 1.3× slower on CPU (measured at 8×64×64×128)."""
-    return _gdn_fwd(x, beta, gamma, inverse)[0]
-
-
-def _gdn_fwd(x, beta, gamma, inverse):
-    # gamma[i, j] weighs x_j² in the norm of channel i.
-    norm = jnp.dot(x * x, gamma.T) + beta
-    scale = jnp.sqrt(norm) if inverse else lax.rsqrt(norm)
-    return x * scale, (x, scale, gamma)
-
-
-def _gdn_bwd(inverse, res, g):
-    x, scale, gamma = res
-    # d scale / d norm: ½ / sqrt(norm) for IGDN, −½ · norm^(−3/2) for GDN.
-    dnorm = g * x * (0.5 / scale if inverse else -0.5 * scale * scale * scale)
-    c = x.shape[-1]
-    rows = x.size // c
-    blocks = next(b for b in (8, 4, 2, 1) if rows % b == 0)
-    dn, sq = dnorm.reshape(blocks, rows // blocks, c), (x * x).reshape(blocks, rows // blocks, c)
-    dgamma = jnp.sum(lax.dot_general(dn, sq, (((1,), (1,)), ((0,), (0,)))), axis=0)
-    dbeta = jnp.sum(dnorm.reshape(-1, c), axis=0)
-    dx = g * scale + 2.0 * x * jnp.dot(dnorm, gamma)
-    return dx, dbeta, dgamma
-
-
-gdn.defvjp(_gdn_fwd, _gdn_bwd)
-
-
-def activation_layer(kind: str, inverse: bool) -> Callable[[jax.Array], jax.Array]:
-    """The non-linearity between convolutions: ``"gdn"`` (IGDN when ``inverse``) or ``"relu"``."""
-    if kind == "gdn":
-        return GDN(inverse=inverse)
-    if kind == "relu":
-        return nn.relu
-    raise ValueError(f"activation must be 'gdn' or 'relu', got {kind!r}")
