@@ -22,6 +22,19 @@ def _umask() -> int:
     return mask
 
 
+def first_missing(path: str | os.PathLike) -> str | None:
+    """The outermost folder of the absolute ``path`` that does not exist yet (``path``
+    itself, or one of its parents), or None when ``path`` exists: what a failed run
+    removes again so that it leaves no empty folder behind."""
+    path, missing = os.fspath(path), None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
 def make_dirs(path: str | os.PathLike) -> None:
     """``os.makedirs(path, exist_ok=True)``, failing with a one-line
     :class:`~jaxcodec.errors.JaxcodecError` (a read-only place, a file in the way)."""

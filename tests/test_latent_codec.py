@@ -11,6 +11,7 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import BitstreamError, ImageError, ModelError
+from jaxcodec.eval import metrics
 
 SAMPLE = Path(jaxcodec.__file__).parent / "samples" / "mnist_sample.npz"
 DIM = 16
@@ -98,7 +99,7 @@ def test_stream_layout_and_bpp(codec, pca, digits, tables):
     np.testing.assert_array_equal(hist.decode(payload), q)
     # The ANS payload is within one 32-bit word (+ the final state) of the ideal code length.
     assert len(payload) * 8 <= hist.entropy_bits(q) + 64
-    assert jaxcodec.eval.metrics.bpp(len(data), 28, 28) == pytest.approx(len(data) * 8 / 784)
+    assert metrics.bpp(len(data), 28, 28) == pytest.approx(len(data) * 8 / 784)
 
 
 def test_bytes_are_deterministic_and_tables_survive_npz(codec, pca, tables, digits, tmp_path):

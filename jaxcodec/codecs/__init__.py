@@ -1,13 +1,1 @@
 """Codecs: the ``Codec`` protocol, the ``.jxc`` container, standard codecs, the papers' baselines and encoder-side search."""
-
-import importlib
-
-
-def __getattr__(name):
-    """Submodules load on first use (``jaxcodec.codecs.<module>``)."""
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"{__name__}.{name}":
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        raise

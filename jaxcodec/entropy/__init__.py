@@ -1,13 +1,1 @@
 """Entropy models and coding: integer tables, ANS, the deep factorized density and the Gaussian conditional."""
-
-import importlib
-
-
-def __getattr__(name):
-    """Submodules load on first use (``jaxcodec.entropy.coder.<module>``)."""
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"{__name__}.{name}":
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        raise

@@ -303,7 +303,7 @@ def run(
     fails, the ``out_dir`` it created (and any parent it created) is removed.
     """
     from jaxcodec import data as data_lib
-    from jaxcodec.fileio import make_dirs
+    from jaxcodec.fileio import first_missing, make_dirs
     from jaxcodec.zoo import get_codec
 
     if not codec_names:
@@ -327,7 +327,7 @@ def run(
             from jaxcodec.rate_control import AtRate
 
             codecs[name] = AtRate(codecs[name], match_bpp)
-    created = _first_missing(os.path.abspath(out_dir))
+    created = first_missing(os.path.abspath(out_dir))
     make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
     try:
         results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
@@ -370,17 +370,6 @@ def load_images(data: str, split: str = "test", *, limit: int | None = None, dat
             continue
         images.append(image)
     return images, skipped
-
-
-def _first_missing(path: str) -> str | None:
-    """The outermost folder of the absolute ``path`` that does not exist yet, or None."""
-    missing = None
-    while not os.path.exists(path):
-        missing, parent = path, os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return missing
 
 
 def _needs_fit(name: str) -> bool:

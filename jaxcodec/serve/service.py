@@ -20,6 +20,7 @@ from typing import Any, Hashable
 import numpy as np
 
 import jaxcodec
+from jaxcodec.codecs import standard
 from jaxcodec.errors import one_line
 from jaxcodec.serve import catalog as catalog_lib
 from jaxcodec.serve import work
@@ -170,7 +171,7 @@ class Service:
         """A stream decoded by the model that made it (:func:`jaxcodec.decompress`), and the
         decoded image as PNG."""
         keys: list[Hashable] = []
-        if jaxcodec.codecs.standard.identify(data) is None:
+        if standard.identify(data) is None:
             info = jaxcodec.info(data)
             multiple = self._stream_multiples.get(info["model"], 1)
             keys.append(("stream", info["model"], *shape_class(info["height"], info["width"], multiple)))

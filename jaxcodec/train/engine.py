@@ -71,7 +71,7 @@ from jaxcodec.train import sharding
 from jaxcodec.train import workdir as workdir_files
 from jaxcodec.train.checkpoint import Checkpointer
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
-from jaxcodec.fileio import make_dirs
+from jaxcodec.fileio import first_missing, make_dirs
 from jaxcodec.train.task import State, Task
 
 # Optional engine settings and their defaults. ``checkpoint_every`` or
@@ -371,7 +371,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> State
     Starts the multi-process runtime first when the environment describes one
     (:func:`jaxcodec.train.sharding.initialize_distributed`).
     """
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     sharding.initialize_distributed()
     return train(build_task(config), config, workdir).state
@@ -399,7 +399,7 @@ def train(
     checkpoint_every = setting(config, "checkpoint_every")
     is_main = jax.process_index() == 0
     workdir = os.path.abspath(workdir)
-    created = _first_missing(workdir)  # removed again if the run fails before its first batch
+    created = first_missing(workdir)  # removed again if the run fails before its first batch
     started = False
     make_dirs(workdir)
 
@@ -502,18 +502,6 @@ def train(
             shutil.rmtree(created, ignore_errors=True)
 
 
-def _first_missing(path: str) -> str | None:
-    """The outermost folder of the absolute ``path`` that does not exist yet (``path``
-    itself, or one of its parents), or None when ``path`` exists."""
-    missing = None
-    while not os.path.exists(path):
-        missing, parent = path, os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return missing
-
-
 def _loop(
     task: Task,
     config: ml_collections.ConfigDict,
@@ -607,9 +595,9 @@ def load_checkpoint(
     checkpoint of ``step`` (default: the latest) is restored onto the local devices.
     ``tables`` is the contents of ``codec_tables.npz``, or None when there is none.
     ``task`` overrides the registry lookup of ``config.model.name`` (for a Task
-    defined outside :mod:`jaxcodec.models`).
+    defined outside :mod:`jaxcodec.train.tasks`).
     """
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     config = _config_from_json(os.path.join(workdir, CONFIG_FILE))
     try:
