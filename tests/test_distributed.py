@@ -33,6 +33,10 @@ def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # one device per process, but the same vector unit as this process (the reference below)
+    isa = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if flag.startswith("--xla_cpu_max_isa")]
+    if isa:
+        env["XLA_FLAGS"] = " ".join(isa)
     env.update(JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                PYTHONPATH=ROOT)
     procs = [subprocess.Popen([sys.executable, "-m", "tests.distributed_worker", str(tmp_path / "run"), str(npz),
