@@ -151,7 +151,7 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     from jaxcodec import zoo
     from jaxcodec.train import engine
     from jaxcodec.errors import ModelError
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     if model != "none":
         shipped = zoo.shipped_models()

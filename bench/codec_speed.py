@@ -42,9 +42,9 @@ from jaxcodec.train import engine
 from jaxcodec.train import sharding
 from jaxcodec.ops import conv_impl
 from jaxcodec.ops.conv import ALGORITHMS
-from jaxcodec.models import hyperprior
-from jaxcodec.models.factorized import FactorizedTask, default_config
-from jaxcodec.models.hyperprior import MeanScaleTask
+from jaxcodec.train.tasks import hyperprior as hyperprior_task
+from jaxcodec.train.tasks.factorized import FactorizedTask, default_config
+from jaxcodec.train.tasks.hyperprior import MeanScaleTask
 
 
 def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", model: str = "factorized"):
@@ -52,7 +52,7 @@ def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", mod
     prior (``default_config(quality)``) or the mean-scale hyperprior (N=128, M=192,
     :mod:`jaxcodec.models.hyperprior`); returns ``(codec, warm-up seconds)``."""
     if model == "mbt2018-mean":
-        task = MeanScaleTask(hyperprior.default_config())
+        task = MeanScaleTask(hyperprior_task.default_config())
     else:
         task = FactorizedTask(default_config(quality=quality))
     mesh = sharding.data_mesh(jax.local_devices()[:1])

@@ -29,7 +29,7 @@ allocator.configure()  # before JAX starts its threads, as train.py does
 
 from jaxcodec.train import engine
 from jaxcodec.train import photo_archive
-from jaxcodec.models import build_task
+from jaxcodec.train.tasks import build_task
 
 
 def _config(args, device_resident: bool):

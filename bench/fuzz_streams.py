@@ -49,15 +49,15 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     from jaxcodec import zoo
     from jaxcodec.codecs import container
     from jaxcodec.entropy import coder as entropy
-    from jaxcodec.models import factorized
+    from jaxcodec.codecs import factorized as factorized_codec
 
     codec = zoo.get_codec(model)
     image = skimage.data.astronaut()[100:292, 128:384]
-    saved, factorized.STREAM_TILE = factorized.STREAM_TILE, tile
+    saved, factorized_codec.STREAM_TILE = factorized_codec.STREAM_TILE, tile
     try:
         new = codec.encode(image, codec.qualities[0])
     finally:
-        factorized.STREAM_TILE = saved
+        factorized_codec.STREAM_TILE = saved
     header, _ = container.unpack(new)
     symbols = codec.decode_symbols(new)
     h, w, m = symbols.shape

@@ -27,7 +27,7 @@ from _common import configure_allocator
 from absl import logging
 
 from jaxcodec.train import engine
-from jaxcodec.models import build_task
+from jaxcodec.train.tasks import build_task
 
 MODELS = {
     "mnist_conv_ae (seed 004)": ("configs.mnist_conv_ae", {}),

@@ -33,7 +33,7 @@ from _common import load_photos, positive, random_crops, run_main
 from jaxcodec.ops import conv, conv_impl
 from jaxcodec.train import engine
 from jaxcodec.train import sharding
-from jaxcodec.models.factorized import FactorizedTask, default_config
+from jaxcodec.train.tasks.factorized import FactorizedTask, default_config
 
 VARIANTS = ("xla-weight-grad", "direct", "winograd")
 

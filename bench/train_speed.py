@@ -36,7 +36,7 @@ from jaxcodec.train import engine
 from jaxcodec.train import sharding
 from jaxcodec.ops import conv_impl
 from jaxcodec.ops.conv import ALGORITHMS
-from jaxcodec.models.factorized import FactorizedTask, default_config
+from jaxcodec.train.tasks.factorized import FactorizedTask, default_config
 
 
 class JaxTraining:

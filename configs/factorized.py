@@ -19,7 +19,7 @@ The whole ladder of qualities, stage by stage: ``configs/ladders/bmshj2017_facto
 """
 
 from jaxcodec.errors import ConfigError
-from jaxcodec.models.factorized import default_config
+from jaxcodec.train.tasks.factorized import default_config
 
 QUALITIES = range(1, 10)
 DEFAULT_QUALITY = 3

@@ -11,7 +11,7 @@ All fields and their meaning: :func:`jaxcodec.models.hyperprior.default_config`.
 Quick check: ``--config.num_steps=20 --config.data.train=sample:photos --config.data.crop=128``.
 """
 
-from jaxcodec.models.hyperprior import default_config
+from jaxcodec.train.tasks.hyperprior import default_config
 
 
 def get_config():

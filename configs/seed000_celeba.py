@@ -22,7 +22,7 @@ The CelebA rule of :mod:`jaxcodec.data` keeps the central 178×178 square, then
 
 from ml_collections.config_dict import placeholder
 
-from jaxcodec.models.factorized import default_config
+from jaxcodec.train.tasks.factorized import default_config
 
 
 def get_config():

@@ -33,7 +33,7 @@ _LAZY = {
     "get_codec": "jaxcodec.zoo",
     "shipped_models": "jaxcodec.zoo",
     "evaluate": "jaxcodec.eval.rate_distortion",
-    "build_task": "jaxcodec.models",
+    "build_task": "jaxcodec.train.tasks",
     "load_images": "jaxcodec.data",
     "batches": "jaxcodec.data",
     "invert": "jaxcodec.codecs.inversion",

@@ -118,7 +118,7 @@ def load_codec(path: str | os.PathLike) -> Codec:
     architecture, parameters and tables; its table hash must match ``model.json``'s."""
     import ml_collections
 
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     spec, state, tables = read(path)
     task = build_task(ml_collections.ConfigDict({"model": spec["model"]}))

@@ -137,7 +137,7 @@ def load_codec(path: str) -> Codec:
 def load_workdir_codec(path: str) -> Codec:
     """The codec of a trained workdir (restores its latest checkpoint through the engine)."""
     from jaxcodec.train.engine import load_checkpoint
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     config, state, tables = load_checkpoint(path)
     task = build_task(config)
@@ -205,7 +205,7 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     """Writes a training workdir's latest checkpoint into ``dest/name`` as an inference
     artefact (:func:`export_state`). Returns the new folder."""
     from jaxcodec.train import engine
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     if not _NAME.match(name):
         raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")

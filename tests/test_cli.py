@@ -17,7 +17,7 @@ from jaxcodec import zoo
 from jaxcodec.codecs import container
 from jaxcodec.train import engine
 from jaxcodec.cli import run as cli_run
-from jaxcodec.models.factorized import default_config
+from jaxcodec.train.tasks.factorized import default_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ def test_compiling_a_program_adds_mappings_and_the_limit_is_read():
 def test_crowded_process_drops_compiled_programs_and_results_stay_the_same(monkeypatch, tmp_path, photo):
     codec = get_codec("bmshj2017-factorized-q2")
     data = codec.encode(photo, 2)
-    programs = codec._programs
+    programs = codec.programs
     assert programs.analysis._cache_size() >= 1
     limit = tmp_path / "max_map_count"
     monkeypatch.setattr(compiled_code, "MAX_MAP_COUNT", str(limit))

@@ -16,8 +16,9 @@ from PIL import Image
 from jaxcodec.codecs import container
 from jaxcodec.eval import rate_distortion as evaluation
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
-from jaxcodec.models import build_task
+from jaxcodec.train.tasks import build_task
 from jaxcodec.models import comrec
+from jaxcodec.train.tasks import comrec as comrec_task
 
 QUALITY = 20
 
@@ -66,7 +67,7 @@ def pil_jpeg_round_trip(image: np.ndarray, quality: int) -> tuple[bytes, np.ndar
 
 @pytest.fixture(scope="module")
 def task():
-    return comrec.ComRecTask(small_config())
+    return comrec_task.ComRecTask(small_config())
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def _real_losses(task, state, x):
     return float(metrics["rec_loss"]), float(jnp.mean((jnp.clip(y, 0, 1) - x) ** 2))
 
 
-@pytest.mark.parametrize("proxy", comrec.PROXIES)
+@pytest.mark.parametrize("proxy", comrec_task.PROXIES)
 def test_training_reduces_each_networks_loss_on_real_jpeg(proxy):
     x = photo_crops()
     # RecCNN alone (ComCNN frozen): its loss on the real decoded images falls.
@@ -168,13 +169,13 @@ def test_training_reduces_each_networks_loss_on_real_jpeg(proxy):
     # (straight-through) and -1.9% (identity) in 12 steps. ComCNN's gain is small by
     # nature while RecCNN is frozen at x̂ = up(ĉ): it can only learn a better
     # down-sampling than the 2×2 box it starts from.
-    rec_task = comrec.ComRecTask(small_config(proxy=proxy, com_learning_rate=0.0, rec_learning_rate=1e-3))
+    rec_task = comrec_task.ComRecTask(small_config(proxy=proxy, com_learning_rate=0.0, rec_learning_rate=1e-3))
     start = rec_task.init_state(jax.random.key(0), x)
     trained = _train(rec_task, start, x, 30)
     jax.tree.map(np.testing.assert_array_equal, trained["com_params"], start["com_params"])
     assert _real_losses(rec_task, trained, x)[0] < 0.95 * _real_losses(rec_task, start, x)[0]
     # ComCNN alone (RecCNN frozen): the real end-to-end error through JPEG falls.
-    com_task = comrec.ComRecTask(small_config(proxy=proxy, com_learning_rate=1e-3, rec_learning_rate=0.0))
+    com_task = comrec_task.ComRecTask(small_config(proxy=proxy, com_learning_rate=1e-3, rec_learning_rate=0.0))
     start = com_task.init_state(jax.random.key(0), x)
     trained = _train(com_task, start, x, 12)
     jax.tree.map(np.testing.assert_array_equal, trained["rec_params"], start["rec_params"])
@@ -303,10 +304,10 @@ def test_configs_build_the_task():
         build_task(config)
     config.data.train = "folder:/photos"
     task = build_task(config)
-    assert isinstance(task, comrec.ComRecTask) and task.qualities == sorted(config.model.qualities)
+    assert isinstance(task, comrec_task.ComRecTask) and task.qualities == sorted(config.model.qualities)
     config.data.crop = 127
     with pytest.raises(ConfigError, match="even"):
         build_task(config)
-    assert isinstance(build_task(comrec_celeba.get_config()), comrec.ComRecTask)
+    assert isinstance(build_task(comrec_celeba.get_config()), comrec_task.ComRecTask)
     with pytest.raises(ConfigError, match="proxy"):
-        comrec.ComRecTask(small_config(proxy="noise"))
+        comrec_task.ComRecTask(small_config(proxy="noise"))

@@ -12,8 +12,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxcodec.errors import ConfigError
-from jaxcodec.models import factorized
-from jaxcodec.models.factorized import default_config
+from jaxcodec.train.tasks import factorized as factorized_task
+from jaxcodec.train.tasks.factorized import default_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILE = os.path.join(ROOT, "configs", "factorized.py")
@@ -93,7 +93,7 @@ def test_each_quality_is_the_config_of_its_former_file(quality):
 def test_each_quality_config_trains_at_compressais_lambda(quality):
     config = _config_module().get_config(str(quality))
     assert config.model.quality == quality
-    assert factorized.FactorizedTask(config).lmbda == LADDER_LAMBDAS[quality]
+    assert factorized_task.FactorizedTask(config).lmbda == LADDER_LAMBDAS[quality]
 
 
 def test_quality_3_without_an_argument_and_quality_equals_form():

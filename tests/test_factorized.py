@@ -20,7 +20,9 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, JaxcodecError, ModelError
+from jaxcodec.codecs import factorized as factorized_codec
 from jaxcodec.models import factorized
+from jaxcodec.train.tasks import factorized as factorized_task
 
 TRAIN_STEPS = 60
 
@@ -32,7 +34,7 @@ def rng(seed: int) -> jax.Array:
 
 
 def small_config(**model):
-    config = factorized.default_config(quality=3)
+    config = factorized_task.default_config(quality=3)
     config.model.features = 12  # 4·12 = 48 sub-pixel channels: the custom-VJP conv path
     config.model.latent_channels = 8
     config.model.update(model)
@@ -54,7 +56,7 @@ def odd_image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def task():
-    return factorized.FactorizedTask(small_config())
+    return factorized_task.FactorizedTask(small_config())
 
 
 @pytest.fixture(scope="module")
@@ -501,7 +503,7 @@ def test_training_reduces_the_rate_distortion_loss(task, initial, step_fn, crops
 @pytest.mark.parametrize("scale", [float(np.sqrt(2.0)), 0.5])
 def test_rescale_latents_keeps_the_network_and_stretches_the_density(task, trained, crops, scale):
     params = jax.device_get(trained["params"])
-    new = factorized.rescale_latents(params, scale)
+    new = factorized_task.rescale_latents(params, scale)
     x = jnp.asarray(crops)
     y = np.asarray(task.analysis(params, x))
     np.testing.assert_allclose(task.analysis(new, x), scale * y, rtol=1e-4, atol=1e-4)
@@ -537,12 +539,12 @@ def test_ste_quantizer_decodes_the_rounded_latent(trained, crops):
     """quantizer="ste": the distortion is that of round(y), whatever the noise key, and
     its straight-through gradient reaches the encoder."""
     params = trained["params"]
-    y = np.round(np.asarray(factorized.FactorizedTask(small_config()).analysis(params, crops)))
-    x_hat = np.asarray(factorized.FactorizedTask(small_config()).synthesis(params, jnp.asarray(y, jnp.float32)))
-    ste = factorized.FactorizedTask(small_config(quantizer="ste"))
+    y = np.round(np.asarray(factorized_task.FactorizedTask(small_config()).analysis(params, crops)))
+    x_hat = np.asarray(factorized_task.FactorizedTask(small_config()).synthesis(params, jnp.asarray(y, jnp.float32)))
+    ste = factorized_task.FactorizedTask(small_config(quantizer="ste"))
     mses = [float(ste.loss_fn(params, crops, rng(k))[1]["mse"]) for k in (1, 2)]
     assert mses[0] == mses[1] == pytest.approx(float(np.mean((x_hat - crops) ** 2)), rel=1e-4)
-    noisy = factorized.FactorizedTask(small_config())
+    noisy = factorized_task.FactorizedTask(small_config())
     assert float(noisy.loss_fn(params, crops, rng(1))[1]["mse"]) != pytest.approx(mses[0], rel=1e-3)
     grads = jax.grad(lambda p: ste.loss_fn(p, crops, rng(1))[0])(params)
     assert float(jnp.abs(grads["params"]["g_a"]["conv0"]["kernel"]).max()) > 0.0
@@ -551,7 +553,7 @@ def test_ste_quantizer_decodes_the_rounded_latent(trained, crops):
 def test_analysis_only_fine_tuning_moves_only_the_encoder(trained, crops):
     """trainable="analysis" (Guo et al. 2021's second stage): g_s and the density keep
     their exact values, g_a learns, and the coded objective falls."""
-    task = factorized.FactorizedTask(small_config(quantizer="ste", trainable="analysis"))
+    task = factorized_task.FactorizedTask(small_config(quantizer="ste", trainable="analysis"))
     params = jax.device_get(trained["params"])
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt": task.tx.init(params)}
     step = jax.jit(task.train_step)
@@ -571,26 +573,26 @@ def test_analysis_only_fine_tuning_moves_only_the_encoder(trained, crops):
 
 def test_unknown_quantizer_or_trainable_group_is_a_config_error():
     with pytest.raises(ConfigError, match="model.quantizer must be one of noise, ste"):
-        factorized.FactorizedTask(small_config(quantizer="round"))
+        factorized_task.FactorizedTask(small_config(quantizer="round"))
     with pytest.raises(ConfigError, match="model.trainable must be one of all, analysis"):
-        factorized.FactorizedTask(small_config(trainable="decoder"))
+        factorized_task.FactorizedTask(small_config(trainable="decoder"))
 
 
 def test_quality_outside_the_ladder_is_a_config_error():
     for quality in (0, 10):
         with pytest.raises(ConfigError, match="model.quality must be in 1..9"):
-            factorized.default_config(quality=quality)
+            factorized_task.default_config(quality=quality)
 
 
 def test_warm_start_applies_init_latent_scale_and_checks_it(trained):
     params = jax.device_get(trained["params"])
-    assert factorized.FactorizedTask(small_config()).warm_start(params) is params
-    scaled = factorized.FactorizedTask(small_config(init_latent_scale=2.0)).warm_start(params)
-    for a, b in zip(jax.tree.leaves(scaled), jax.tree.leaves(factorized.rescale_latents(params, 2.0))):
+    assert factorized_task.FactorizedTask(small_config()).warm_start(params) is params
+    scaled = factorized_task.FactorizedTask(small_config(init_latent_scale=2.0)).warm_start(params)
+    for a, b in zip(jax.tree.leaves(scaled), jax.tree.leaves(factorized_task.rescale_latents(params, 2.0))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ConfigError, match="init_latent_scale"):
-            factorized.FactorizedTask(small_config(init_latent_scale=bad)).warm_start(params)
+            factorized_task.FactorizedTask(small_config(init_latent_scale=bad)).warm_start(params)
 
 
 def test_eval_step_bpp_equals_float64_information_content(task, trained, crops):
@@ -637,10 +639,10 @@ def test_header_and_determinism(codec, task, trained, tables, odd_stream):
     assert codec.encode(odd_image(), 3) == odd_stream
     fresh = task.make_codec(trained, {k: np.array(v) for k, v in tables.items()})
     assert fresh.encode(odd_image(), 3) == odd_stream
-    assert header.tile == factorized.STREAM_TILE and len(header.check) == 4  # version 2: one tile here
+    assert header.tile == factorized_codec.STREAM_TILE and len(header.check) == 4  # version 2: one tile here
     symbols = codec.latents(odd_image()).reshape(-1)
     decoded = entropy.decode_symbols(payload, codec.tile_table_ids(12), *codec.guarded_tables)
-    np.testing.assert_array_equal(decoded, np.append(symbols, factorized.GUARD_VALUE))  # then the guard
+    np.testing.assert_array_equal(decoded, np.append(symbols, factorized_codec.GUARD_VALUE))  # then the guard
     np.testing.assert_array_equal(codec.guarded_tables[0][:8], tables["freqs"])
 
 
@@ -680,7 +682,7 @@ def test_symbols_outside_the_tables_are_escaped_not_clipped(task, trained, table
     params = jax.device_get(trained["params"])
     last = params["params"]["g_a"]["conv3"]
     loud = {**params["params"], "g_a": {**params["params"]["g_a"], "conv3": jax.tree.map(lambda a: a * 1000.0, last)}}
-    codec = factorized.FactorizedCodec(task, {"params": loud}, tables)
+    codec = factorized_codec.FactorizedCodec(task, {"params": loud}, tables)
     image = odd_image()
     symbols = codec.latents(image)
     high = codec.offsets + codec.freqs.shape[1] - 2
@@ -746,7 +748,7 @@ def test_truncated_and_corrupted_streams_raise_bitstream_error(codec, odd_stream
     ids = np.tile(np.arange(8), 12)
     lowest = codec.offsets[ids]
     assert entropy.encode_symbols(lowest, ids, codec.freqs, codec.offsets) == b""
-    assert entropy.encode_symbols(np.append(lowest, factorized.GUARD_VALUE), codec.tile_table_ids(12),
+    assert entropy.encode_symbols(np.append(lowest, factorized_codec.GUARD_VALUE), codec.tile_table_ids(12),
                                   *codec.guarded_tables) != b""
     with pytest.raises(BitstreamError):
         codec.decode(container.pack(header, b""))
@@ -811,7 +813,7 @@ def test_mutated_streams_raise_only_project_errors(codec, odd_stream, ops, repac
 
 
 def test_learning_rate_drops_tenfold_at_the_configured_share():
-    from jaxcodec.models.factorized import default_config, learning_rate_schedule
+    from jaxcodec.train.tasks.factorized import default_config, learning_rate_schedule
 
     config = default_config(quality=2)
     config.num_steps, config.learning_rate = 1000, 5e-4

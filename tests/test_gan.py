@@ -12,8 +12,9 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import ConfigError
-from jaxcodec.models import build_task
+from jaxcodec.train.tasks import build_task
 from jaxcodec.models import gan
+from jaxcodec.train.tasks import gan as gan_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "jaxcodec", "samples", "mnist_sample.npz")
@@ -42,7 +43,7 @@ def _tiny_config(shape=(16, 16, 1)):
 @pytest.fixture(scope="module")
 def tiny():
     """A tiny 16x16 GAN task and its initial state (jitted: eager Flax init is slow)."""
-    task = gan.GANTask(_tiny_config())
+    task = gan_task.GANTask(_tiny_config())
     state = jax.jit(task.init_state)(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)))
     return task, state
 
@@ -65,7 +66,7 @@ def test_upsample_and_space_to_depth_match_numpy():
 def test_configs_build_networks_of_the_right_shapes(name, shape, latent_dim):
     config = _config(name)
     task = build_task(config)
-    assert isinstance(task, gan.GANTask)
+    assert isinstance(task, gan_task.GANTask)
     assert task.image_shape == shape and task.latent_dim == latent_dim
     state = jax.eval_shape(task.init_state, jax.random.PRNGKey(0), jnp.zeros((2, *shape)))
     images = jax.eval_shape(task.generator.apply, state["g_params"], jnp.zeros((5, latent_dim)))
@@ -74,13 +75,13 @@ def test_configs_build_networks_of_the_right_shapes(name, shape, latent_dim):
 
 
 def test_init_state_rejects_batches_of_another_shape():
-    task = gan.GANTask(_tiny_config())
+    task = gan_task.GANTask(_tiny_config())
     with pytest.raises(ConfigError):
         task.init_state(jax.random.PRNGKey(0), jnp.zeros((2, 28, 28, 1)))
     config = _tiny_config()
     config.model.image_shape = (16, 12, 1)
     with pytest.raises(ConfigError):
-        gan.GANTask(config)
+        gan_task.GANTask(config)
 
 
 def test_generator_outputs_images_in_unit_range(tiny):
@@ -121,7 +122,7 @@ def test_training_steps_on_real_digits_reduce_discriminator_loss():
 def test_r1_penalty_equals_per_image_input_gradients():
     config = _tiny_config()
     config.model.r1_gamma = 2.0
-    task = gan.GANTask(config)
+    task = gan_task.GANTask(config)
     x = jax.random.uniform(jax.random.PRNGKey(3), (4, 16, 16, 1))
     state = jax.jit(task.init_state)(jax.random.PRNGKey(0), x)
     z = gan.sample_latents(jax.random.PRNGKey(1), 4, task.latent_dim)
@@ -179,10 +180,10 @@ def test_inversion_refine_setting_reaches_the_inversion(tiny):
     _, adam_loss = task.invert(state["g_params"], images)
     refined_config = _tiny_config()
     refined_config.model.inversion.refine = 8
-    refined = gan.GANTask(refined_config)
+    refined = gan_task.GANTask(refined_config)
     _, refined_loss = refined.invert(state["g_params"], images)
     assert np.all(np.asarray(refined_loss) <= np.asarray(adam_loss))
     assert float(np.max(refined_loss)) < float(np.max(adam_loss)) / 10
     refined_config.model.inversion.loss = "l1"
     with pytest.raises(ConfigError, match="l2"):
-        gan.GANTask(refined_config).invert(state["g_params"], images)
+        gan_task.GANTask(refined_config).invert(state["g_params"], images)

@@ -16,19 +16,19 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.entropy import integer_net
 from jaxcodec.errors import BitstreamError, ConfigError, JaxcodecError, ModelError
-from jaxcodec.models import hyperprior
+from jaxcodec.train.tasks import hyperprior as hyperprior_task
 from jaxcodec.models.hyperprior import MeanScaleHyperprior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_task(**overrides):
-    config = hyperprior.default_config()
+    config = hyperprior_task.default_config()
     config.model.features, config.model.latent_channels = 16, 24
     config.learning_rate = 1e-3
     for key, value in overrides.items():
         setattr(config, key, value)
-    return hyperprior.MeanScaleTask(config)
+    return hyperprior_task.MeanScaleTask(config)
 
 
 @pytest.fixture(scope="module")

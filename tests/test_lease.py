@@ -95,7 +95,7 @@ def test_package_becomes_a_workdir_that_train_resumes_and_packs_again(runs, arch
     # the CPU engine continues it: steps 4 and 5, host pipeline on the archive's photos
     folder = photo_archive.extract(archive, tmp_path / "p")
     config.num_steps, config.data.train, config.checkpoint_every = 5, f"folder:{folder}", 0
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     result = engine.train(build_task(config), config, str(workdir))
     assert result.start_step == 3

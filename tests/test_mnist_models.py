@@ -11,9 +11,11 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import jaxcodec
 from jaxcodec.codecs.protocol import Codec
-from jaxcodec.models import build_task, rbm
-from jaxcodec.models.mnist_conv_ae import ConvAETask, depth_to_space
-from jaxcodec.models.mnist_deep_ae import DeepAETask, unroll
+from jaxcodec.models import rbm
+from jaxcodec.ops.pixel_shuffle import depth_to_space
+from jaxcodec.train.tasks import build_task
+from jaxcodec.train.tasks.mnist_conv_ae import ConvAETask
+from jaxcodec.train.tasks.mnist_deep_ae import DeepAETask, unroll
 
 SAMPLE = Path(jaxcodec.__file__).parent / "samples" / "mnist_sample.npz"
 

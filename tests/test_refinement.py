@@ -134,7 +134,7 @@ def measured_objective(codec, image, data):
     """λ·255²·MSE + bpp from the decoded uint8 pixels and the stream's real bytes."""
     decoded = codec.decode(data).astype(np.float64) / 255.0
     mse = np.mean((decoded - image.astype(np.float64) / 255.0) ** 2)
-    return codec._task.lmbda * 255.0**2 * mse + len(data) * 8 / (image.shape[0] * image.shape[1])
+    return codec.task.lmbda * 255.0**2 * mse + len(data) * 8 / (image.shape[0] * image.shape[1])
 
 
 def test_refined_streams_cost_less_by_real_bytes_and_pixels_and_decode_anywhere(q1, photo):
@@ -171,7 +171,7 @@ def test_compress_refine_argument_and_codec_names(q1, photo):
 
 
 def test_a_model_carries_its_refinement_step_size(q1, photo, monkeypatch):
-    from jaxcodec.models.factorized import FactorizedTask, default_config
+    from jaxcodec.train.tasks.factorized import FactorizedTask, default_config
 
     config = default_config(quality=1)
     assert config.model.refine_lr == refinement.DEFAULT_LR
@@ -193,7 +193,7 @@ def test_a_model_carries_its_refinement_step_size(q1, photo, monkeypatch):
         return search(*args, **kwargs)
 
     monkeypatch.setattr(refinement, "refine_latents", spy)
-    assert q1.refine_lr == q1._task.refine_lr
+    assert q1.refine_lr == q1.task.refine_lr
     q1.refined(2).encode(photo, 1)
     q1.refined(2, lr=0.0123).encode(photo, 1)
     get_codec("bmshj2017-factorized+refine=2").encode(photo, 1)
@@ -209,8 +209,8 @@ def test_a_ladder_shares_one_compiled_program_per_size_and_each_quality_keeps_it
 
     ladder = get_codec("bmshj2017-factorized+refine=4")
     low, high = ladder.members[1], ladder.members[6]
-    assert low._programs is high._programs and low._task.lmbda != high._task.lmbda
-    shared = low._programs
+    assert low.programs is high.programs and low.task.lmbda != high.task.lmbda
+    shared = low.programs
     steps, _ = refinement._compiled(shared.direct_synthesis, shared.rate)
     symbols = {low.quality: low.latents(photo)}  # compiles this size's programs (if not yet)
     low.refined(0).encode(photo, low.quality)
@@ -222,10 +222,10 @@ def test_a_ladder_shares_one_compiled_program_per_size_and_each_quality_keeps_it
     for member in (low, high):
         # Fresh function objects: a separate compile with this model's λ and step size.
         alone, _ = refinement.refine_latents(
-            lambda p, y, m=member: m._task.direct_synthesis(p, y),
-            lambda p, y, m=member: factorized.total_bits(m._task.likelihood(p, y)),
-            member._task.lmbda, member._params,
-            member._programs.continuous(member._params, member.padded(photo)),
+            lambda p, y, m=member: m.task.direct_synthesis(p, y),
+            lambda p, y, m=member: factorized.total_bits(m.task.likelihood(p, y)),
+            member.task.lmbda, member.params,
+            member.programs.continuous(member.params, member.padded(photo)),
             jnp.asarray(member.padded(photo)[:, : photo.shape[0], : photo.shape[1]]),
             steps=4, lr=member.refine_lr,
         )

@@ -21,7 +21,7 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec import image as imageio
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, JaxcodecError
-from jaxcodec.models import factorized
+from jaxcodec.codecs import factorized as factorized_codec
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_refinement_runs_window_by_window_and_its_stream_decodes(codec):
     and decodes like any other."""
     image = photo(150, 200)
     refined = codec.refined(2)
-    with tiling.memory_budget(budget_for(codec, 5) * factorized.REFINE_MEMORY_FACTOR):
+    with tiling.memory_budget(budget_for(codec, 5) * factorized_codec.REFINE_MEMORY_FACTOR):
         assert [len(s) for s in refined.windows(10, 13, refine=True)] == [2, 3]
         data = refined.encode(image, 3)
         symbols = refined.latents(image)
@@ -151,7 +151,7 @@ def test_comrec_tiles_give_the_whole_images_compact_image_and_pixels(comrec):
 def test_stream_codes_tiles_with_lengths_guards_and_a_content_check(codec, monkeypatch):
     """Tiles of 4 latent positions (instead of 64) on a 300x451 photo: the payload layout
     of the module docstring, read back independently."""
-    monkeypatch.setattr(factorized, "STREAM_TILE", 4)
+    monkeypatch.setattr(factorized_codec, "STREAM_TILE", 4)
     image = photo()
     data = codec.encode(image, 3)
     header, payload = container.unpack(data)
@@ -169,7 +169,7 @@ def test_stream_codes_tiles_with_lengths_guards_and_a_content_check(codec, monke
         chunk, pos = payload[pos : pos + size], pos + size
         ids = np.append(np.tile(np.arange(codec.latent_channels), tile.shape[0] * tile.shape[1]), codec.latent_channels)
         values = entropy.decode_symbols(chunk, ids, *codec.guarded_tables)
-        np.testing.assert_array_equal(values, np.append(tile.reshape(-1), factorized.GUARD_VALUE))
+        np.testing.assert_array_equal(values, np.append(tile.reshape(-1), factorized_codec.GUARD_VALUE))
         digest.update(tile.astype("<i4").tobytes())
     assert pos == len(payload) and digest.digest() == header.check
     np.testing.assert_array_equal(codec.decode_symbols(data), symbols)
@@ -196,7 +196,7 @@ def _with_crc(data: bytes) -> bytes:
 
 
 def test_edits_with_the_crc_recomputed_are_caught_by_the_content_check(codec, monkeypatch):
-    monkeypatch.setattr(factorized, "STREAM_TILE", 8)
+    monkeypatch.setattr(factorized_codec, "STREAM_TILE", 8)
     data = codec.encode(photo(), 3)
     header, payload = container.unpack(data)
     start = len(data) - 4 - len(payload)
@@ -249,7 +249,7 @@ def forged(codec, height, width, version=2, payload=bytes(range(136))):
                               channels=3, latent_shape=(-(-height // d), -(-width // d), codec.latent_channels),
                               quality=3)
     if version == 2:
-        header = dataclasses.replace(header, tile=factorized.STREAM_TILE, check=b"abcd")
+        header = dataclasses.replace(header, tile=factorized_codec.STREAM_TILE, check=b"abcd")
     return container.pack(header, payload)
 
 
@@ -268,7 +268,7 @@ def test_forged_headers_are_refused_before_anything_is_allocated(codec, version,
 
 
 def test_tile_lengths_are_checked_before_decoding(codec, monkeypatch):
-    monkeypatch.setattr(factorized, "STREAM_TILE", 4)
+    monkeypatch.setattr(factorized_codec, "STREAM_TILE", 4)
     data = codec.encode(photo(), 3)
     header, payload = container.unpack(data)
     long = struct.pack("<I", len(payload)) + payload[4:]

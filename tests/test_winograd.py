@@ -9,7 +9,7 @@ from jax import lax
 
 from jaxcodec import ops
 from jaxcodec.ops import conv, winograd
-from jaxcodec.models import factorized
+from jaxcodec.train.tasks import factorized as factorized_task
 
 
 def numpy_conv3x3(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -119,10 +119,10 @@ def test_conv_impl_is_read_at_trace_time_and_restored():
 
 
 def test_factorized_synthesis_conv_impl():
-    config = factorized.default_config(quality=1)
+    config = factorized_task.default_config(quality=1)
     config.model.features = 64
     config.model.latent_channels = 16
-    task = factorized.FactorizedTask(config)
+    task = factorized_task.FactorizedTask(config)
     params = task.model.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 64, 64, 3)))
     y = jnp.asarray(_normal(8, (1, 4, 4, 16), 3.0), jnp.float32)
     out = {}
@@ -141,7 +141,7 @@ def test_factorized_synthesis_conv_impl():
 def test_configs_with_the_old_conv_algorithm_key_still_build():
     """Workdirs written before the algorithm moved out of the model carry
     ``model.conv_algorithm``; they load, and the key changes nothing."""
-    config = factorized.default_config(quality=1)
+    config = factorized_task.default_config(quality=1)
     assert "conv_algorithm" not in config.model
     config.model.conv_algorithm = "winograd"
-    assert factorized.FactorizedTask(config).model == factorized.FactorizedTask(factorized.default_config(1)).model
+    assert factorized_task.FactorizedTask(config).model == factorized_task.FactorizedTask(factorized_task.default_config(1)).model

@@ -134,7 +134,7 @@ def _start(args, overrides):
     from jaxcodec.train import engine
     from jaxcodec.train import lease
     from jaxcodec.train import sharding
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     if args.resume is None:
         if not args.config:

@@ -4,7 +4,7 @@ Every program XLA:CPU compiles is machine code mapped into the process, a few me
 mappings each, and a Linux process may hold at most ``vm.max_map_count`` mappings (65,530
 by default); past that LLVM fails with "Cannot allocate memory" and the process dies.
 The codecs compile their programs per image size (the factorized ladder shares them
-across qualities: :func:`jaxcodec.models.factorized.programs`), so a long loop over
+across qualities: :func:`jaxcodec.codecs.factorized.programs`), so a long loop over
 images of many sizes, such as ``eval.py`` on a folder of photos, keeps adding code.
 :func:`release_if_crowded` drops every compiled program (``jax.clear_caches()``; they
 are compiled again on next use) once the mappings pass a share of the limit.

@@ -270,7 +270,7 @@ def unpack(folder: str, workdir: str) -> int:
     checkpoint at the package's step, ``metrics.jsonl`` from its history) that ``train.py``
     resumes; returns the step. Refuses a workdir that already has checkpoints."""
     from jaxcodec.train.checkpoint import Checkpointer
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     manifest = read_manifest(folder)
     checkpoints = os.path.join(workdir, engine.CHECKPOINT_DIR)
@@ -355,7 +355,7 @@ def train_for(
     host pipeline. Stops early at ``config.num_steps``.
     """
     from jaxcodec import data as data_lib
-    from jaxcodec.models import build_task
+    from jaxcodec.train.tasks import build_task
 
     began = clock() if began is None else began
     deadline = began + 60.0 * float(minutes)

@@ -35,10 +35,10 @@ from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 
 
-class _Programs:
+class Programs:
     """The jitted float pieces of one architecture, shared by every codec of it. ``model`` is
     a :class:`jaxcodec.models.hyperprior.MeanScaleHyperprior` (its methods are taken from
-    the instance, so this module does not import the training side)."""
+    the instance)."""
 
     def __init__(self, model: Any):
         cls = type(model)
@@ -55,8 +55,9 @@ class _Programs:
 
 
 @functools.lru_cache(maxsize=8)
-def programs(model: Any) -> _Programs:
-    return _Programs(model)
+def programs(model: Any) -> Programs:
+    """The codec programs of ``model``'s architecture, shared by every codec of an equal model."""
+    return Programs(model)
 
 
 def check_quality(quality: Any, top: int = 8) -> float:
@@ -99,7 +100,7 @@ class MeanScaleCodec:
         integer_arrays = [a for layer in self.layers for a in (layer.kernel, layer.bias, layer.shift)]
         self.table_hash = entropy.table_hash(self.z_freqs, self.z_offsets, self.y_freqs, self.y_offsets,
                                              *integer_arrays)
-        self._programs = programs(task.model)
+        self.programs = programs(task.model)
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -130,10 +131,10 @@ class MeanScaleCodec:
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
         q = jnp.full((1,), quality, jnp.float32)
-        return self._code(self._programs.analysis(self.params, self.padded(image), q))
+        return self._code(self.programs.analysis(self.params, self.padded(image), q))
 
     def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        z_hat = np.asarray(self._programs.hyper_analysis(self.params, y))[0]
+        z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
         mean, indexes = self.entropy_parameters(z_hat)
         symbols = np.round(np.asarray(y, np.float64)[0] - mean).astype(np.int32)
         return z_hat, symbols, indexes
@@ -147,11 +148,11 @@ class MeanScaleCodec:
         """``quality -> estimated payload bits`` of one image: the analysis transform runs
         once, each call only gains, rounds and measures (for rate control,
         :mod:`jaxcodec.rate_control`)."""
-        y0 = self._programs.transform(self.params, self.padded(image))
+        y0 = self.programs.transform(self.params, self.padded(image))
 
         def bits(quality: Any) -> float:
             q = jnp.full((1,), check_quality(quality, self.rungs), jnp.float32)
-            return self._bits(*self._code(self._programs.apply_gain(self.params, y0, q)))
+            return self._bits(*self._code(self.programs.apply_gain(self.params, y0, q)))
 
         return bits
 
@@ -209,7 +210,7 @@ class MeanScaleCodec:
         """
         header, quality, _, symbols, mean = self._symbols(data)
         y_hat = (symbols.astype(np.float64) + mean).astype(np.float32)[None]
-        image = np.asarray(self._programs.synthesis(self.params, y_hat, jnp.full((1,), quality, jnp.float32)))[0]
+        image = np.asarray(self.programs.synthesis(self.params, y_hat, jnp.full((1,), quality, jnp.float32)))[0]
         image = image[: header.height, : header.width]
         if header.channels == 1:
             image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)

@@ -1,0 +1,180 @@
+"""Training of the mean-scale hyperprior with continuous rate
+(:mod:`jaxcodec.models.hyperprior`: Minnen, Ballé & Toderici, NeurIPS 2018, with the gain
+units of Cui et al., CVPR 2021).
+
+Training minimises ``E_q[λ(q)·255²·MSE + bpp]``. The rate is taken at the noisy
+``ỹ = y + u`` and ``z̃ = z + u``; the synthesis receives ``round(y − μ) + μ`` with a
+straight-through gradient (Minnen & Singh, "Channel-wise autoregressive entropy models",
+ICIP 2020, Sec. 3.1), the symbol the decoder really gets.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxcodec.entropy import deep_factorized as factorized_prior
+from jaxcodec.entropy import gaussian_conditional
+from jaxcodec.errors import ConfigError
+from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, interpolate_log
+from jaxcodec.train.tasks.factorized import learning_rate_schedule
+
+
+def lambda_for_quality(quality: Any) -> jax.Array:
+    """λ of a real quality in ``[1, 8]``: CompressAI's ladder, interpolated exponentially."""
+    return interpolate_log(jnp.log(jnp.asarray(LAMBDAS, jnp.float32)), quality)
+
+
+def _bits(likelihoods: jax.Array) -> jax.Array:
+    """Per-image ``Σ −log2 p`` over all but the batch axis."""
+    return -jnp.sum(jnp.log(likelihoods), axis=tuple(range(1, likelihoods.ndim))) / math.log(2.0)
+
+
+def _ste_round(x: jax.Array) -> jax.Array:
+    return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
+class MeanScaleTask:
+    """Training task of :class:`MeanScaleHyperprior` (one model, every quality)."""
+
+    name = MODEL_NAME
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+        m = config.model
+        self.model = MeanScaleHyperprior(
+            features=int(m.features),
+            latent_channels=int(m.latent_channels),
+            filters=tuple(int(f) for f in m.filters),
+        )
+        self.qualities = len(LAMBDAS)
+        self.downsampling = 64  # g_a's 16 times h_a's 4
+
+    @functools.cached_property
+    def tx(self) -> Any:
+        """Adam with clipping (built on first use: decoding needs no optimiser)."""
+        import optax
+
+        tx = optax.adam(learning_rate_schedule(self.config))
+        if self.config.model.get("clip_norm"):
+            tx = optax.chain(optax.clip_by_global_norm(float(self.config.model.clip_norm)), tx)
+        return tx
+
+    def _check_batch(self, x: jax.Array) -> None:
+        h, w, c = x.shape[1:]
+        if c != 3 or h % self.downsampling or w % self.downsampling:
+            raise ConfigError(
+                f"{MODEL_NAME} trains on RGB images with sides divisible by {self.downsampling}, got {h}x{w}x{c}"
+            )
+
+    def init_state(self, rng: jax.Array, batch: jax.Array) -> dict[str, Any]:
+        x = jnp.zeros((1,) + tuple(batch.shape[1:3]) + (3,), jnp.float32)
+        self._check_batch(x)
+        params = self.model.init(rng, x, jnp.ones((1,), jnp.float32))
+        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": self.tx.init(params)}
+
+    def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
+        """``(x̂, bits per image, MSE per image)``: noisy rates with ``rng``, rounded without."""
+        apply = self.model.apply
+        y = apply(params, x, quality, method=MeanScaleHyperprior.analysis)
+        z = apply(params, y, method=MeanScaleHyperprior.hyper_analysis)
+        if rng is None:
+            z_rate = z_hat = jnp.round(z)
+        else:
+            z_rate, z_hat = z + jax.random.uniform(rng, z.shape, z.dtype, -0.5, 0.5), _ste_round(z)
+        mean, scale = apply(params, z_hat, method=MeanScaleHyperprior.entropy_parameters)
+        if rng is None:
+            y_rate = y_hat = jnp.round(y - mean) + mean
+        else:
+            noise = jax.random.uniform(jax.random.fold_in(rng, 1), y.shape, y.dtype, -0.5, 0.5)
+            y_rate, y_hat = y + noise, _ste_round(y - mean) + mean
+        x_hat = apply(params, y_hat, quality, method=MeanScaleHyperprior.synthesis)
+        bits = _bits(apply(params, z_rate, method=MeanScaleHyperprior.hyper_likelihood))
+        bits = bits + _bits(gaussian_conditional.likelihood(y_rate, mean, scale))
+        return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
+
+    def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
+        """``mean_i λ(q_i)·255²·MSE_i + bpp_i`` with ``q_i ~ U[1, Q]`` per image."""
+        self._check_batch(x)
+        q_rng, noise_rng = jax.random.split(rng)
+        quality = jax.random.uniform(q_rng, (x.shape[0],), jnp.float32, 1.0, float(self.qualities))
+        x_hat, bits, mse = self.forward(params, x, quality, noise_rng)
+        bpp = bits / (x.shape[1] * x.shape[2])
+        loss = jnp.mean(lambda_for_quality(quality) * 255.0**2 * mse + bpp)
+        psnr = jnp.mean(-10.0 * jnp.log10(jnp.maximum(mse, 1e-10)))
+        return loss, {"loss": loss, "mse": jnp.mean(mse), "bpp": jnp.mean(bpp), "psnr": psnr}
+
+    def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        import optax
+
+        grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
+        updates, opt = self.tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
+
+    def eval_step(self, state: dict, batch: jax.Array) -> dict[str, jax.Array]:
+        """Rounded latents at the ladder's middle quality (4), reconstruction clipped."""
+        self._check_batch(batch)
+        quality = jnp.full((batch.shape[0],), 4.0, jnp.float32)
+        x_hat, bits, _ = self.forward(state["params"], batch, quality, None)
+        mse = jnp.mean((jnp.clip(x_hat, 0.0, 1.0) - batch) ** 2)
+        bpp = jnp.mean(bits) / (batch.shape[1] * batch.shape[2])
+        return {"loss": LAMBDAS[3] * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp,
+                "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
+
+
+    def finalize(self, state: dict, batches: Any = None) -> dict[str, np.ndarray]:
+        """Integer tables, float64: the hyper-latent's deep factorized density per channel
+        (:func:`jaxcodec.entropy.deep_factorized.build_tables`) and the Gaussian conditional's
+        table of scales (:func:`jaxcodec.entropy.gaussian_conditional.build_tables`)."""
+        tail_mass = float(self.config.model.get("tail_mass", factorized_prior.DEFAULT_TAIL_MASS))
+        eb = jax.device_get(state["params"]["params"]["entropy_bottleneck"])
+        z_freqs, z_offsets = factorized_prior.build_tables(eb, tail_mass=tail_mass)
+        y_freqs, y_offsets = gaussian_conditional.build_tables(tail_mass)
+        return {"z_freqs": z_freqs, "z_offsets": z_offsets, "y_freqs": y_freqs, "y_offsets": y_offsets}
+
+    def make_codec(self, state: dict, tables: dict[str, np.ndarray] | None = None):
+        """The ``.jxc`` codec (:class:`jaxcodec.codecs.hyperprior.MeanScaleCodec`)."""
+        from jaxcodec.codecs.hyperprior import MeanScaleCodec
+
+        return MeanScaleCodec(self, state["params"], self.finalize(state) if tables is None else tables)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """``mbt2018-mean`` with continuous rate: N=128, M=192, qualities 1..8 in one model."""
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict()
+    config.model.name = MODEL_NAME  # jaxcodec.train.tasks registry key
+    config.model.features = 128  # N: hidden channels of g_a/g_s and the hyper-latent's channels
+    config.model.latent_channels = 192  # M: latent channels
+    config.model.filters = (3, 3, 3)  # hidden widths of the hyper-latent's deep factorized density
+    config.model.clip_norm = 1.0  # global gradient-norm clipping; 0 disables
+    config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = ""  # required: folder:PATH of training photos
+    config.data.train_split = "train"
+    config.data.eval = ""  # "" skips in-training evaluation (eval.py measures real streams)
+    config.data.eval_split = "test"
+    config.data.image_size = None
+    config.data.crop = 256  # random square training patches (128 on 2 CPU cores)
+    config.data.downscale = 1.0  # >1: each patch a random square up to this many times larger, shrunk
+
+    config.batch_size = 8
+    config.num_steps = 1_000_000
+    config.learning_rate = 1e-4
+    config.lr_decay_at = 0.0
+    config.init_from = ""
+    config.seed = 0
+    config.log_every = 100
+    config.eval_every = 5000
+    config.eval_batches = 1
+    config.checkpoint_every = 5000
+    config.keep_checkpoints = 3
+    return config
