@@ -452,6 +452,21 @@ def test_density_logits_match_a_loop_reference_and_the_flax_module(trained):
     assert np.all(np.diff(ref, axis=1) > 0)  # a CDF's logit increases
 
 
+def test_one_density_function_serves_the_module_and_the_tables(trained):
+    """cumulative_logits is the module's computation under jax.numpy (exactly) and the
+    table builder's under NumPy float64."""
+    eb = perturbed_density(trained)
+    layers = factorized_prior.float64_layers(eb)
+    y = np.tile(np.linspace(-6, 6, 7)[:, None], (1, 8))
+    np.testing.assert_array_equal(factorized_prior.cumulative_logits(layers, y, np),
+                                  factorized_prior.cdf_logits_np(eb, y.T).T)
+    as_float32 = [tuple(None if a is None else jnp.asarray(a, jnp.float32) for a in layer) for layer in layers]
+    y32 = jnp.asarray(y, jnp.float32)
+    got = factorized_prior.DeepFactorized(8).apply({"params": eb}, y32,
+                                                   method=factorized_prior.DeepFactorized.logits_cumulative)
+    np.testing.assert_array_equal(got, factorized_prior.cumulative_logits(as_float32, y32, jnp))
+
+
 def test_pmf_sums_to_one_and_jax_likelihood_matches_float64(trained):
     eb = perturbed_density(trained)
     lo, hi = factorized_prior.support(eb, tail_mass=1e-9)

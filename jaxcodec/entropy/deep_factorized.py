@@ -21,6 +21,12 @@ computed from the logits ``l± = f(ŷ ± ½)`` with the *sign trick*: with
 numbers in the far tails instead of two numbers close to 1 (tfc / CompressAI). The
 likelihood is bounded below by ``1e-9`` so that ``−log2 p`` stays finite.
 
+The density is written once, :func:`cumulative_logits`, a pure function of the
+parameters and an array module: :class:`DeepFactorized` evaluates it with ``jax.numpy``
+(float32, differentiable, for training) and the table builder with NumPy in float64
+(the same arithmetic in the same order; the CoDeX / TensorFlow Compression arrangement
+of one model function for both).
+
 Integer tables (:func:`build_tables`) are computed once, from the trained
 parameters, in NumPy **float64**, and then stored with the model: the coder never
 evaluates the density in float32 at coding time, so streams decode bit-exactly on
@@ -44,6 +50,8 @@ from jaxcodec.layers.bounds import lower_bound
 
 __all__ = [
     "DeepFactorized",
+    "cumulative_logits",
+    "float64_layers",
     "LIKELIHOOD_BOUND",
     "build_tables",
     "cdf_logits_np",
@@ -55,6 +63,34 @@ LIKELIHOOD_BOUND = 1e-9
 DEFAULT_TAIL_MASS = 1e-9
 _MAX_HALF_RANGE = 1 << 15  # widest support searched for a table: ±32768
 _MAX_SYMBOLS = 1 << 12  # longest table (escape included); rarer values are escaped
+
+
+Layer = tuple[Any, Any, Any]  # (matrix (C, d_out, d_in), bias (C, d_out, 1), factor (C, d_out, 1) or None)
+
+
+def cumulative_logits(layers: Sequence[Layer], y: Any, xnp: Any) -> Any:
+    """Logit of ``F_c(y)`` (module docstring) for ``y`` of shape ``(n, C)``, channels the
+    minor axis, with the array module ``xnp`` (``jax.numpy`` or ``numpy``).
+
+    ``layers`` are ``(matrix, bias, factor)`` per layer, ``factor`` None for the last:
+    ``h ← b + softplus(Ĥ) h`` then ``h ← h + tanh(a) ⊙ tanh(h)`` (Ballé et al. 2018,
+    Appendix 6.1). One ``(n, C)`` array per unit: with d ≤ 3 units the dense layers are a
+    few broadcast multiply-adds that XLA fuses and vectorises over C (a trailing unit axis
+    of size 3 vectorises poorly on CPU); flattened to ``(n, C)`` because XLA:CPU (jax 0.10)
+    crashes on the gradient of the same computation on higher-rank tensors. NumPy in
+    float64 evaluates the same sums in the same order, for the integer tables.
+    """
+    units = [y]
+    for matrix, bias, factor in layers:
+        weights = xnp.logaddexp(matrix, 0.0)  # softplus: H_k = softplus(Ĥ_k) ≥ 0
+        out = []
+        for j in range(matrix.shape[1]):
+            h = bias[:, j, 0] + sum(u * weights[:, j, i] for i, u in enumerate(units))
+            if factor is not None:
+                h = h + xnp.tanh(factor[:, j, 0]) * xnp.tanh(h)
+            out.append(h)
+        units = out
+    return units[0]
 
 
 def _uniform(low: float, high: float):
@@ -93,25 +129,11 @@ class DeepFactorized(nn.Module):
         self.matrices, self.biases, self.factors = matrices, biases, factors
 
     def logits_cumulative(self, y: jax.Array) -> jax.Array:
-        """Logit of ``F_c(y)`` for ``y`` of shape ``(..., C)``; same shape out."""
-        shape = y.shape
-        # One (n, C) array per unit, channels the minor axis: with d ≤ 3 units the
-        # dense layers are a few broadcast multiply-adds that XLA fuses and vectorises
-        # over C (a trailing unit axis of size 3 vectorises poorly on CPU). Flattened to
-        # (n, C): XLA:CPU (jax 0.10) crashes on the gradient of the same computation on
-        # higher-rank tensors.
-        units = [y.reshape(-1, shape[-1])]
-        for k, matrix in enumerate(self.matrices):
-            weights = jax.nn.softplus(matrix)  # (C, d_out, d_in)
-            bias = self.biases[k][..., 0]  # (C, d_out)
-            out = []
-            for j in range(weights.shape[1]):
-                h = bias[:, j] + sum(u * weights[:, j, i] for i, u in enumerate(units))
-                if k < len(self.factors):
-                    h = h + jnp.tanh(self.factors[k][:, j, 0]) * jnp.tanh(h)
-                out.append(h)
-            units = out
-        return units[0].reshape(shape)
+        """Logit of ``F_c(y)`` for ``y`` of shape ``(..., C)``; same shape out
+        (:func:`cumulative_logits` with ``jax.numpy``)."""
+        factors = list(self.factors) + [None] * (len(self.matrices) - len(self.factors))
+        layers = list(zip(self.matrices, self.biases, factors))
+        return cumulative_logits(layers, y.reshape(-1, y.shape[-1]), jnp).reshape(y.shape)
 
     def __call__(self, y: jax.Array) -> jax.Array:
         """Likelihood ``p(y) = F(y + ½) − F(y − ½)`` of ``y (..., C)``, bounded below
@@ -130,7 +152,7 @@ class DeepFactorized(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-def _layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+def float64_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """``[(matrix, bias, factor or None), ...]`` as float64 arrays, in layer order."""
     params = params.get("params", params)
     layers, k = [], 0
@@ -149,19 +171,11 @@ def _layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.
     return layers
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
-
-
 def cdf_logits_np(params: Mapping[str, Any], y: np.ndarray) -> np.ndarray:
-    """Float64 logit of ``F_c(y)``; ``y`` has shape ``(C, n)``, one row per channel."""
+    """Float64 logit of ``F_c(y)``; ``y`` has shape ``(C, n)``, one row per channel
+    (:func:`cumulative_logits` with NumPy)."""
     y = np.asarray(y, np.float64)
-    h = y[:, None, :]  # (C, 1, n)
-    for matrix, bias, factor in _layers(params):
-        h = np.einsum("coi,cin->con", _softplus(matrix), h) + bias
-        if factor is not None:
-            h = h + np.tanh(factor) * np.tanh(h)
-    return h[:, 0, :]
+    return cumulative_logits(float64_layers(params), y.T, np).T
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -187,7 +201,7 @@ def support(params: Mapping[str, Any], tail_mass: float = DEFAULT_TAIL_MASS) -> 
     half = 64
     while True:
         grid = np.arange(-half, half + 1, dtype=np.float64)
-        num_channels = _layers(params)[0][0].shape[0]
+        num_channels = float64_layers(params)[0][0].shape[0]
         edges = np.broadcast_to(grid, (num_channels, grid.size))
         below = cdf_logits_np(params, edges - 0.5) <= limit  # F(v - ½) ≤ tail/2
         above = cdf_logits_np(params, edges + 0.5) >= -limit  # 1 − F(v + ½) ≤ tail/2
