@@ -5,16 +5,17 @@ r"""Damaged ``.jxc`` streams: does anything but a clean error or the right image
     .venv/bin/python bench/fuzz_streams.py                      # 10,000 mutations of each stream
     .venv/bin/python bench/fuzz_streams.py --mutations 2000 --json out/fuzz.json
 
-A 192×256 crop of scikit-image's astronaut is compressed by ``--model`` twice: as the
-codec writes it now (``.jxc`` version 2: tiled payload, guard symbols, content check), and
-as a version-1 stream (one untiled payload, no guard, no check: what the codec wrote
-before, and what the committed test vectors are), built from the same symbols. The new
+A 192×256 crop of scikit-image's astronaut is compressed by ``--model`` as the codec
+writes it now (``.jxc`` version 3: compact header, tiled payload, guard symbols, content
+check), and as a version-1 stream
+(one untiled payload, no guard, no check: what the codec wrote before tiling, and what
+the committed test vectors are), built from the same symbols. The new
 stream is coded in tiles of ``--tile`` latent positions (4: twelve tiles here, instead of
 one at the shipped 64), so that tile lengths and guards are exercised too.
 
 Each mutation changes one byte of the stream, a bit flip or a random value, at a position
-drawn uniformly, and half of them then recompute the CRC-32 at the end, as a tool that
-edits streams would. Every mutated stream goes through :func:`jaxcodec.decompress`
+drawn uniformly, and half of them then recompute the CRC-32 at the end (all of its bytes
+that the stream carries), as a tool that edits streams would. Every mutated stream goes through :func:`jaxcodec.decompress`
 without a model (the shipped model is found from the header, as ``python -m jaxcodec
 decompress`` does), and the outcome is counted:
 
@@ -42,7 +43,7 @@ from _common import run_main
 
 
 def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
-    """``{"version 2": ..., "version 1": ...}`` of the crop, and the codec."""
+    """``{"version 3": ..., "version 1": ...}`` of the crop, and the codec."""
     import numpy as np
     import skimage.data
 
@@ -62,14 +63,15 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     symbols = codec.decode_symbols(new)
     h, w, m = symbols.shape
     payload = entropy.encode_symbols(symbols.reshape(-1), np.tile(np.arange(m), h * w), codec.freqs, codec.offsets)
-    old = container.pack(container.Header(**{**header.__dict__, "tile": 0, "check": b""}), payload)
-    return {"version 2": new, "version 1": old}, codec
+    fields = {**header.__dict__, "table_hash": codec.table_hash, "tile": 0, "check": b"", "layout": 1}
+    return {"version 3": new, "version 1": container.pack(container.Header(**fields), payload)}, codec
 
 
 def fuzz(data: bytes, mutations: int, max_seconds: float, seed: int) -> dict[str, int]:
     import numpy as np
 
     import jaxcodec
+    from jaxcodec.codecs import container
     from jaxcodec.errors import JaxcodecError
 
     reference = jaxcodec.decompress(data)
@@ -85,7 +87,8 @@ def fuzz(data: bytes, mutations: int, max_seconds: float, seed: int) -> dict[str
         else:
             edited[position] = (edited[position] + int(rng.integers(1, 256))) % 256
         if rng.random() < 0.5:
-            edited[-4:] = struct.pack("<I", zlib.crc32(bytes(edited[:-4])))
+            n = container.crc_bytes(data)
+            edited[-n:] = struct.pack("<I", zlib.crc32(bytes(edited[:-n])))[:n]
             counts["with the CRC recomputed"] += 1
         if bytes(edited) == data:
             counts["no change"] += 1

@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "comrec"  # jaxcodec.models registry key
+    config.model.name = "comrec"  # jaxcodec.train.tasks registry key
     config.model.com_features = 64  # channels of ComCNN's two hidden convolutions (Jiang: 64)
     config.model.rec_depth = 10  # RecCNN convolutions (Jiang: 20)
     config.model.rec_features = 64  # RecCNN channels (Jiang: 64)

@@ -13,7 +13,7 @@ then measure real streams::
 
     python eval.py --data sample:photos --codecs workdirs/factorized_q3,jpeg --out workdirs/factorized_q3_report
 
-All fields and their meaning: :func:`jaxcodec.models.factorized.default_config`.
+All fields and their meaning: :func:`jaxcodec.train.tasks.factorized.default_config`.
 Quick check: ``--config.num_steps=20 --config.data.train=sample:photos --config.batch_size=4``.
 The whole ladder of qualities, stage by stage: ``configs/ladders/bmshj2017_factorized.py``.
 """

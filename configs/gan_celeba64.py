@@ -5,7 +5,7 @@ Needs CelebA prepared for TFDS (``tfds build celeb_a`` with the manual files), t
     python train.py --config configs/gan_celeba64.py --workdir workdirs/gan_celeba64
 
 Images are resized to ``data.image_size`` (64) by :mod:`jaxcodec.data`. Each step is
-one discriminator and one generator update (:class:`jaxcodec.models.gan.GANTask`),
+one discriminator and one generator update (:class:`jaxcodec.train.tasks.gan.GANTask`),
 with a 100-dimensional uniform latent as in DCGAN. The run has not been made on
 this project's 2-core CPU (too slow without an accelerator); expect on the order of
 50k steps for recognisable faces. Quick check of the pipeline:
@@ -19,7 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "gan"  # jaxcodec.models registry key
+    config.model.name = "gan"  # jaxcodec.train.tasks registry key
     config.model.image_shape = (64, 64, 3)  # generated / coded image shape (square, C = 1 or 3)
     config.model.latent_dim = 100  # d: z ~ U[-1, 1]^d (DCGAN)
     config.model.g_width = 32  # generator channels at 64x64, doubled per halving

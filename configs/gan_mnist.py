@@ -10,7 +10,7 @@ or on the full MNIST set::
         --config.data.train=npz:/path/to/mnist.npz --config.data.eval=npz:/path/to/mnist.npz
 
 (``tfds:mnist`` works too where TFDS has the data.) Each step is one discriminator
-and one generator update (:class:`jaxcodec.models.gan.GANTask`). The codec recovers
+and one generator update (:class:`jaxcodec.train.tasks.gan.GANTask`). The codec recovers
 the 32 latents of a digit by 500 Adam steps with stochastic clipping and codes them
 at ``bit_depths`` bits each. Expected result: see ``bench/inversion_recovery.py`` and
 the GAN-reversal table in the README (full MNIST, 2 CPU cores). Quick check:
@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "gan"  # jaxcodec.models registry key
+    config.model.name = "gan"  # jaxcodec.train.tasks registry key
     config.model.image_shape = (28, 28, 1)  # generated / coded image shape (square, C = 1 or 3)
     config.model.latent_dim = 32  # d: z ~ U[-1, 1]^d
     config.model.g_width = 16  # generator channels at full resolution, doubled per halving

@@ -7,7 +7,7 @@ The long run on 2 CPU cores (128×128 patches, batch 8), training photos laid ou
     python train.py --config configs/mbt2018_mean.py --workdir /work/runs/mbt2018_mean \
         --config.data.train=folder:/work/runs/photos/train --config.data.crop=128
 
-All fields and their meaning: :func:`jaxcodec.models.hyperprior.default_config`.
+All fields and their meaning: :func:`jaxcodec.train.tasks.hyperprior.default_config`.
 Quick check: ``--config.num_steps=20 --config.data.train=sample:photos --config.data.crop=128``.
 """
 

@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "mnist_conv_ae"  # jaxcodec.models registry key
+    config.model.name = "mnist_conv_ae"  # jaxcodec.train.tasks registry key
     config.model.image_shape = (28, 28, 1)  # the only image shape the model codes
     config.model.features = (16, 32, 32)  # channels of the three encoder convolutions (mirrored in the decoder)
     config.model.hidden = 128  # width of the first encoder / second-to-last decoder dense layer

@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "mnist_deep_ae"  # jaxcodec.models registry key
+    config.model.name = "mnist_deep_ae"  # jaxcodec.train.tasks registry key
     config.model.image_shape = (28, 28, 1)  # the only image shape the model codes
     config.model.layer_sizes = (784, 1000, 500, 196)  # encoder widths, input first; the decoder mirrors them
     config.model.bit_depths = (2, 3, 4, 5, 6, 8)  # codec qualities: bits per code unit

@@ -163,7 +163,7 @@ def check_stream(data: bytes) -> None:
     limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
     for name, entry in zoo.shipped_models().items():
         if name == header.model or (entry["model_name"] == header.model and
-                                    artefact.read_spec(entry["path"]).get("table_hash") == header.table_hash.hex()):
+                                    header.tables_match(bytes.fromhex(artefact.read_spec(entry["path"]).get("table_hash") or ""))):
             codec = zoo.load_codec(entry["path"])
             if hasattr(codec, "check_stream"):
                 codec.check_stream(data)
@@ -185,6 +185,7 @@ def info(data: bytes) -> dict[str, Any]:
     header, payload = container.unpack(data)
     return {
         "model": header.model,
+        "format_version": header.layout,
         "table_hash": header.table_hash.hex(),
         "height": header.height,
         "width": header.width,

@@ -112,6 +112,7 @@ def test_info_prints_the_header_as_json(files, stream):
     header, payload = container.unpack(data)
     assert info == {
         "model": "factorized",
+        "format_version": 3,
         "table_hash": header.table_hash.hex(),
         "height": 45,
         "width": 70,
@@ -140,7 +141,7 @@ def test_errors_are_one_line_without_traceback_or_output_file(workdir, files, st
     photo = files["dir"] / "photo.png"
     cases = [
         (("compress", files["dir"] / "notes.png", out / "a.jxc", "--model", workdir), "not a readable image"),
-        (("decompress", damaged["truncated"], out / "b.png", "--model", workdir), "truncated stream"),
+        (("decompress", damaged["truncated"], out / "b.png", "--model", workdir), "corrupted or truncated"),
         (("decompress", damaged["flipped"], out / "c.png"), "CRC mismatch"),
         (("compress", photo, out / "d.jxc", "--model", "no-such-model"), "unknown model or codec 'no-such-model'"),
         (("compress", photo, out / "missing" / "e.jxc", "--model", workdir), "cannot write"),
@@ -169,7 +170,7 @@ def test_more_errors_in_process(workdir, files, stream, tmp_path, capsys):
         (["compress", str(photo), str(out), "--model", workdir, "--quality", "5"], "has no quality 5"),
         (["compress", str(photo), str(out), "--model", workdir, "--quality", "high"], "has no quality"),
         (["compress", str(photo), str(out), "--model", str(tmp_path)], "not a training workdir"),
-        (["info", str(damaged["truncated"])], "truncated stream"),
+        (["info", str(damaged["truncated"])], "corrupted or truncated"),
         (["compress", str(photo), str(out), "--model", workdir, "--refine", "-2"], "whole number"),
         (["compress", str(photo), str(out), "--model", workdir, "--refine", "many"], "whole number"),
         (["compress", str(photo), str(out), "--model", "jpeg", "--refine", "3"], "no latent to refine"),

@@ -155,7 +155,7 @@ def test_stream_codes_tiles_with_lengths_guards_and_a_content_check(codec, monke
     image = photo()
     data = codec.encode(image, 3)
     header, payload = container.unpack(data)
-    assert data[3] == 2 and header.tile == 4 and header.latent_shape == (19, 29, codec.latent_channels)
+    assert data[3] == 3 and header.tile == 4 and header.latent_shape == (19, 29, codec.latent_channels)
     symbols = codec.latents(image)
     digest = container.content_digest(header)
     pos, tiles = 0, [(y, x) for y in range(0, 19, 4) for x in range(0, 29, 4)]
@@ -182,7 +182,7 @@ def test_version_1_streams_decode_as_before(codec):
     symbols = codec.latents(image)
     h, w, m = symbols.shape
     header = container.Header(model="factorized", table_hash=codec.table_hash, height=75, width=118, channels=3,
-                              latent_shape=(h, w, m), quality=3)
+                              latent_shape=(h, w, m), quality=3, layout=1)
     payload = entropy.encode_symbols(symbols.reshape(-1), np.tile(np.arange(m), h * w), codec.freqs, codec.offsets)
     old = container.pack(header, payload)
     assert old[3] == 1

@@ -8,7 +8,7 @@ On the CPUs (part ``cpu``): quality 3 from scratch on the wallpapers of ``photos
 plus the photos tools/debian_photos.py gathers (``mixed``), then ``long_steps`` more on ``mixed``
 (fq3n); each other quality is fine-tuned from its neighbour (q3 -> q2 -> q1, q3 -> q4 -> ... ->
 q7) on ``mixed``, starting with the neighbour's latent rescaled by sqrt(2) (up) or 1/sqrt(2)
-(down): model.init_latent_scale, jaxcodec.models.factorized.rescale_latents. Then quality 7
+(down): model.init_latent_scale, jaxcodec.train.tasks.factorized.rescale_latents. Then quality 7
 trains ``top_steps`` more on patches cut from squares up to ``downscale`` times larger
 (data.downscale: denser detail, as in the photos it is evaluated on; fq7d), and every other
 quality is derived from it again (q7d -> q6d -> ... -> q1d), ``refresh_steps`` each, quality 7

@@ -160,7 +160,7 @@ class ComRecCodec:
         header, payload = container.unpack(data)
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
-        if header.table_hash != self.table_hash:
+        if not header.tables_match(self.table_hash):
             raise ModelError(
                 f"stream was made with other {self.name} weights (hash {header.table_hash.hex()}, "
                 f"these are {self.table_hash.hex()})"

@@ -330,7 +330,7 @@ class FactorizedCodec:
     def _check_header(self, header: container.Header) -> None:
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
-        if header.table_hash != self.table_hash:
+        if not header.tables_match(self.table_hash):
             raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model or quality)")
         d = self.downsampling
         expected = (-(-header.height // d), -(-header.width // d), self.latent_channels)

@@ -175,7 +175,7 @@ class MeanScaleCodec:
         header, payload = container.unpack(data)
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
-        if header.table_hash != self.table_hash:
+        if not header.tables_match(self.table_hash):
             raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model)")
         d = self.downsampling
         zh, zw = -(-header.height // d), -(-header.width // d)

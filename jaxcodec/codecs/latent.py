@@ -246,7 +246,7 @@ class LatentCodec:
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
         bits = header.quality
-        if bits not in self._hist or header.table_hash != self._hash[bits]:
+        if bits not in self._hist or not header.tables_match(self._hash[bits]):
             raise ModelError(
                 f"stream's entropy tables (hash {header.table_hash.hex()}, {bits} bits) "
                 f"do not match this {self.name} model's"

@@ -12,7 +12,7 @@ What a decoder promises, and what :func:`check` asserts:
 * the pixels are the reference image's up to the synthesis transform's float rounding,
   as JPEG specifies its inverse DCT's accuracy rather than its exact output: at most
   :data:`MAX_ABS_DIFF` per value and at most :data:`MAX_DIFF_SHARE` of the values
-  differing. Measured drift (README, "What a decoder promises"): max 1, at most 0.015% of
+  differing. Measured drift (docs/formats.md, "What a decoder promises"): max 1, at most 0.015% of
   the values, between XLA's AVX-512, AVX2 and SSE4.2 code, Winograd and direct
   convolutions, and a float64 synthesis.
 
