@@ -23,7 +23,11 @@ The last line is ``ratio: X`` with X = CompressAI total s / jaxcodec total s (en
 median + decode median)
 (jaxcodec speed / CompressAI speed). ``--refine N`` also times jaxcodec's encoder with N
 steps of latent refinement (:mod:`jaxcodec.codecs.refinement`; CompressAI has no counterpart, so
-it is reported on its own line and kept out of the ratio).
+it is reported on its own line and kept out of the ratio). ``--max-bytes-share S`` also times
+rate control with the shipped default photo model (trained, so its byte counts mean
+something): ``jaxcodec.rate_control.fit(image, codec, max_bytes=N)`` with N the share S of the
+way from its smallest to its largest stream of the image, against one encode at the quality
+the search picks, and prints how many full encodes the search made (``Fit.encodes``).
 """
 
 from __future__ import annotations
@@ -95,6 +99,30 @@ def line(name: str, r: dict) -> str:
             f"total {r['encode_s'] + r['decode_s']:.3f} s ({r['bytes']} bytes, untrained)")
 
 
+def time_rate_control(image: np.ndarray, share: float, repeats: int) -> str:
+    """Median seconds of ``rate_control.fit(..., max_bytes=N)`` against one encode at the
+    quality it picks, with the shipped default photo model."""
+    from jaxcodec import rate_control, zoo
+    from jaxcodec.api import DEFAULT_MODEL
+
+    codec = zoo.get_codec(DEFAULT_MODEL)
+    low, high = (len(codec.encode(image, q)) for q in (min(codec.qualities), max(codec.qualities)))
+    budget = int(low + share * (high - low))
+    result = rate_control.fit(image, codec, max_bytes=budget)  # warm-up: every rung it tries compiles
+    fits, ones = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = rate_control.fit(image, codec, max_bytes=budget)
+        fits.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        codec.encode(image, result.quality)
+        ones.append(time.perf_counter() - t)
+    fit_s, one_s = statistics.median(fits), statistics.median(ones)
+    return (f"rate control ({DEFAULT_MODEL}, max_bytes={budget}: {len(result.data)} bytes at quality "
+            f"{result.quality:g}): {fit_s:.3f} s = {fit_s / one_s:.1f} encodes of {one_s:.3f} s; "
+            f"the search made {result.encodes} full encodes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_peer_args(parser)
@@ -106,6 +134,9 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=3)
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
     parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
+    parser.add_argument("--max-bytes-share", type=float, default=None,
+                        help="also time compress(max_bytes=N) of the shipped default photo model, N this share "
+                             "of the way from its smallest to its largest stream")
     parser.add_argument("--model", choices=["factorized", "mbt2018-mean"], default="factorized",
                         help="the factorized prior or the mean-scale hyperprior (both N=128, M=192; CompressAI's "
                              "FactorizedPrior or MeanScaleHyperprior on the peer side)")
@@ -146,6 +177,8 @@ def main() -> None:
         refine_s = statistics.median(times)
         print(f"jaxcodec encode with {args.refine} refinement steps: {refine_s:.3f} s "
               f"({(refine_s - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
+    if args.max_bytes_share is not None:
+        print(time_rate_control(image, args.max_bytes_share, args.repeats))
     if not args.peer_python:
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
