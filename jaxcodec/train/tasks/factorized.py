@@ -37,10 +37,11 @@ import ml_collections
 import numpy as np
 
 from jaxcodec.codecs import refinement
-from jaxcodec.codecs.factorized import FactorizedCodec, programs
+from jaxcodec.codecs.factorized import FactorizedCodec
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.errors import ConfigError
 from jaxcodec.models.factorized import MODEL_NAME, FactorizedPriorModel, total_bits
+from jaxcodec.ops.conv import conv_impl
 
 if TYPE_CHECKING:
     import optax
@@ -126,7 +127,8 @@ class FactorizedTask:
         Latent refinement uses it: differentiating with respect to the latent alone,
         Winograd saves nothing there (570 vs 599 ms per step at 512×768 on 2 cores) and
         its gradient takes seconds longer to compile for every image size."""
-        return programs(self.model).direct_synthesis(params, y)
+        with conv_impl("direct"):
+            return self.synthesis(params, y)
 
     def likelihood(self, params: Any, y: jax.Array) -> jax.Array:
         """Probability of the unit bin around each latent value."""
