@@ -253,3 +253,34 @@ def test_rate_control_of_the_continuous_model(trained):
     assert _psnr(image, codec.decode(codec.encode(image, reached.quality - 0.02))) < goal
     with pytest.raises(rate_control.TargetError, match=f"has {low} bytes"):
         rate_control.fit(image, codec, max_bytes=low - 1)
+
+
+def test_refined_symbols_cost_less_by_real_bytes_and_pixels_and_decode_with_the_plain_codec(trained):
+    """Encoder-side refinement given ẑ: the objective, measured from the written bytes and the
+    decoded pixels, falls; the stream is an ordinary one (the plain codec decodes it to the
+    model's reconstruction of the refined symbols); the same call gives the same bytes."""
+    _, _, codec, _ = trained
+    image = _photo(64, 96)
+    refined = codec.refined(30, lr=0.05)
+    assert codec.refine_steps == 0 and refined.refine_steps == 30
+
+    def measured(stream, q):
+        decoded = codec.decode(stream).astype(np.float64) / 255.0
+        mse = np.mean((decoded - image.astype(np.float64) / 255.0) ** 2)
+        lmbda = float(hyperprior_task.lambda_for_quality(q))
+        return lmbda * 255.0**2 * mse + 8 * len(container.unpack(stream)[1]) / (image.shape[0] * image.shape[1])
+
+    for q in (2, 6.5):
+        plain, stream = codec.encode(image, q), refined.encode(image, q)
+        assert stream == refined.encode(image, q)
+        assert stream != plain
+        assert measured(stream, q) < 0.98 * measured(plain, q), q
+        z_plain, _, _ = codec.latents(image, q)
+        z_hat, symbols, _ = refined.latents(image, q)
+        np.testing.assert_array_equal(z_hat, z_plain)  # ẑ, so every μ and scale, is the plain encoder's
+        np.testing.assert_array_equal(codec.decode_symbols(stream), np.concatenate([z_hat.ravel(), symbols.ravel()]))
+    with pytest.raises(ConfigError):
+        codec.refined(-1)
+    from jaxcodec import zoo
+
+    assert zoo.refined(codec, 2).refine_steps == 2

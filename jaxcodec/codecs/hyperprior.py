@@ -12,6 +12,12 @@ parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
 Payload: the hyper-latent's ANS bytes prefixed by their length (4 bytes, little-endian),
 then the latent's. The header's quality is ``round(1000·q)``: any real quality in
 ``[1, 8]`` to a thousandth (gain units interpolate between the trained rungs).
+
+Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``): with
+``ẑ`` and so ``(μ, scale index)`` fixed, the symbols ``s`` are searched by SGA
+(:mod:`jaxcodec.codecs.refinement`; Yang, Bamler & Mandt 2020 refine the latent given the
+hyper-latent the same way) to lower ``λ(q)·255²·MSE(g_s((s + μ)·m'(q)), x) + bits(s | σ_k)``,
+where ``σ_k`` is the table scale each element is coded with. The stream is an ordinary one.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.codecs import container
+from jaxcodec.codecs import container, refinement
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.entropy import integer_net
 from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ModelError
+from jaxcodec.models.hyperprior import lambda_for_quality
+from jaxcodec.ops.conv import conv_impl
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 
@@ -52,6 +60,21 @@ class Programs:
         self.synthesis = jax.jit(
             lambda p, y, q: jnp.round(jnp.clip(synthesis(p, y, q), 0.0, 1.0) * 255.0).astype(jnp.uint8)
         )
+
+        # Latent refinement's decoder and rate, of the residual ``u = y − μ`` given ``ẑ``;
+        # ``fixed`` holds the parameters, μ, each element's table scale and the quality.
+        # XLA's own convolutions, as the factorized codec's refinement (its gradient is the
+        # one the search needs).
+        def refine_synthesis(fixed, u):
+            with conv_impl("direct"):
+                return synthesis(fixed["params"], u + fixed["mean"], fixed["quality"])
+
+        def refine_bits(fixed, u):
+            p = gaussian_conditional.likelihood(u, 0.0, fixed["scale"])
+            return -jnp.sum(jnp.log2(p))
+
+        self.refine_synthesis = refine_synthesis
+        self.refine_bits = refine_bits
 
 
 @functools.lru_cache(maxsize=8)
@@ -101,6 +124,18 @@ class MeanScaleCodec:
         self.table_hash = entropy.table_hash(self.z_freqs, self.z_offsets, self.y_freqs, self.y_offsets,
                                              *integer_arrays)
         self.programs = programs(task.model)
+        self.refine_steps = 0
+        self.refine_lr = refinement.check_lr(task.config.model.get("refine_lr", refinement.DEFAULT_LR))
+
+    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None) -> "MeanScaleCodec":
+        """The same codec whose encoder refines each image's symbols with ``steps`` SGA steps
+        of size ``lr`` (module docstring); its streams decode with any copy of the model."""
+        import copy
+
+        other = copy.copy(self)
+        other.refine_steps = refinement.check_steps(steps)
+        other.refine_lr = self.refine_lr if lr is None else refinement.check_lr(lr)
+        return other
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -131,13 +166,36 @@ class MeanScaleCodec:
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
         q = jnp.full((1,), quality, jnp.float32)
-        return self._code(self.programs.analysis(self.params, self.padded(image), q))
+        z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, self.padded(image), q))
+        if self.refine_steps:
+            symbols = self._refine(image, quality, y, mean, indexes)
+        return z_hat, symbols, indexes
 
-    def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(ẑ, symbols, scale indexes, μ, y)`` of a gained latent ``y (1, h, w, M)``."""
         z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
         mean, indexes = self.entropy_parameters(z_hat)
-        symbols = np.round(np.asarray(y, np.float64)[0] - mean).astype(np.int32)
-        return z_hat, symbols, indexes
+        y = np.asarray(y, np.float64)[0]
+        symbols = np.round(y - mean).astype(np.int32)
+        return z_hat, symbols, indexes, mean, y
+
+    def _refine(self, image: np.ndarray, quality: float, y: np.ndarray, mean: np.ndarray,
+                indexes: np.ndarray) -> np.ndarray:
+        """Refined symbols of one image given its ``ẑ`` (module docstring)."""
+        fixed = {
+            "params": self.params,
+            "mean": jnp.asarray(mean[None], jnp.float32),
+            "scale": jnp.asarray(gaussian_conditional.scale_table()[indexes][None], jnp.float32),
+            "quality": jnp.full((1,), quality, jnp.float32),
+        }
+        target = jnp.asarray(image.astype(np.float32) / 255.0)[None]
+        if target.shape[3] == 1:
+            target = jnp.repeat(target, 3, axis=3)
+        symbols, _ = refinement.refine_latents(
+            self.programs.refine_synthesis, self.programs.refine_bits, float(lambda_for_quality(quality)), fixed,
+            jnp.asarray((y - mean)[None], jnp.float32), target, steps=self.refine_steps, lr=self.refine_lr,
+        )
+        return np.asarray(symbols)[0]
 
     def _bits(self, z_hat: np.ndarray, symbols: np.ndarray, indexes: np.ndarray) -> float:
         return (entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
@@ -152,7 +210,7 @@ class MeanScaleCodec:
 
         def bits(quality: Any) -> float:
             q = jnp.full((1,), check_quality(quality, self.rungs), jnp.float32)
-            return self._bits(*self._code(self.programs.apply_gain(self.params, y0, q)))
+            return self._bits(*self._code(self.programs.apply_gain(self.params, y0, q))[:3])
 
         return bits
 

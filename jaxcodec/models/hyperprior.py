@@ -59,6 +59,12 @@ def interpolate_log(table: jax.Array, quality: jax.Array) -> jax.Array:
     return jnp.exp((1.0 - frac) * table[low] + frac * table[low + 1])
 
 
+def lambda_for_quality(quality: jax.Array) -> jax.Array:
+    """λ of a real quality in ``[1, 8]``: CompressAI's ladder, interpolated exponentially
+    (the weight training gives a drawn quality, and refinement's objective)."""
+    return interpolate_log(jnp.log(jnp.asarray(LAMBDAS, jnp.float32)), quality)
+
+
 class HyperAnalysis(nn.Module):
     """``h_a``: ``3×3`` stride 1, ``5×5`` stride 2, ``5×5`` stride 2 (``N`` channels), LeakyReLU between."""
 

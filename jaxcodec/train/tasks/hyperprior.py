@@ -22,13 +22,8 @@ import numpy as np
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.errors import ConfigError
-from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, interpolate_log
+from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, lambda_for_quality
 from jaxcodec.train.tasks.factorized import learning_rate_schedule
-
-
-def lambda_for_quality(quality: Any) -> jax.Array:
-    """λ of a real quality in ``[1, 8]``: CompressAI's ladder, interpolated exponentially."""
-    return interpolate_log(jnp.log(jnp.asarray(LAMBDAS, jnp.float32)), quality)
 
 
 def _bits(likelihoods: jax.Array) -> jax.Array:
