@@ -1,7 +1,8 @@
 """Backend-specific kernels: convolutions that XLA:CPU runs faster written by hand
 (:mod:`~jaxcodec.ops.conv`, :mod:`~jaxcodec.ops.winograd`), the pixel shuffles they use,
-and :func:`conv_impl`, the choice of convolution algorithm at trace time."""
+:func:`conv_impl`, the choice of convolution algorithm at trace time, and :func:`conv_dtype`,
+the convolutions' precision (mixed-precision training)."""
 
-from jaxcodec.ops.conv import conv_impl
+from jaxcodec.ops.conv import conv_dtype, conv_impl
 
-__all__ = ["conv_impl"]
+__all__ = ["conv_dtype", "conv_impl"]

@@ -19,6 +19,19 @@ parameters are the same. A jitted function keeps the algorithm it was traced wit
 program that must use another one is a distinct jitted function that enters
 :func:`conv_impl` inside its body.
 
+Mixed precision is chosen the same way, at trace time, by :func:`conv_dtype`::
+
+    with jaxcodec.ops.conv_dtype("bfloat16"):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x)
+
+Inside the block the three public convolutions (:func:`down_conv2d`, :func:`stride1_conv`,
+:func:`transposed_conv2d`) cast their input and kernel to bfloat16, convolve, and return
+the result in the input's dtype; the parameters, the bias additions, GDN and everything
+outside the convolutions stay float32, and the gradients reach the float32 parameters
+through the casts (Micikevicius et al., "Mixed precision training", ICLR 2018: float32
+master weights, reduced-precision arithmetic; bfloat16's 8-bit exponent needs no loss
+scaling).
+
 Why the custom gradients. XLA on CPU computes the weight gradient of a convolution
 as a convolution whose "kernel" is the whole output-gradient map, which runs at a
 fraction of the speed of the forward pass (measured 3-5× slower per FLOP). The
@@ -51,8 +64,10 @@ from jaxcodec.ops.pixel_shuffle import depth_to_space, space_to_depth
 __all__ = [
     "ALGORITHMS",
     "conv2d",
+    "conv_dtype",
     "conv_impl",
     "current_algorithm",
+    "current_dtype",
     "down_conv2d",
     "stride1_conv",
     "strided_conv",
@@ -107,6 +122,48 @@ def conv_impl(algorithm: str) -> Iterator[None]:
 def current_algorithm() -> str:
     """The algorithm of the innermost :func:`conv_impl` block (``"auto"`` outside any)."""
     return _ALGORITHM.get()
+
+
+DTYPES = ("float32", "bfloat16")
+_DTYPE: contextvars.ContextVar[str] = contextvars.ContextVar("jaxcodec_conv_dtype", default="float32")
+
+
+@contextlib.contextmanager
+def conv_dtype(dtype: str) -> Iterator[None]:
+    """Within the block, the convolutions traced here compute in ``dtype``: ``"float32"``
+    or ``"bfloat16"`` (mixed precision; module docstring). Read at trace time, local to
+    the thread.
+
+    Raises:
+      ValueError: ``dtype`` is none of :data:`DTYPES`.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"convolution dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    token = _DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _DTYPE.reset(token)
+
+
+def current_dtype() -> str:
+    """The dtype of the innermost :func:`conv_dtype` block (``"float32"`` outside any)."""
+    return _DTYPE.get()
+
+
+def _resolved_algorithm() -> str:
+    """:func:`current_algorithm`, except that ``"auto"`` under bfloat16 is ``"direct"``: the
+    Winograd transforms' fractions (¼, ⅙, ...) would round at bfloat16's 8-bit mantissa."""
+    algorithm = current_algorithm()
+    return "direct" if algorithm == "auto" and current_dtype() != "float32" else algorithm
+
+
+def _in_current_dtype(conv, x: jax.Array, w: jax.Array) -> jax.Array:
+    """``conv(x, w)`` computed in :func:`current_dtype`, returned in ``x``'s dtype."""
+    dtype = jnp.dtype(current_dtype())
+    if x.dtype == dtype:
+        return conv(x, w)
+    return conv(x.astype(dtype), w.astype(dtype)).astype(x.dtype)
 
 
 def _same_padding(k: int) -> tuple[int, int]:
@@ -241,10 +298,10 @@ def stride1_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     kernels only), or by whichever is faster for the shapes (``"auto"``,
     :func:`winograd_pays`), as :func:`conv_impl` says. The two agree to float rounding
     (about 2·10⁻⁵ of the largest output)."""
-    algorithm = current_algorithm()
+    algorithm = _resolved_algorithm()
     if algorithm == "winograd" or (algorithm == "auto" and winograd_pays(x.shape, w.shape)):
-        return winograd.conv3x3(x, w)
-    return _conv_s1(x, w)
+        return _in_current_dtype(winograd.conv3x3, x, w)
+    return _in_current_dtype(_conv_s1, x, w)
 
 
 def _phase_kernels(wf: jax.Array) -> list[jax.Array]:
@@ -288,7 +345,8 @@ def transposed_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     ``5×5`` layer, it runs that (36 taps at 2.25 multiplications each instead of 25
     direct taps: about 2× faster for 128 channels at 8×32×32, ``bench/conv_speed.py``).
     """
-    return _transposed_conv2d(x, w, current_algorithm())
+    algorithm = _resolved_algorithm()
+    return _in_current_dtype(lambda a, b: _transposed_conv2d(a, b, algorithm), x, w)
 
 
 def _transposed_conv2d(x: jax.Array, w: jax.Array, algorithm: str) -> jax.Array:
@@ -363,7 +421,8 @@ def down_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     The algorithm is read once, when the forward pass is traced, and kept for the
     backward pass (which JAX may trace after the :func:`conv_impl` block has closed).
     """
-    return _down_conv2d(x, w, current_algorithm())
+    algorithm = current_algorithm()
+    return _in_current_dtype(lambda a, b: _down_conv2d(a, b, algorithm), x, w)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

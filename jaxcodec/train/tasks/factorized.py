@@ -41,7 +41,7 @@ from jaxcodec.codecs.factorized import FactorizedCodec
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.errors import ConfigError
 from jaxcodec.models.factorized import MODEL_NAME, FactorizedPriorModel, total_bits
-from jaxcodec.ops.conv import conv_impl
+from jaxcodec.ops.conv import DTYPES, conv_dtype, conv_impl
 
 if TYPE_CHECKING:
     import optax
@@ -98,6 +98,7 @@ class FactorizedTask:
             filters=tuple(int(f) for f in m.filters),
         )
         self.downsampling = 2 ** len(m.kernel_sizes)
+        self.compute_dtype = compute_dtype(config)
 
     @functools.cached_property
     def tx(self) -> Any:
@@ -168,9 +169,11 @@ class FactorizedTask:
         return loss, {"loss": loss, "mse": mse, "bpp": bpp, "psnr": jnp.mean(_per_image_psnr(x, x_hat))}
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
+        """One Adam step; the transforms' convolutions in ``model.compute_dtype`` (mixed precision)."""
         import optax
 
-        grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
+        with conv_dtype(self.compute_dtype):
+            grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
@@ -203,6 +206,14 @@ class FactorizedTask:
         if tables is None:
             tables = self.finalize(state)
         return FactorizedCodec(self, jax.device_get(state["params"]), tables)
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> str:
+    """``config.model.compute_dtype`` (``"float32"`` when absent, as in older configs), checked."""
+    dtype = config.model.get("compute_dtype", "float32")
+    if dtype not in DTYPES:
+        raise ConfigError(f"model.compute_dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
 
 
 def rescale_latents(params: Any, scale: float) -> Any:
@@ -288,6 +299,9 @@ def default_config(quality: int = 3) -> ml_collections.ConfigDict:
     # Adam step size of encoder-side latent refinement (jaxcodec.codecs.refinement) for this model;
     # a shipped model carries the one that lowered its objective most on training photos.
     config.model.refine_lr = refinement.DEFAULT_LR
+    # "bfloat16": training's convolutions compute in bfloat16 (parameters, optimiser, entropy
+    # model and evaluation stay float32; jaxcodec.ops.conv_dtype). For accelerators.
+    config.model.compute_dtype = "float32"
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos (or tfds:NAME)

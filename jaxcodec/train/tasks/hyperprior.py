@@ -23,7 +23,8 @@ from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.errors import ConfigError
 from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, lambda_for_quality
-from jaxcodec.train.tasks.factorized import learning_rate_schedule
+from jaxcodec.ops.conv import conv_dtype
+from jaxcodec.train.tasks.factorized import compute_dtype, learning_rate_schedule
 
 
 def _bits(likelihoods: jax.Array) -> jax.Array:
@@ -50,6 +51,7 @@ class MeanScaleTask:
         )
         self.qualities = len(LAMBDAS)
         self.downsampling = 64  # g_a's 16 times h_a's 4
+        self.compute_dtype = compute_dtype(config)
 
     @functools.cached_property
     def tx(self) -> Any:
@@ -108,7 +110,8 @@ class MeanScaleTask:
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
         import optax
 
-        grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
+        with conv_dtype(self.compute_dtype):  # mixed precision: model.compute_dtype
+            grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
@@ -151,6 +154,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.filters = (3, 3, 3)  # hidden widths of the hyper-latent's deep factorized density
     config.model.clip_norm = 1.0  # global gradient-norm clipping; 0 disables
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
+    config.model.compute_dtype = "float32"  # "bfloat16": mixed-precision training (jaxcodec.ops.conv_dtype)
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
