@@ -143,7 +143,11 @@ def load_workdir_codec(path: str) -> Codec:
     task = build_task(config)
     if not hasattr(task, "make_codec"):
         raise ModelError(f"model family {config.model.name!r} has no codec")
-    return task.make_codec(state, tables)
+    codec = task.make_codec(state, tables)
+    if isinstance(state, dict) and "step" in state and isinstance(getattr(codec, "description", None), str):
+        # which checkpoint a report measured (eval.py writes the description into results.json)
+        codec.description = f"{codec.description}, checkpoint step {int(state['step'])}"
+    return codec
 
 
 def refined(codec: Codec, steps: int, **kwargs: Any) -> Codec:

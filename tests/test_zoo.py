@@ -49,6 +49,7 @@ def test_export_writes_an_inference_artefact_that_codes_identically(workdir, tmp
     assert sorted(os.listdir(path)) == ["model.json", "params.npz"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary folder left
     source = zoo.load_workdir_codec(os.path.abspath(workdir))
+    assert source.description.endswith(", checkpoint step 6")  # reports say which checkpoint they measured
     shipped = zoo.load_codec(path)
     image = _digit()
     quality = source.qualities[-1]
