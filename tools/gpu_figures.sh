@@ -27,12 +27,12 @@ if [ -n "${PEER_PYTHON:-}" ]; then PEER=(--peer-python "$PEER_PYTHON" --peer-dev
 
 if [ "${QUICK:-0}" = 1 ]; then
   MP=(--steps 4 --batch 2 --patch 64 --features 16 --latent 24); LIMIT=300
-  DD=(--steps 4 --batch 2 --crop 64 --features 16 --latent 24); TS=(--steps 2 --rounds 1 --warmup 1 --batch 2 --patch 64)
+  DD=(--steps 4 --batch 2 --crop 64 --features 16 --latent 24); TS=(--steps 2 --rounds 1 --warmup 1 --patch 64)
   CS=(--repeats 1 --rounds 1 --height 64 --width 96); INV=(--batch 8 --loop-images 2 --steps 5)
   BATCHES=(2)
 else
   MP=(--steps 200 --batch 16 --patch 256); LIMIT=150
-  DD=(--steps 120 --batch 16 --crop 256 --features 128 --latent 192); TS=(--steps 50 --rounds 2 --batch 16 --patch 256)
+  DD=(--steps 120 --batch 16 --crop 256 --features 128 --latent 192); TS=(--steps 50 --rounds 2 --patch 256)
   CS=(--repeats 5 --rounds 2); INV=()
   BATCHES=(16 32)
 fi
