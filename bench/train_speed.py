@@ -17,6 +17,10 @@ round's ratio is printed, and steps/s are counted over all rounds.
 
     .venv/bin/python bench/train_speed.py --peer-python /work/peer-venv/bin/python --steps 50 --rounds 3
 
+``--model mbt2018-mean`` times the mean-scale hyperprior instead (``MeanScaleTask``, N=128,
+M=192, a quality drawn per image) against CompressAI's ``MeanScaleHyperprior(128, 192)``
+trained at quality 4's λ.
+
 Patches come from scikit-image's sample photos, or from ``--photos DIR``. The last
 line is ``ratio: X`` with X = jaxcodec steps/s / CompressAI steps/s.
 """
@@ -36,6 +40,8 @@ from jaxcodec.train import engine
 from jaxcodec.train import sharding
 from jaxcodec.ops import conv_impl
 from jaxcodec.ops.conv import ALGORITHMS
+from jaxcodec.models.hyperprior import LAMBDAS
+from jaxcodec.train.tasks import hyperprior as hyperprior_task
 from jaxcodec.train.tasks.factorized import FactorizedTask, default_config
 
 
@@ -43,10 +49,18 @@ class JaxTraining:
     """The engine's jitted, donating train step over ``pool`` (uint8 batches), compiled and
     warmed up on construction; :meth:`run` times further steps from where it left off."""
 
-    def __init__(self, pool: np.ndarray, warmup: int, quality: int, upsample: str, conv_algorithm: str = "auto"):
-        config = default_config(quality=quality)
-        config.model.upsample = upsample
-        task = FactorizedTask(config)
+    def __init__(self, pool: np.ndarray, warmup: int, quality: int, upsample: str, conv_algorithm: str = "auto",
+                 model: str = "factorized"):
+        if model == "factorized":
+            config = default_config(quality=quality)
+            config.model.upsample = upsample
+            task = FactorizedTask(config)
+            self.lmbda = task.lmbda
+        else:  # one model for every rate: λ drawn per image; the peer trains at quality 4's λ
+            config = hyperprior_task.default_config()
+            config.learning_rate = 1e-4
+            task = hyperprior_task.MeanScaleTask(config)
+            self.lmbda = LAMBDAS[3]
         mesh = sharding.data_mesh(jax.local_devices()[:1])
         data_sharding = sharding.batch_sharding(mesh)
         self.batches = [sharding.shard_batch(b.astype(np.float32) / 255.0, data_sharding) for b in pool]
@@ -54,7 +68,6 @@ class JaxTraining:
         init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
         self.state = engine.make_init(task, mesh)(init_rng, self.batches[0])
         self.step_fn = engine.make_train_step(task, mesh, train_rng)
-        self.lmbda = task.lmbda
         self.clip_norm = float(config.model.clip_norm or 0.0)
         self.i = 0
         t = time.perf_counter()
@@ -102,17 +115,21 @@ def main() -> None:
                              "block), or transposed convolutions with CompressAI's 25 taps")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
+    parser.add_argument("--model", choices=("factorized", "mbt2018-mean"), default="factorized",
+                        help="the factorized prior, or the mean-scale hyperprior (N=128, M=192 both; CompressAI's "
+                             "FactorizedPrior or MeanScaleHyperprior as the peer)")
     args = parser.parse_args()
     malloc = configure_allocator()
 
     photos = load_photos(args.photos)
     pool = random_crops(photos, args.pool * args.batch, args.patch).reshape(
         args.pool, args.batch, args.patch, args.patch, 3)
-    print(f"train speed: factorized prior N=128 M=192 ({args.upsample} synthesis), batch {args.batch} x "
+    title = "factorized prior" if args.model == "factorized" else "mean-scale hyperprior"
+    print(f"train speed: {title} N=128 M=192 ({args.upsample} synthesis), batch {args.batch} x "
           f"{args.patch}x{args.patch} real photo patches ({len(photos)} photos), Adam, {args.rounds} rounds of "
           f"{args.steps} timed steps per side after {args.warmup} warm-up steps")
 
-    jaxcodec = JaxTraining(pool, args.warmup, args.quality, args.upsample, args.conv_algorithm)
+    jaxcodec = JaxTraining(pool, args.warmup, args.quality, args.upsample, args.conv_algorithm, args.model)
     name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, {malloc}, "
             f"{args.conv_algorithm} conv)")
 
@@ -125,7 +142,7 @@ def main() -> None:
         print("no --peer-python given: CompressAI side not run, no ratio measured")
         return
     peer_args = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--lmbda", str(jaxcodec.lmbda),
-                 "--clip-norm", str(jaxcodec.clip_norm), "--device", args.peer_device]
+                 "--clip-norm", str(jaxcodec.clip_norm), "--device", args.peer_device, "--model", args.model]
     ours, theirs = take_turns(
         args.rounds, pool, lambda: jaxcodec.run(args.steps), args.peer_python, "train", peer_args,
         speed=lambda r: r["steps_per_s"], describe=lambda r: f"{r['steps_per_s']:.3f} steps/s", malloc=args.peer_malloc)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The accelerator figures of bench/README.md in one run, sized for one 10-minute command on one
-# GPU (about 6 minutes on an H200; each part is cut off by its own time limit, so one that hangs
+# GPU (6 to 9 minutes on an H200, by estimate; each part is cut off by its own time limit, so one that hangs
 # costs only its share). Every part's output goes to $OUT/figures.log (default out/gpu-figures),
 # the loss curves of mixed precision to $OUT/mixed_precision_*.png.
 #
@@ -31,7 +31,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   CS=(--repeats 1 --rounds 1 --height 64 --width 96); INV=(--batch 8 --loop-images 2 --steps 5)
   BATCHES=(2)
 else
-  MP=(--steps 200 --batch 16 --patch 256); LIMIT=150
+  MP=(--steps 150 --batch 16 --patch 256); LIMIT=150
   DD=(--steps 120 --batch 16 --crop 256 --features 128 --latent 192); TS=(--steps 50 --rounds 2 --patch 256)
   CS=(--repeats 5 --rounds 2); INV=()
   BATCHES=(16 32)
@@ -52,8 +52,11 @@ for model in factorized mbt2018_mean; do
     --peak-tflops "$PEAKS" --plot "$OUT/mixed_precision_$model.png"
 done
 part "$LIMIT" "time outside the step, device-resident vs host pipeline" "$PY" bench/device_data.py "${DD[@]}"
-for batch in "${BATCHES[@]}"; do
-  part "$LIMIT" "train step, factorized, batch $batch" "$PY" bench/train_speed.py "${TS[@]}" --batch "$batch" "${PEER[@]}"
+for model in factorized mbt2018-mean; do
+  for batch in "${BATCHES[@]}"; do
+    part "$LIMIT" "train step, $model, batch $batch" "$PY" bench/train_speed.py --model "$model" "${TS[@]}" \
+      --batch "$batch" "${PEER[@]}"
+  done
 done
 for model in factorized mbt2018-mean; do
   part 90 "encode + decode of a photo, $model" "$PY" bench/codec_speed.py --model "$model" "${CS[@]}" "${PEER[@]}"
