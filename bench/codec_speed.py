@@ -28,6 +28,8 @@ rate control with the shipped default photo model (trained, so its byte counts m
 something): ``jaxcodec.rate_control.fit(image, codec, max_bytes=N)`` with N the share S of the
 way from its smallest to its largest stream of the image, against one encode at the quality
 the search picks, and prints how many full encodes the search made (``Fit.encodes``).
+``--split`` also prints where jaxcodec's time goes: the transforms (with the copies to and from
+the device), entropy coding and stream handling on the host, and the copies alone.
 """
 
 from __future__ import annotations
@@ -81,6 +83,50 @@ def time_codec(codec, image: np.ndarray, quality: int, repeats: int) -> dict:
         codec.decode(data)
         dec.append(time.perf_counter() - t)
     return {"encode_all": enc, "decode_all": dec, "bytes": len(data)}
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after one untimed call (compilation)."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def time_split(codec, image: np.ndarray, quality: int, repeats: int, model: str) -> str:
+    """Where encode and decode spend their time: the transforms (on the device, with the copies
+    to and from it), the entropy coding and stream handling on the host (the rest of each
+    call), and the copies alone (the padded image to the device, a latent-sized array back)."""
+    h, w = image.shape[:2]
+    if model == "factorized":
+        symbols = codec.latents(image)
+        networks_enc = _median_seconds(lambda: codec.latents(image), repeats)
+        networks_dec = _median_seconds(lambda: codec.reconstruct(symbols, h, w), repeats)
+    else:  # the hyperprior: g_a and h_a on the device; μ and the scale indexes by the integer network, on the host
+        import jax.numpy as jnp
+
+        q = jnp.full((1,), float(quality), jnp.float32)
+        y = codec.programs.analysis(codec.params, codec.padded(image), q)
+        symbols = np.asarray(y)[0]
+        networks_enc = _median_seconds(
+            lambda: np.asarray(codec.programs.hyper_analysis(codec.params, codec.programs.analysis(
+                codec.params, codec.padded(image), q))), repeats)
+        networks_dec = _median_seconds(lambda: np.asarray(codec.programs.synthesis(codec.params, y, q)), repeats)
+    stream = codec.encode(image, quality)
+    encode = _median_seconds(lambda: codec.encode(image, quality), repeats)
+    decode = _median_seconds(lambda: codec.decode(stream), repeats)
+    device = jax.devices()[0]
+    padded = codec.padded(image)
+    to_device = _median_seconds(lambda: jax.device_put(padded, device), repeats)
+    on_device = jax.device_put(np.asarray(symbols, np.float32), device)
+    from_device = _median_seconds(lambda: np.asarray(on_device + 0), repeats)  # a fresh array each call: a copy is cached
+    return (f"split ({model}): encode {encode:.3f} s = transforms {networks_enc:.3f} s + entropy coding and "
+            f"stream {encode - networks_enc:.3f} s; decode {decode:.3f} s = transforms {networks_dec:.3f} s + "
+            f"entropy decoding and stream {decode - networks_dec:.3f} s; of the transforms, copies: image to "
+            f"the device {to_device * 1e3:.1f} ms, latent back {from_device * 1e3:.1f} ms")
 
 
 def pooled(rounds: list[dict]) -> dict:
@@ -142,9 +188,9 @@ def main() -> None:
                              "FactorizedPrior or MeanScaleHyperprior on the peer side)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
+    parser.add_argument("--split", action="store_true",
+                        help="also split jaxcodec's times into transforms, entropy coding and copies")
     args = parser.parse_args()
-    if args.refine and args.model != "factorized":
-        parser.error("--refine times the factorized prior's refinement only")
     malloc = configure_allocator()
 
     photos = load_photos(args.photos)
@@ -177,6 +223,8 @@ def main() -> None:
         refine_s = statistics.median(times)
         print(f"jaxcodec encode with {args.refine} refinement steps: {refine_s:.3f} s "
               f"({(refine_s - j['encode_s']) / args.refine * 1000:.0f} ms per step; not in the ratio)")
+    if args.split:
+        print(time_split(codec, image, args.quality, args.repeats, args.model))
     if args.max_bytes_share is not None:
         print(time_rate_control(image, args.max_bytes_share, args.repeats))
     if not args.peer_python:

@@ -59,7 +59,7 @@ for model in factorized mbt2018-mean; do
   done
 done
 for model in factorized mbt2018-mean; do
-  part 90 "encode + decode of a photo, $model" "$PY" bench/codec_speed.py --model "$model" "${CS[@]}" "${PEER[@]}"
+  part 120 "encode + decode of a photo, $model" "$PY" bench/codec_speed.py --model "$model" --split "${CS[@]}" "${PEER[@]}"
 done
 part 120 "GAN inversion, batched vs looped" "$PY" bench/inversion_speed.py "${INV[@]}"
 echo "=== done $(date -u +%H:%M:%S)" | tee -a "$LOG"
