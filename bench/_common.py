@@ -148,26 +148,15 @@ def load_generator(model: str, config_path: str = "configs/gan_mnist.py", seed: 
     import jax
     import jax.numpy as jnp
 
-    from jaxcodec import artefact, zoo
-    from jaxcodec.train import engine
+    from jaxcodec import zoo
     from jaxcodec.errors import ModelError
     from jaxcodec.train.tasks import build_task
 
     if model != "none":
-        shipped = zoo.shipped_models()
-        path = shipped[model]["path"] if model in shipped else model
-        if artefact.is_artefact(path):  # a shipped model: an inference artefact
-            import ml_collections
-
-            spec, state, _ = artefact.read(path)
-            config = ml_collections.ConfigDict({"model": spec["model"]})
-            trained = f"trained: {model} ({spec.get('steps', '?')} steps)"
-        else:  # a training workdir
-            config, state, _ = engine.load_checkpoint(path)
-            trained = f"trained: {model} (step {int(state['step'])})"
-        if "g_params" not in state:
-            raise ModelError(f"{model} is a {config.model.name} model, not a GAN")
-        return build_task(config), state["g_params"], trained
+        codec = zoo.get_codec(model)  # a shipped artefact or a training workdir
+        if not hasattr(codec, "g_params"):
+            raise ModelError(f"{model} is not a GAN (its codec: {codec.description})")
+        return codec.task, codec.g_params, f"trained: {model} ({codec.description})"
     spec = importlib.util.spec_from_file_location("bench_config", config_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -101,16 +101,17 @@ def time_split(codec, image: np.ndarray, quality: int, repeats: int, model: str)
     to and from it), the entropy coding and stream handling on the host (the rest of each
     call), and the copies alone (the padded image to the device, a latent-sized array back)."""
     h, w = image.shape[:2]
+    padded = codec.padded(image)
     if model == "factorized":
-        symbols = codec.latents(image)
+        symbols = latent = codec.latents(image)
         networks_enc = _median_seconds(lambda: codec.latents(image), repeats)
         networks_dec = _median_seconds(lambda: codec.reconstruct(symbols, h, w), repeats)
     else:  # the hyperprior: g_a and h_a on the device; μ and the scale indexes by the integer network, on the host
         import jax.numpy as jnp
 
         q = jnp.full((1,), float(quality), jnp.float32)
-        y = codec.programs.analysis(codec.params, codec.padded(image), q)
-        symbols = np.asarray(y)[0]
+        y = codec.programs.analysis(codec.params, padded, q)
+        latent = np.asarray(y)[0]
         networks_enc = _median_seconds(
             lambda: np.asarray(codec.programs.hyper_analysis(codec.params, codec.programs.analysis(
                 codec.params, codec.padded(image), q))), repeats)
@@ -119,9 +120,8 @@ def time_split(codec, image: np.ndarray, quality: int, repeats: int, model: str)
     encode = _median_seconds(lambda: codec.encode(image, quality), repeats)
     decode = _median_seconds(lambda: codec.decode(stream), repeats)
     device = jax.devices()[0]
-    padded = codec.padded(image)
     to_device = _median_seconds(lambda: jax.device_put(padded, device), repeats)
-    on_device = jax.device_put(np.asarray(symbols, np.float32), device)
+    on_device = jax.device_put(np.asarray(latent, np.float32), device)
     from_device = _median_seconds(lambda: np.asarray(on_device + 0), repeats)  # a fresh array each call: a copy is cached
     return (f"split ({model}): encode {encode:.3f} s = transforms {networks_enc:.3f} s + entropy coding and "
             f"stream {encode - networks_enc:.3f} s; decode {decode:.3f} s = transforms {networks_dec:.3f} s + "

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import numpy as np
-
 from _common import run_main
 from jaxcodec import api, data
 from jaxcodec.codecs import container

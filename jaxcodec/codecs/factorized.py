@@ -159,12 +159,7 @@ class FactorizedCodec:
         """The same codec whose encoder refines each image's latent with ``steps`` SGA steps
         of size ``lr`` (default: the model's ``refine_lr``; :mod:`jaxcodec.codecs.refinement`); its
         streams decode with any copy of the model."""
-        import copy
-
-        other = copy.copy(self)
-        other.refine_steps = refinement.check_steps(steps)
-        other.refine_lr = self.task.refine_lr if lr is None else refinement.check_lr(lr)
-        return other
+        return refinement.refined_copy(self, steps, lr, self.task.refine_lr)
 
     # -- pieces, public for tests and analysis ------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:

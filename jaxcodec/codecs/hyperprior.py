@@ -130,12 +130,7 @@ class MeanScaleCodec:
     def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None) -> "MeanScaleCodec":
         """The same codec whose encoder refines each image's symbols with ``steps`` SGA steps
         of size ``lr`` (module docstring); its streams decode with any copy of the model."""
-        import copy
-
-        other = copy.copy(self)
-        other.refine_steps = refinement.check_steps(steps)
-        other.refine_lr = self.refine_lr if lr is None else refinement.check_lr(lr)
-        return other
+        return refinement.refined_copy(self, steps, lr, self.refine_lr)
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -166,9 +161,10 @@ class MeanScaleCodec:
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
         q = jnp.full((1,), quality, jnp.float32)
-        z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, self.padded(image), q))
-        if self.refine_steps:
-            symbols = self._refine(image, quality, y, mean, indexes)
+        x = self.padded(image)
+        z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, x, q))
+        if self.refine_steps:  # scored on the image's own pixels, not the padding
+            symbols = self._refine(x[:, : image.shape[0], : image.shape[1]], quality, y, mean, indexes)
         return z_hat, symbols, indexes
 
     def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -179,21 +175,19 @@ class MeanScaleCodec:
         symbols = np.round(y - mean).astype(np.int32)
         return z_hat, symbols, indexes, mean, y
 
-    def _refine(self, image: np.ndarray, quality: float, y: np.ndarray, mean: np.ndarray,
+    def _refine(self, target: np.ndarray, quality: float, y: np.ndarray, mean: np.ndarray,
                 indexes: np.ndarray) -> np.ndarray:
-        """Refined symbols of one image given its ``ẑ`` (module docstring)."""
+        """Refined symbols of one image ``target`` (``(1, H, W, 3)`` in ``[0, 1]``) given its
+        ``ẑ`` (module docstring)."""
         fixed = {
             "params": self.params,
             "mean": jnp.asarray(mean[None], jnp.float32),
             "scale": jnp.asarray(gaussian_conditional.scale_table()[indexes][None], jnp.float32),
             "quality": jnp.full((1,), quality, jnp.float32),
         }
-        target = jnp.asarray(image.astype(np.float32) / 255.0)[None]
-        if target.shape[3] == 1:
-            target = jnp.repeat(target, 3, axis=3)
         symbols, _ = refinement.refine_latents(
             self.programs.refine_synthesis, self.programs.refine_bits, float(lambda_for_quality(quality)), fixed,
-            jnp.asarray((y - mean)[None], jnp.float32), target, steps=self.refine_steps, lr=self.refine_lr,
+            jnp.asarray((y - mean)[None], jnp.float32), jnp.asarray(target), steps=self.refine_steps, lr=self.refine_lr,
         )
         return np.asarray(symbols)[0]
 

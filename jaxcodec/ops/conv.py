@@ -102,7 +102,16 @@ def _check_algorithm(algorithm: str) -> None:
 
 
 @contextlib.contextmanager
-def conv_impl(algorithm: str) -> Iterator[None]:
+def _set_within(var: contextvars.ContextVar, value: str) -> Iterator[None]:
+    """``var`` is ``value`` within the block, and what it was before after it."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def conv_impl(algorithm: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, the convolutions traced here run by ``algorithm``: ``"auto"``
     (Winograd where :func:`winograd_pays`), ``"direct"`` (XLA's) or ``"winograd"``.
 
@@ -112,11 +121,7 @@ def conv_impl(algorithm: str) -> Iterator[None]:
       ValueError: ``algorithm`` is none of :data:`ALGORITHMS`.
     """
     _check_algorithm(algorithm)
-    token = _ALGORITHM.set(algorithm)
-    try:
-        yield
-    finally:
-        _ALGORITHM.reset(token)
+    return _set_within(_ALGORITHM, algorithm)
 
 
 def current_algorithm() -> str:
@@ -128,8 +133,7 @@ DTYPES = ("float32", "bfloat16")
 _DTYPE: contextvars.ContextVar[str] = contextvars.ContextVar("jaxcodec_conv_dtype", default="float32")
 
 
-@contextlib.contextmanager
-def conv_dtype(dtype: str) -> Iterator[None]:
+def conv_dtype(dtype: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, the convolutions traced here compute in ``dtype``: ``"float32"``
     or ``"bfloat16"`` (mixed precision; module docstring). Read at trace time, local to
     the thread.
@@ -139,11 +143,7 @@ def conv_dtype(dtype: str) -> Iterator[None]:
     """
     if dtype not in DTYPES:
         raise ValueError(f"convolution dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    token = _DTYPE.set(dtype)
-    try:
-        yield
-    finally:
-        _DTYPE.reset(token)
+    return _set_within(_DTYPE, dtype)
 
 
 def current_dtype() -> str:
@@ -421,7 +421,7 @@ def down_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     The algorithm is read once, when the forward pass is traced, and kept for the
     backward pass (which JAX may trace after the :func:`conv_impl` block has closed).
     """
-    algorithm = current_algorithm()
+    algorithm = _resolved_algorithm()
     return _in_current_dtype(lambda a, b: _down_conv2d(a, b, algorithm), x, w)
 
 
