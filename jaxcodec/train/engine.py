@@ -452,6 +452,8 @@ def train(
             _print(f"resuming from step {start_step} in {workdir}")
         else:
             state = make_init(task, mesh)(init_rng, sharding.shard_batch(first, sharding.batch_sharding(mesh)))
+            if hasattr(task, "initial_params"):  # e.g. transforms taken from another family's model
+                state = {**state, "params": sharding.replicate(task.initial_params(jax.device_get(state["params"])), mesh)}
             if setting(config, "init_from"):
                 state = _warm_start(task, state, setting(config, "init_from"), mesh)
                 meta = {"pretrain_done": True}  # pre-training would overwrite the copied parameters

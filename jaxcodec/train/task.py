@@ -14,6 +14,9 @@ Optional hooks, looked up with ``getattr``:
   loop (e.g. greedy RBM pre-training, Hinton & Salakhutdinov 2006).
 * ``warm_start(params) -> params``: adapts the parameters copied from another run
   (``config.init_from``), e.g. rescales the latent of a rate-distortion model.
+* ``initial_params(params) -> params``: parameters a fresh run starts from instead of its
+  random initialisation where the task's config names a source (e.g. the transforms of
+  another family's trained model); called once, never on resume.
 * ``host_transform(state, batch, rng) -> batch``: work that must run on the host
   between the data and the jitted step (e.g. a real JPEG round trip).
 * ``finalize(state, batches) -> dict[str, np.ndarray]``: arrays the codec needs besides

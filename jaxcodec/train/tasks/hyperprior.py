@@ -6,6 +6,15 @@ Training minimises ``E_q[λ(q)·255²·MSE + bpp]``. The rate is taken at the no
 ``ỹ = y + u`` and ``z̃ = z + u``; the synthesis receives ``round(y − μ) + μ`` with a
 straight-through gradient (Minnen & Singh, "Channel-wise autoregressive entropy models",
 ICIP 2020, Sec. 3.1), the symbol the decoder really gets.
+
+A run can start from the trained transforms of a factorized-prior model with the same
+``N`` and ``M`` (``model.init_transforms_from``): ``g_a`` and ``g_s`` are copied, and the
+gains start at ``(λ_q/λ_source)^{±½}`` (the high-rate rule of
+:func:`jaxcodec.models.hyperprior._log_gain_init`), so the source's own quality is reproduced
+exactly and the others start as its latent rescaled. With ``model.freeze_transforms_steps``
+the copied transforms stay fixed while the new hyper-networks and gains learn the
+entropy model the transforms already have (a hyperprior needs no other change to them,
+Ballé et al. 2018, Sec. 3).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import numpy as np
 
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.entropy import gaussian_conditional
-from jaxcodec.errors import ConfigError
+from jaxcodec.errors import ConfigError, JaxcodecError, one_line
 from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, lambda_for_quality
 from jaxcodec.ops.conv import conv_dtype
 from jaxcodec.train.tasks.factorized import compute_dtype, learning_rate_schedule
@@ -52,6 +61,9 @@ class MeanScaleTask:
         self.qualities = len(LAMBDAS)
         self.downsampling = 64  # g_a's 16 times h_a's 4
         self.compute_dtype = compute_dtype(config)
+        self.freeze_transforms_steps = int(m.get("freeze_transforms_steps", 0) or 0)
+        if self.freeze_transforms_steps < 0:
+            raise ConfigError(f"model.freeze_transforms_steps must be >= 0, got {self.freeze_transforms_steps}")
 
     @functools.cached_property
     def tx(self) -> Any:
@@ -75,6 +87,39 @@ class MeanScaleTask:
         self._check_batch(x)
         params = self.model.init(rng, x, jnp.ones((1,), jnp.float32))
         return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": self.tx.init(params)}
+
+    def initial_params(self, params: Any) -> Any:
+        """``params`` with ``g_a``/``g_s`` of ``model.init_transforms_from`` (a factorized-prior
+        model: shipped name or workdir) and the gains set for its λ; unchanged when unset."""
+        source = str(self.config.model.get("init_transforms_from", "") or "")
+        if not source:
+            return params
+        from jaxcodec import zoo
+
+        try:
+            codec = zoo.get_codec(source)
+        except JaxcodecError as error:
+            raise ConfigError(f"model.init_transforms_from: {one_line(error)}") from None
+        source_params = getattr(codec, "params", None)
+        source_lmbda = getattr(codec, "lmbda", None)
+        tree = source_params.get("params", {}) if isinstance(source_params, dict) else {}
+        if source_lmbda is None or "g_a" not in tree or "g_s" not in tree:
+            raise ConfigError(f"model.init_transforms_from: {source} is not one factorized-prior model "
+                              "(name a single rung, e.g. bmshj2017-factorized-q5)")
+        own = params["params"]
+
+        def layout(t):
+            return jax.tree.map(lambda a: tuple(np.shape(a)), t)
+
+        for part in ("g_a", "g_s"):
+            if layout(tree[part]) != layout(own[part]):
+                raise ConfigError(f"model.init_transforms_from: {source}'s {part} does not fit this model "
+                                  f"(features {self.config.model.features}, latent_channels "
+                                  f"{self.config.model.latent_channels})")
+        log_ratio = 0.5 * (np.log(np.asarray(LAMBDAS, np.float64)) - np.log(float(source_lmbda)))
+        rows = np.repeat(log_ratio[:, None], own["gain"].shape[1], axis=1).astype(np.float32)
+        copied = {part: jax.tree.map(lambda a: np.asarray(a, np.float32), tree[part]) for part in ("g_a", "g_s")}
+        return {**params, "params": {**own, **copied, "gain": rows, "inverse_gain": -rows}}
 
     def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
         """``(x̂, bits per image, MSE per image)``: noisy rates with ``rng``, rounded without."""
@@ -113,6 +158,12 @@ class MeanScaleTask:
         with conv_dtype(self.compute_dtype):  # mixed precision: model.compute_dtype
             grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
+        if self.freeze_transforms_steps:  # copied transforms held while the entropy model learns
+            learning = state["step"] >= self.freeze_transforms_steps
+            inner = dict(updates["params"])
+            for part in ("g_a", "g_s"):
+                inner[part] = jax.tree.map(lambda u: jnp.where(learning, u, jnp.zeros_like(u)), inner[part])
+            updates = {**updates, "params": inner}
         params = optax.apply_updates(state["params"], updates)
         return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
 
@@ -155,6 +206,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.clip_norm = 1.0  # global gradient-norm clipping; 0 disables
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table
     config.model.compute_dtype = "float32"  # "bfloat16": mixed-precision training (jaxcodec.ops.conv_dtype)
+    config.model.init_transforms_from = ""  # factorized-prior rung (name or workdir) whose g_a/g_s start the run
+    config.model.freeze_transforms_steps = 0  # with it: steps during which the copied g_a/g_s stay fixed
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
