@@ -284,3 +284,22 @@ def test_refined_symbols_cost_less_by_real_bytes_and_pixels_and_decode_with_the_
     from jaxcodec import zoo
 
     assert zoo.refined(codec, 2).refine_steps == 2
+
+
+def test_quality_range_trains_one_rung_or_a_part_of_the_ladder():
+    """``model.quality_range`` bounds the qualities training draws: with one value the loss
+    is that rung's λ·255²·MSE + bpp, computed here from the forward pass directly."""
+    task = small_task()
+    task.config.model.quality_range = (3.0, 3.0)
+    task = hyperprior_task.MeanScaleTask(task.config)
+    x = jnp.asarray(_photo(64, 128).astype(np.float32) / 255.0)[None].repeat(2, axis=0)
+    state = task.init_state(jax.random.key(0), x)
+    loss, _ = task.loss_fn(state["params"], x, jax.random.key(5))
+    _, noise_rng = jax.random.split(jax.random.key(5))
+    _, bits, mse = task.forward(state["params"], x, jnp.full((2,), 3.0), noise_rng)
+    expected = np.mean(0.0067 * 255.0**2 * np.asarray(mse) + np.asarray(bits) / (64 * 128))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    for bad in ((0.5, 3.0), (4.0, 3.0), (1.0, 9.0)):
+        task.config.model.quality_range = bad
+        with pytest.raises(ConfigError, match="quality_range"):
+            hyperprior_task.MeanScaleTask(task.config)

@@ -62,6 +62,11 @@ class MeanScaleTask:
         self.downsampling = 64  # g_a's 16 times h_a's 4
         self.compute_dtype = compute_dtype(config)
         self.freeze_transforms_steps = int(m.get("freeze_transforms_steps", 0) or 0)
+        low, high = (float(v) for v in m.get("quality_range", (1.0, float(self.qualities))))
+        if not 1.0 <= low <= high <= self.qualities:
+            raise ConfigError(f"model.quality_range must be LOW,HIGH with 1 <= LOW <= HIGH <= {self.qualities}, "
+                              f"got {low:g},{high:g}")
+        self.quality_range = (low, high)
         if self.freeze_transforms_steps < 0:
             raise ConfigError(f"model.freeze_transforms_steps must be >= 0, got {self.freeze_transforms_steps}")
 
@@ -142,10 +147,11 @@ class MeanScaleTask:
         return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
 
     def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
-        """``mean_i λ(q_i)·255²·MSE_i + bpp_i`` with ``q_i ~ U[1, Q]`` per image."""
+        """``mean_i λ(q_i)·255²·MSE_i + bpp_i`` with ``q_i ~ U[model.quality_range]`` per image
+        (``[1, Q]`` by default; one value trains a single rung)."""
         self._check_batch(x)
         q_rng, noise_rng = jax.random.split(rng)
-        quality = jax.random.uniform(q_rng, (x.shape[0],), jnp.float32, 1.0, float(self.qualities))
+        quality = jax.random.uniform(q_rng, (x.shape[0],), jnp.float32, *self.quality_range)
         x_hat, bits, mse = self.forward(params, x, quality, noise_rng)
         bpp = bits / (x.shape[1] * x.shape[2])
         loss = jnp.mean(lambda_for_quality(quality) * 255.0**2 * mse + bpp)
@@ -168,13 +174,14 @@ class MeanScaleTask:
         return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
 
     def eval_step(self, state: dict, batch: jax.Array) -> dict[str, jax.Array]:
-        """Rounded latents at the ladder's middle quality (4), reconstruction clipped."""
+        """Rounded latents at the ladder's middle quality (4, or the nearest trained one),
+        reconstruction clipped."""
         self._check_batch(batch)
-        quality = jnp.full((batch.shape[0],), 4.0, jnp.float32)
+        quality = jnp.full((batch.shape[0],), min(max(4.0, self.quality_range[0]), self.quality_range[1]), jnp.float32)
         x_hat, bits, _ = self.forward(state["params"], batch, quality, None)
         mse = jnp.mean((jnp.clip(x_hat, 0.0, 1.0) - batch) ** 2)
         bpp = jnp.mean(bits) / (batch.shape[1] * batch.shape[2])
-        return {"loss": LAMBDAS[3] * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp,
+        return {"loss": lambda_for_quality(quality[0]) * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp,
                 "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
 
 
@@ -208,6 +215,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.compute_dtype = "float32"  # "bfloat16": mixed-precision training (jaxcodec.ops.conv_dtype)
     config.model.init_transforms_from = ""  # factorized-prior rung (name or workdir) whose g_a/g_s start the run
     config.model.freeze_transforms_steps = 0  # with it: steps during which the copied g_a/g_s stay fixed
+    config.model.quality_range = (1.0, 8.0)  # qualities drawn in training; (q, q) trains one rung
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
