@@ -96,3 +96,24 @@ def test_frozen_transforms_hold_until_the_given_step():
         assert not changed(history[i - 1], history[i], "g_a") and not changed(history[i - 1], history[i], "g_s")
         assert changed(history[i - 1], history[i], "h_s") and changed(history[i - 1], history[i], "gain")
     assert changed(history[2], history[3], "g_a") and changed(history[2], history[3], "g_s")
+
+
+def test_transforms_learn_at_the_given_fraction_of_the_step():
+    photo = data.open_dataset("sample:photos", "test").native(1).astype(np.float32) / 255.0
+    batch = jnp.asarray(np.stack([photo[:64, :64], photo[64:128, 64:128]]))
+
+    def first_step(scale):
+        task = _task(16, 24, transforms_lr_scale=scale)
+        state = task.init_state(jax.random.key(0), batch)
+        before = jax.device_get(state["params"]["params"])
+        after = jax.device_get(jax.jit(task.train_step)(state, batch, jax.random.key(1))[0]["params"]["params"])
+        return {k: jax.tree.map(lambda a, b: np.asarray(a, np.float64) - b, after[k], before[k])
+                for k in ("g_a", "g_s", "h_s")}
+
+    full, quarter = first_step(1.0), first_step(0.25)
+    for part in ("g_a", "g_s"):  # Adam's step, a quarter of it
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(b, 0.25 * a, rtol=1e-3, atol=1e-9), full[part], quarter[part])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-9), full["h_s"], quarter["h_s"])
+    assert max(float(np.max(np.abs(a))) for a in jax.tree.leaves(full["g_a"])) > 1e-5
+    with pytest.raises(ConfigError, match="transforms_lr_scale"):
+        _task(16, 24, transforms_lr_scale=1.5)

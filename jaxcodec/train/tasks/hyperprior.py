@@ -62,6 +62,9 @@ class MeanScaleTask:
         self.downsampling = 64  # g_a's 16 times h_a's 4
         self.compute_dtype = compute_dtype(config)
         self.freeze_transforms_steps = int(m.get("freeze_transforms_steps", 0) or 0)
+        self.transforms_lr_scale = float(m.get("transforms_lr_scale", 1.0))
+        if not 0.0 <= self.transforms_lr_scale <= 1.0:
+            raise ConfigError(f"model.transforms_lr_scale must be in [0, 1], got {self.transforms_lr_scale:g}")
         low, high = (float(v) for v in m.get("quality_range", (1.0, float(self.qualities))))
         if not 1.0 <= low <= high <= self.qualities:
             raise ConfigError(f"model.quality_range must be LOW,HIGH with 1 <= LOW <= HIGH <= {self.qualities}, "
@@ -164,11 +167,12 @@ class MeanScaleTask:
         with conv_dtype(self.compute_dtype):  # mixed precision: model.compute_dtype
             grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
-        if self.freeze_transforms_steps:  # copied transforms held while the entropy model learns
-            learning = state["step"] >= self.freeze_transforms_steps
+        if self.freeze_transforms_steps or self.transforms_lr_scale != 1.0:
+            # copied transforms held while the entropy model learns, then (optionally) slower
+            factor = jnp.where(state["step"] >= self.freeze_transforms_steps, self.transforms_lr_scale, 0.0)
             inner = dict(updates["params"])
             for part in ("g_a", "g_s"):
-                inner[part] = jax.tree.map(lambda u: jnp.where(learning, u, jnp.zeros_like(u)), inner[part])
+                inner[part] = jax.tree.map(lambda u: (factor * u).astype(u.dtype), inner[part])
             updates = {**updates, "params": inner}
         params = optax.apply_updates(state["params"], updates)
         return {"step": state["step"] + 1, "params": params, "opt": opt}, metrics
@@ -215,6 +219,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.compute_dtype = "float32"  # "bfloat16": mixed-precision training (jaxcodec.ops.conv_dtype)
     config.model.init_transforms_from = ""  # factorized-prior rung (name or workdir) whose g_a/g_s start the run
     config.model.freeze_transforms_steps = 0  # with it: steps during which the copied g_a/g_s stay fixed
+    config.model.transforms_lr_scale = 1.0  # g_a/g_s learn at this fraction of learning_rate (Adam's step)
     config.model.quality_range = (1.0, 8.0)  # qualities drawn in training; (q, q) trains one rung
 
     config.data = ml_collections.ConfigDict()
