@@ -7,7 +7,10 @@ A folder ``NAME/`` holds
   arguments (the ``config.model`` section it was trained with, quality and λ included) and
   ``table_hash`` the hex hash its codec puts in every stream (checked when it loads);
 * ``params.npz``: the parameters the codec needs (``state/<key>/<path>``, no optimiser
-  state) and its integer entropy tables (``tables/<name>``).
+  state) and its integer entropy tables (``tables/<name>``). Convolution kernels may be
+  stored as float16 (:func:`halve_kernels`, ``export --half``: half the size, each weight
+  within 2⁻¹¹ of its value); they are read back as float32, so the codec computes exactly
+  as the exporter's did.
 
 Loading one (:func:`load_codec`) builds the family's codec from these alone: no training
 engine, optimiser, checkpoint library or dataset code is imported (CompressAI's zoo keeps
@@ -64,6 +67,34 @@ def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return tree
 
 
+def halve_kernels(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with every float32 array named ``kernel`` rounded to float16 (and kept
+    as float16): what an artefact written with half-size kernels stores."""
+
+    def convert(tree: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, Mapping):
+                out[key] = convert(value)
+            elif key == "kernel" and np.asarray(value).dtype == np.float32:
+                big = float(np.max(np.abs(value), initial=0.0))
+                if big >= np.finfo(np.float16).max:
+                    raise ModelError(f"a kernel holds {big:g}, beyond float16's range")
+                out[key] = np.asarray(value).astype(np.float16)
+            else:
+                out[key] = value
+        return out
+
+    return convert(state)
+
+
+def widen(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested arrays with every float16 array as float32 (how stored kernels are used)."""
+    return {k: widen(v) if isinstance(v, Mapping) else
+            (np.asarray(v).astype(np.float32) if np.asarray(v).dtype == np.float16 else v)
+            for k, v in tree.items()}
+
+
 def write(folder: str, spec: Mapping[str, Any], state: Mapping[str, Any], tables: Mapping[str, Any] | None) -> None:
     """Writes ``model.json`` (``spec`` plus the format tag) and ``params.npz`` into ``folder``."""
     arrays = {_STATE + k: v for k, v in flatten(state).items()}
@@ -102,7 +133,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[
         raise ModelError(f"{path} has no {PARAMS_FILE}") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ModelError(f"{os.path.join(path, PARAMS_FILE)} is not a readable array file: {error}") from None
-    state = unflatten({k[len(_STATE):]: v for k, v in arrays.items() if k.startswith(_STATE)})
+    state = widen(unflatten({k[len(_STATE):]: v for k, v in arrays.items() if k.startswith(_STATE)}))
     tables = {k[len(_TABLES):]: v for k, v in arrays.items() if k.startswith(_TABLES)}
     return spec, state, tables or None
 

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("name")
     e.add_argument("--description", default="")
     e.add_argument("--dest", default=None, help="folder of shipped models (default: the package's)")
+    e.add_argument("--half", action="store_true", help="store the convolution kernels as float16 (half the size)")
     s = sub.add_parser("serve", help="HTTP API and page over the shipped models (jaxcodec.serve)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=int, default=8000)
@@ -206,7 +207,8 @@ def run(argv: list[str] | None = None) -> int:
             from jaxcodec import zoo
 
             dest = args.dest or zoo.WEIGHTS_DIR
-            path = zoo.export_workdir(args.workdir, args.name, dest=dest, description=args.description)
+            path = zoo.export_workdir(args.workdir, args.name, dest=dest, description=args.description,
+                                      half=args.half)
             print(f"{args.workdir} -> {path}")
         elif args.command == "serve":
             from jaxcodec.serve import config, server

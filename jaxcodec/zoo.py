@@ -205,9 +205,9 @@ def get_codec(name: str, **kwargs: Any) -> Codec:
 
 
 def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, description: str = "",
-                   licence: str = "") -> str:
+                   licence: str = "", half: bool = False) -> str:
     """Writes a training workdir's latest checkpoint into ``dest/name`` as an inference
-    artefact (:func:`export_state`). Returns the new folder."""
+    artefact (:func:`export_state`; ``half``: kernels stored as float16). Returns the new folder."""
     from jaxcodec.train import engine
     from jaxcodec.train.tasks import build_task
 
@@ -220,15 +220,21 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
     data = config.get("data") or {}
     trained_on = os.path.basename(str(data.get("train", "")).rstrip("/")) or "unknown data"
     return export_state(build_task(config), state, name, dest=dest, tables=tables, description=description,
-                        licence=licence, provenance=f"jaxcodec train.py, {step} steps on {trained_on}", steps=step)
+                        licence=licence, provenance=f"jaxcodec train.py, {step} steps on {trained_on}", steps=step,
+                        half=half)
 
 
 def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, tables: Any = None,
-                 description: str = "", licence: str = "", provenance: str = "", steps: int | None = None) -> str:
+                 description: str = "", licence: str = "", provenance: str = "", steps: int | None = None,
+                 half: bool = False) -> str:
     """Writes a trained state of ``task`` into ``dest/name`` as an inference artefact
     (:mod:`jaxcodec.artefact`): the architecture's arguments (``task.config.model``), the
     parameters its codec needs (no optimiser state; ``task.codec_state_keys`` where the
     task names them) and the codec tables (``task.finalize`` when not given).
+
+    With ``half`` the convolution kernels are stored as float16
+    (:func:`jaxcodec.artefact.halve_kernels`); the codec, and so the table hash, is made
+    from the rounded kernels, which is what every loader computes with.
 
     The folder is assembled in a temporary place and renamed into place, so an
     interrupted export leaves no half-written model. Returns the new folder.
@@ -242,6 +248,10 @@ def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, t
     keep = getattr(task, "codec_state_keys", None)
     state = {k: np.asarray(v) if not isinstance(v, dict) else v for k, v in state.items()
              if k != "step" and not k.endswith("opt") and (keep is None or k in keep)}
+    stored = state
+    if half:
+        stored = artefact.halve_kernels(state)
+        state = artefact.widen(stored)
     if tables is None and hasattr(task, "finalize"):
         tables = {k: np.asarray(v) for k, v in task.finalize(state).items()}
     codec = task.make_codec(state, tables)
@@ -258,7 +268,7 @@ def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, t
     }
     make_dirs(dest)
     with atomic_dir(os.path.join(dest, name), prefix=f".{name}.") as tmp:
-        artefact.write(tmp, spec, state, tables)
+        artefact.write(tmp, spec, stored, tables)
     return os.path.join(dest, name)
 
 

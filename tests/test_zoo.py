@@ -169,3 +169,32 @@ def test_ladder_loads_only_the_members_it_codes_with(workdir):
     with pytest.raises(ModelError, match="no quality 7"):
         ladder.encode(_digit(), 7)
     assert sorted(ladder.members) == [1, bits, 99] and sorted(loaded) == [1, bits, 99]
+
+
+def test_half_size_kernels_are_stored_as_float16_and_code_as_the_loaded_model(workdir, tmp_path):
+    full = zoo.export_workdir(workdir, "tiny-ae", dest=str(tmp_path / "full"))
+    half = zoo.export_workdir(workdir, "tiny-ae", dest=str(tmp_path / "half"), half=True)
+    with np.load(os.path.join(half, artefact.PARAMS_FILE)) as npz:
+        dtypes = {name: npz[name].dtype for name in npz.files}
+    kernels = [n for n in dtypes if n.endswith("/kernel")]
+    assert kernels and all(dtypes[n] == np.float16 for n in kernels)
+    assert all(dtypes[n] != np.float16 for n in dtypes if n not in kernels)  # biases, tables as they were
+    _, full_state, _ = artefact.read(full)
+    _, half_state, _ = artefact.read(half)
+    for path_, a in jax.tree_util.tree_leaves_with_path(full_state):
+        b = functools.reduce(lambda node, k: node[k.key], path_, half_state)
+        assert b.dtype == a.dtype  # read back at the model's precision
+        if path_[-1].key == "kernel":  # rounded to float16's nearest value, computed in NumPy
+            np.testing.assert_array_equal(b, a.astype(np.float16).astype(np.float32))
+        else:
+            np.testing.assert_array_equal(b, a)
+    size = lambda root: sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
+    assert size(half) < 0.65 * size(full)
+    image = _digit()
+    codec = zoo.load_codec(half)  # its table hash was made from the rounded kernels
+    quality = codec.qualities[-1]
+    stream = codec.encode(image, quality)
+    assert zoo.load_codec(half).decode(stream).shape == image.shape
+    decoded_full = zoo.load_codec(full).decode(zoo.load_codec(full).encode(image, quality))
+    decoded_half = codec.decode(stream)
+    assert np.mean(np.abs(decoded_half.astype(float) - decoded_full.astype(float))) < 1.0
