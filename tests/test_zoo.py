@@ -132,6 +132,10 @@ def test_export_refuses_bad_names_and_non_workdirs(workdir, tmp_path):
 def test_export_command_line(workdir, tmp_path, capsys):
     assert cli_run(["export", workdir, "cli-ae", "--dest", str(tmp_path)]) == 0
     assert artefact.is_artefact(tmp_path / "cli-ae")
+    assert cli_run(["export", workdir, "cli-ae-half", "--dest", str(tmp_path), "--half"]) == 0
+    with np.load(tmp_path / "cli-ae-half" / artefact.PARAMS_FILE) as npz:
+        assert any(npz[n].dtype == np.float16 for n in npz.files)
+    capsys.readouterr()
     assert cli_run(["export", str(tmp_path), "cli-ae", "--dest", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "not a training workdir" in err[0]

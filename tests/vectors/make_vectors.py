@@ -113,7 +113,10 @@ def make(names: list[str], per_model: int) -> None:
         codec = zoo.get_codec(name)
         image, described = source_image(name)
         qualities = list(codec.qualities)
-        for quality in sorted({qualities[0], qualities[-1]})[:per_model]:
+        chosen = sorted({qualities[0], qualities[-1]})[:per_model]
+        if getattr(codec, "quality_range", None):  # continuous rate: and a real quality between two rungs
+            chosen.append(round((qualities[0] + qualities[-1]) / 2 + 0.25, 2))
+        for quality in chosen:
             stream = jaxcodec.compress(image, codec, quality)
             decoded = jaxcodec.decompress(stream)  # found from the header, as a user would
             file = f"{name}-{quality}.jxc"
