@@ -21,7 +21,7 @@ import numpy as np
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ImageError, JaxcodecError
 
-DEFAULT_MODEL = "bmshj2017-factorized"
+DEFAULT_MODEL = "mbt2018-mean"  # the best photo model on the validation split (docs/training.md)
 
 
 def as_uint8_image(image: Any) -> np.ndarray:
