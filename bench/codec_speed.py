@@ -72,6 +72,18 @@ def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", mod
     return codec, time.perf_counter() - t
 
 
+def shipped_codec(name: str, image: np.ndarray, quality: int, conv_algorithm: str = "auto"):
+    """A shipped model's codec, warmed up on ``image``; returns ``(codec, warm-up seconds)``."""
+    from jaxcodec import zoo
+
+    codec = zoo.get_codec(name)
+    t = time.perf_counter()
+    with conv_impl(conv_algorithm):
+        out = codec.decode(codec.encode(image, quality))
+    assert out.shape == image.shape and out.dtype == np.uint8, (out.shape, out.dtype)
+    return codec, time.perf_counter() - t
+
+
 def time_codec(codec, image: np.ndarray, quality: int, repeats: int) -> dict:
     """Seconds of ``repeats`` encodes and decodes (lists) and the stream's size."""
     enc, dec = [], []
@@ -186,6 +198,9 @@ def main() -> None:
     parser.add_argument("--model", choices=["factorized", "mbt2018-mean"], default="factorized",
                         help="the factorized prior or the mean-scale hyperprior (both N=128, M=192; CompressAI's "
                              "FactorizedPrior or MeanScaleHyperprior on the peer side)")
+    parser.add_argument("--shipped", default=None, metavar="NAME",
+                        help="time this shipped model (trained, its own N and M) instead of an untrained one; "
+                             "no peer (e.g. mbt2018-mean beside bmshj2017-factorized-q5)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
     parser.add_argument("--split", action="store_true",
@@ -196,10 +211,19 @@ def main() -> None:
     photos = load_photos(args.photos)
     photo = photos[0] if args.photos else photos[1]  # skimage: coffee, 400x600 (same 2:3 aspect)
     image = fit_image(photo, args.height, args.width)
-    print(f"codec speed: {args.model} N=128 M=192, one {args.height}x{args.width} RGB photo, "
-          f"UNTRAINED weights (timing only), {args.rounds} rounds of {args.repeats} runs per side after warm-up")
+    if args.shipped:
+        if args.peer_python:
+            parser.error("--shipped times a shipped model alone: no --peer-python")
+        codec, warmup_s = shipped_codec(args.shipped, image, args.quality, args.conv_algorithm)
+        from jaxcodec.codecs.hyperprior import MeanScaleCodec
 
-    codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm, args.model)
+        args.model = "mbt2018-mean" if isinstance(codec, MeanScaleCodec) else "factorized"
+        print(f"codec speed: shipped {args.shipped} ({codec.description}), one {args.height}x{args.width} RGB "
+              f"photo, {args.rounds} rounds of {args.repeats} runs after warm-up")
+    else:
+        print(f"codec speed: {args.model} N=128 M=192, one {args.height}x{args.width} RGB photo, "
+              f"UNTRAINED weights (timing only), {args.rounds} rounds of {args.repeats} runs per side after warm-up")
+        codec, warmup_s = jax_codec(image, args.quality, args.conv_algorithm, args.model)
     jax_name = (f"jaxcodec   (jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cores, "
                 f"{malloc}, {args.conv_algorithm} conv)")
     if args.peer_python:
