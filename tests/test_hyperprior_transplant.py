@@ -117,3 +117,32 @@ def test_transforms_learn_at_the_given_fraction_of_the_step():
     assert max(float(np.max(np.abs(a))) for a in jax.tree.leaves(full["g_a"])) > 1e-5
     with pytest.raises(ConfigError, match="transforms_lr_scale"):
         _task(16, 24, transforms_lr_scale=1.5)
+
+
+def _engine_config(features, latent_channels, **top):
+    config = hyperprior_task.default_config()
+    config.model.features, config.model.latent_channels = features, latent_channels
+    config.data.train, config.data.crop, config.batch_size = "sample:photos", 64, 1
+    config.num_steps, config.learning_rate, config.log_every = 1, 0.0, 1
+    config.checkpoint_every = 1
+    for key, value in top.items():
+        setattr(config, key, value)
+    return config
+
+
+def test_a_run_restarts_from_a_shipped_model(tmp_path):
+    """``config.init_from`` naming a shipped model: the run starts from its exported
+    parameters (Adam at rate 0 moves nothing), with a fresh optimiser."""
+    from jaxcodec.train import engine
+
+    shipped = zoo.get_codec("mbt2018-mean")
+    state = engine.train_and_evaluate(_engine_config(64, 128, init_from="mbt2018-mean"), str(tmp_path / "run"))
+    got = jax.tree.leaves(jax.device_get(state["params"]))
+    want = jax.tree.leaves(shipped.params)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
+    with pytest.raises(ConfigError, match="do not fit this model"):  # N=16 cannot take N=64's kernels
+        engine.train_and_evaluate(_engine_config(16, 24, init_from="mbt2018-mean"), str(tmp_path / "narrow"))
+    with pytest.raises(ConfigError, match="not a training workdir or a shipped single model"):
+        engine.train_and_evaluate(_engine_config(16, 24, init_from="no-such-model"), str(tmp_path / "none"))

@@ -15,7 +15,7 @@
   batches), and ``finalize`` after the last step, given the same endless iterator of
   host training batches, its arrays saved atomically as ``codec_tables.npz``;
 * starts from another run's parameters when ``config.init_from`` names its workdir
-  (fresh optimiser), passed first through the optional ``warm_start(params)`` hook;
+  or a shipped single model (fresh optimiser), passed first through the optional ``warm_start(params)`` hook;
 * checkpoints with Orbax every ``config.checkpoint_every`` steps and at the end, and
   resumes from the workdir's latest checkpoint (with a fresh data order, so the
   first batches are not replayed);
@@ -143,20 +143,35 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
     raise ConfigError(f"config has no {name!r}")
 
 
+def _shipped_params(name: str) -> Any:
+    """Parameters of the shipped single model ``name`` (float32; a training run restarts from
+    what was exported), or :class:`ConfigError` when ``name`` is neither that nor a workdir."""
+    from jaxcodec import zoo
+
+    try:
+        params = getattr(zoo.get_codec(name), "params", None)
+    except JaxcodecError:
+        params = None
+    if not isinstance(params, dict):
+        raise ConfigError(f"config.init_from: {name} is not a training workdir or a shipped single model")
+    return jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+
+
 def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     """``state`` with the parameters of the training workdir ``source`` (the optimiser
     state stays fresh): fine-tuning one rung of a rate-distortion ladder from another.
     The source is read with its own config (its optimiser may differ, e.g. when only
     the encoder is fine-tuned); its parameters must have this model's names and shapes."""
-    if not os.path.isdir(source):
-        raise ConfigError(f"config.init_from: {source} is not a training workdir")
-    try:  # the source's own state (its optimiser may differ), by a task of this class
-        source_config = _config_from_json(os.path.join(source, CONFIG_FILE))
-        _, source_state, _ = load_checkpoint(source, task=type(task)(source_config))
-    except (ModelError, ConfigError) as error:
-        raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
-                          f"({one_line(error).split(': ', 1)[-1]})") from None
-    params = jax.device_get(source_state["params"])
+    if os.path.isdir(source):
+        try:  # the source's own state (its optimiser may differ), by a task of this class
+            source_config = _config_from_json(os.path.join(source, CONFIG_FILE))
+            _, source_state, _ = load_checkpoint(source, task=type(task)(source_config))
+        except (ModelError, ConfigError) as error:
+            raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
+                              f"({one_line(error).split(': ', 1)[-1]})") from None
+        params = jax.device_get(source_state["params"])
+    else:
+        params = _shipped_params(source)
     def layout(tree):  # nested names -> (shape, dtype); unequal when names or shapes differ
         return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
 
