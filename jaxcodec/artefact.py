@@ -35,6 +35,7 @@ FORMAT = "jaxcodec-model/1"
 MODEL_FILE = "model.json"
 PARAMS_FILE = "params.npz"
 _STATE, _TABLES = "state/", "tables/"
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")  # the shipped models, one folder each
 
 
 def is_artefact(path: str | os.PathLike) -> bool:

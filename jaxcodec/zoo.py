@@ -24,7 +24,7 @@ from jaxcodec import artefact
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ModelError
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+WEIGHTS_DIR = artefact.WEIGHTS_DIR
 _QUALITY = re.compile(r"^(?P<family>.+)-q(?P<q>\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

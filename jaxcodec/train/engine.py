@@ -144,17 +144,15 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
 
 
 def _shipped_params(name: str) -> Any:
-    """Parameters of the shipped single model ``name`` (float32; a training run restarts from
-    what was exported), or :class:`ConfigError` when ``name`` is neither that nor a workdir."""
-    from jaxcodec import zoo
+    """Parameters of the shipped model ``name`` (float32: a training run restarts from what
+    was exported), or :class:`ConfigError` when ``name`` is neither that nor a workdir."""
+    from jaxcodec import artefact
 
-    try:
-        params = getattr(zoo.get_codec(name), "params", None)
-    except JaxcodecError:
-        params = None
-    if not isinstance(params, dict):
+    path = os.path.join(artefact.WEIGHTS_DIR, name)
+    if os.sep in name or not artefact.is_artefact(path):
         raise ConfigError(f"config.init_from: {name} is not a training workdir or a shipped single model")
-    return jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+    _, state, _ = artefact.read(path)
+    return jax.tree.map(lambda a: np.asarray(a, np.float32), state["params"])
 
 
 def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
