@@ -29,11 +29,14 @@ import contextvars
 import dataclasses
 import math
 import re
-from typing import Iterator
+from typing import Callable, Iterator
+
+import numpy as np
 
 from jaxcodec.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_MEMORY", "Span", "budget", "memory_budget", "parse_bytes", "spans", "tile_for"]
+__all__ = ["DEFAULT_MAX_MEMORY", "Span", "analyse", "budget", "memory_budget", "parse_bytes", "spans", "synthesise",
+           "tile_for", "window_pixels", "windows"]
 
 #: Working memory of one transform over one window, unless a caller sets another budget:
 #: 1 GiB, a 1,400-pixel square window of the shipped photo models (about 500 bytes per
@@ -117,3 +120,53 @@ def tile_for(bytes_per_unit: float, halo: int, nbytes: int | None = None) -> int
     area; at least 1."""
     side = math.isqrt(int((budget() if nbytes is None else nbytes) // max(bytes_per_unit, 1e-9)))
     return max(side - 2 * halo, 1)
+
+
+def windows(height: int, width: int, bytes_per_unit: float, halo: int) -> tuple[list[Span], list[Span]]:
+    """The tiles and windows of an ``(height, width)`` latent whose transform takes
+    ``bytes_per_unit`` per latent position: tiles as large as :func:`budget` allows, with
+    ``halo`` positions around them."""
+    tile = tile_for(bytes_per_unit, halo)
+    return spans(height, tile, halo), spans(width, tile, halo)
+
+
+def window_pixels(image: np.ndarray, ys: Span, xs: Span, step: int) -> np.ndarray:
+    """The float32 ``(1, h', w', 3)`` input of one window of a latent with ``step`` pixels
+    per position: the uint8 ``image``'s pixels under it, RGB (grey replicated), edge-replicated
+    where the window passes the image's bottom or right edge (as the whole image is padded)."""
+    height, width = image.shape[:2]
+    r0, r1, c0, c1 = ys.window_start * step, ys.window_stop * step, xs.window_start * step, xs.window_stop * step
+    part = image[r0:min(r1, height), c0:min(c1, width)]
+    part = np.pad(part, ((0, r1 - min(r1, height)), (0, c1 - min(c1, width)), (0, 0)), mode="edge")
+    if part.shape[2] == 1:
+        part = np.repeat(part, 3, axis=2)
+    return (part.astype(np.float32) / 255.0)[None]
+
+
+def analyse(window_latent: Callable[[Span, Span], np.ndarray], rows: list[Span], cols: list[Span]) -> np.ndarray:
+    """The whole latent ``(h, w, C)`` from ``window_latent(ys, xs)``, the latent of each
+    window ``(h', w', C)``: each window's tile kept, its halo dropped."""
+    out = None
+    for ys in rows:
+        for xs in cols:
+            latent = np.asarray(window_latent(ys, xs))
+            if out is None:
+                out = np.empty((rows[-1].stop, cols[-1].stop) + latent.shape[2:], latent.dtype)
+            out[ys.tile, xs.tile] = latent[ys.inner, xs.inner]
+    return out
+
+
+def synthesise(window_image: Callable[[slice, slice], np.ndarray], rows: list[Span], cols: list[Span], step: int,
+               height: int, width: int) -> np.ndarray:
+    """The uint8 ``(height, width, 3)`` image from ``window_image(rows, cols)``, the pixels
+    ``(h'·step, w'·step, 3)`` synthesised from the latent window ``[rows, cols]``: each
+    window's tile kept, cropped to the image."""
+    out = np.empty((height, width, 3), np.uint8)
+    for ys in rows:
+        for xs in cols:
+            x = np.asarray(window_image(ys.window, xs.window))
+            r0, r1 = ys.start * step, min(ys.stop * step, height)
+            c0, c1 = xs.start * step, min(xs.stop * step, width)
+            dy, dx = ys.window_start * step, xs.window_start * step
+            out[r0:r1, c0:c1] = x[r0 - dy : r1 - dy, c0 - dx : c1 - dx]
+    return out

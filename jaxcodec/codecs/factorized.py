@@ -194,34 +194,17 @@ class FactorizedCodec:
         rows, cols = self.windows(-(-height // d), -(-width // d), refine=bool(self.refine_steps))
         if len(rows) == len(cols) == 1:  # the whole image at once
             return self._window_latents(self.padded(image), height, width)
-        out = np.empty((rows[-1].stop, cols[-1].stop, self.latent_channels), np.int32)
-        for ys in rows:
-            for xs in cols:
-                x = self._window_pixels(image, ys, xs)
-                y = self._window_latents(x, height - ys.window_start * d, width - xs.window_start * d)
-                out[ys.tile, xs.tile] = y[ys.inner, xs.inner]
-        return out
+        return tiling.analyse(
+            lambda ys, xs: self._window_latents(tiling.window_pixels(image, ys, xs, d), height - ys.window_start * d,
+                                                width - xs.window_start * d),
+            rows, cols)
 
     def windows(self, h: int, w: int, refine: bool = False) -> tuple[list[tiling.Span], list[tiling.Span]]:
         """The tiles and windows, in latent positions, that the transforms of an ``(h, w)``
-        latent run over (:func:`jaxcodec.tiling.spans`): tiles as large as the memory budget
+        latent run over (:func:`jaxcodec.tiling.windows`): tiles as large as the memory budget
         allows (:func:`jaxcodec.tiling.budget`), with :attr:`halo` positions around them."""
         per_pixel = self.bytes_per_pixel * (REFINE_MEMORY_FACTOR if refine else 1)
-        tile = tiling.tile_for(per_pixel * self.downsampling**2, self.halo)
-        return tiling.spans(h, tile, self.halo), tiling.spans(w, tile, self.halo)
-
-    def _window_pixels(self, image: np.ndarray, ys: tiling.Span, xs: tiling.Span) -> np.ndarray:
-        """The float32 ``(1, h', w', 3)`` input of one window: the image's pixels under it,
-        RGB, edge-replicated where the window passes the image's bottom or right edge (the
-        padding :meth:`padded` gives the whole image)."""
-        d = self.downsampling
-        height, width = image.shape[:2]
-        r0, r1, c0, c1 = ys.window_start * d, ys.window_stop * d, xs.window_start * d, xs.window_stop * d
-        part = image[r0:min(r1, height), c0:min(c1, width)]
-        part = np.pad(part, ((0, r1 - min(r1, height)), (0, c1 - min(c1, width)), (0, 0)), mode="edge")
-        if part.shape[2] == 1:
-            part = np.repeat(part, 3, axis=2)
-        return (part.astype(np.float32) / 255.0)[None]
+        return tiling.windows(h, w, per_pixel * self.downsampling**2, self.halo)
 
     def _window_latents(self, x: np.ndarray, height: int, width: int) -> np.ndarray:
         """The symbols ``(h', w', M)`` of one window ``x``, whose first ``height`` × ``width``
@@ -244,16 +227,9 @@ class FactorizedCodec:
         if len(rows) == len(cols) == 1:
             x = np.asarray(self.programs.synthesis(self.params, symbols[None]))[0]
             return x[:height, :width]
-        d = self.downsampling
-        out = np.empty((height, width, 3), np.uint8)
-        for ys in rows:
-            for xs in cols:
-                x = np.asarray(self.programs.synthesis(self.params, symbols[None, ys.window, xs.window]))[0]
-                r0, r1 = ys.start * d, min(ys.stop * d, height)
-                c0, c1 = xs.start * d, min(xs.stop * d, width)
-                dy, dx = ys.window_start * d, xs.window_start * d
-                out[r0:r1, c0:c1] = x[r0 - dy : r1 - dy, c0 - dx : c1 - dx]
-        return out
+        return tiling.synthesise(
+            lambda r, c: self.programs.synthesis(self.params, symbols[None, r, c])[0], rows, cols, self.downsampling,
+            height, width)
 
     def estimate_bits(self, image: np.ndarray) -> float:
         """Model estimate of the payload: ``Σ −log2 p(round(y))`` under the continuous density."""

@@ -18,6 +18,13 @@ Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``
 (:mod:`jaxcodec.codecs.refinement`; Yang, Bamler & Mandt 2020 refine the latent given the
 hyper-latent the same way) to lower ``λ(q)·255²·MSE(g_s((s + μ)·m'(q)), x) + bits(s | σ_k)``,
 where ``σ_k`` is the table scale each element is coded with. The stream is an ordinary one.
+
+Large images are transformed in tiles (:mod:`jaxcodec.tiling`), as the factorized codec's:
+``g_a`` (and refinement) and ``g_s`` run in windows with a halo of :attr:`MeanScaleCodec.halo`
+latent positions, within the memory budget (``--max-memory``); the gains are per channel,
+so they apply to the whole latent. The hyper-networks and the entropy coder see the whole
+latent, 16² times smaller than the image. An image that fits one window is coded exactly as
+without tiling.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcodec import tiling
 from jaxcodec.codecs import container, refinement
+from jaxcodec.codecs.factorized import BYTES_PER_PIXEL_PER_FEATURE, REFINE_MEMORY_FACTOR
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.entropy import integer_net
@@ -118,6 +127,11 @@ class MeanScaleCodec:
         self.qualities = list(range(1, self.rungs + 1))
         self.quality_range = (1.0, float(self.rungs))
         self.downsampling = task.downsampling
+        # Tiles: g_a reads 2 + 4 + 8 + 16 = 30 pixels beyond a latent position's 16 (four
+        # 5×5 convolutions of stride 2), g_s less; two positions to spare.
+        self.latent_step = 16
+        self.halo = -(-30 // self.latent_step) + 2
+        self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(self.features)
         self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
                             f"M={self.latent_channels}, qualities 1-{self.rungs})")
         integer_arrays = [a for layer in self.layers for a in (layer.kernel, layer.bias, layer.shift)]
@@ -158,13 +172,48 @@ class MeanScaleCodec:
     def _z_ids(self, count: int) -> np.ndarray:
         return np.tile(np.arange(self.features, dtype=np.int32), count)
 
+    def windows(self, h: int, w: int, refine: bool = False) -> tuple[list[tiling.Span], list[tiling.Span]]:
+        """The tiles and windows of an ``(h, w)`` latent (:func:`jaxcodec.tiling.windows`)."""
+        per_pixel = self.bytes_per_pixel * (REFINE_MEMORY_FACTOR if refine else 1)
+        return tiling.windows(h, w, per_pixel * self.latent_step**2, self.halo)
+
+    def _latent_size(self, height: int, width: int) -> tuple[int, int]:
+        d = self.downsampling
+        return -(-height // d) * d // self.latent_step, -(-width // d) * d // self.latent_step
+
+    def _transform(self, image: np.ndarray) -> jax.Array:
+        """``g_a`` of the padded image, ``(1, h, w, M)`` before the gain, window by window
+        when the image is larger than one."""
+        rows, cols = self.windows(*self._latent_size(*image.shape[:2]))
+        if len(rows) == len(cols) == 1:
+            return self.programs.transform(self.params, self.padded(image))
+        step = self.latent_step
+        return jnp.asarray(tiling.analyse(
+            lambda ys, xs: self.programs.transform(self.params, tiling.window_pixels(image, ys, xs, step))[0],
+            rows, cols))[None]
+
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
+        image = self._check_image(image)
         q = jnp.full((1,), quality, jnp.float32)
-        x = self.padded(image)
-        z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, x, q))
-        if self.refine_steps:  # scored on the image's own pixels, not the padding
-            symbols = self._refine(x[:, : image.shape[0], : image.shape[1]], quality, y, mean, indexes)
+        rows, cols = self.windows(*self._latent_size(*image.shape[:2]), refine=bool(self.refine_steps))
+        if len(rows) == len(cols) == 1:  # the whole image at once
+            x = self.padded(image)
+            z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, x, q))
+            if self.refine_steps:  # scored on the image's own pixels, not the padding
+                symbols = self._refine(x[:, : image.shape[0], : image.shape[1]], quality, y, mean, indexes)
+            return z_hat, symbols, indexes
+        z_hat, symbols, indexes, mean, y = self._code(self.programs.apply_gain(self.params, self._transform(image), q))
+        if self.refine_steps:  # each window against its own pixels, the halo's symbols dropped
+            step, (height, width) = self.latent_step, image.shape[:2]
+
+            def refined(ys, xs):
+                target = tiling.window_pixels(image, ys, xs, step)[:, : height - ys.window_start * step,
+                                                                      : width - xs.window_start * step]
+                window = (ys.window, xs.window)
+                return self._refine(target, quality, y[window], mean[window], indexes[window])
+
+            symbols = tiling.analyse(refined, rows, cols)
         return z_hat, symbols, indexes
 
     def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +249,7 @@ class MeanScaleCodec:
         """``quality -> estimated payload bits`` of one image: the analysis transform runs
         once, each call only gains, rounds and measures (for rate control,
         :mod:`jaxcodec.rate_control`)."""
-        y0 = self.programs.transform(self.params, self.padded(image))
+        y0 = self._transform(self._check_image(image))
 
         def bits(quality: Any) -> float:
             q = jnp.full((1,), check_quality(quality, self.rungs), jnp.float32)
@@ -261,12 +310,21 @@ class MeanScaleCodec:
           ModelError: the stream was made by another model.
         """
         header, quality, _, symbols, mean = self._symbols(data)
-        y_hat = (symbols.astype(np.float64) + mean).astype(np.float32)[None]
-        image = np.asarray(self.programs.synthesis(self.params, y_hat, jnp.full((1,), quality, jnp.float32)))[0]
-        image = image[: header.height, : header.width]
+        y_hat = (symbols.astype(np.float64) + mean).astype(np.float32)
+        image = self.reconstruct(y_hat, quality, header.height, header.width)
         if header.channels == 1:
             image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         return image
+
+    def reconstruct(self, y_hat: np.ndarray, quality: float, height: int, width: int) -> np.ndarray:
+        """``g_s`` of the dequantised latent ``(h, w, M)`` at ``quality``, cropped, as uint8
+        ``(height, width, 3)``; window by window for a latent larger than one window."""
+        q = jnp.full((1,), quality, jnp.float32)
+        rows, cols = self.windows(*y_hat.shape[:2])
+        if len(rows) == len(cols) == 1:
+            return np.asarray(self.programs.synthesis(self.params, y_hat[None], q))[0][:height, :width]
+        return tiling.synthesise(lambda r, c: self.programs.synthesis(self.params, y_hat[None, r, c], q)[0],
+                                 rows, cols, self.latent_step, height, width)
 
     def estimate_bits(self, image: np.ndarray, quality: Any) -> float:
         """The coded size the tables predict (ideal code lengths of the integer tables)."""

@@ -43,6 +43,7 @@ OUTPUT_BITS = 12  # fractional bits of the outputs (mean and scale)
 ACTIVATION_LIMIT = 1 << 20  # |hidden activation| in fixed point, i.e. ±4096
 OUTPUT_LIMIT = 1 << 24  # |output| in fixed point, i.e. ±4096
 INPUT_LIMIT = ACTIVATION_LIMIT >> ACTIVATION_BITS  # |integer input|
+PATCH_BYTES = 16 << 20  # about the largest patch matrix one layer builds (conv3x3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,14 +102,20 @@ def conv3x3(x: np.ndarray, layer: IntegerConv) -> np.ndarray:
     pad = k // 2
     h, w, c = x.shape
     padded = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
-    patches = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(0, 1))  # (h, w, c, k, k)
-    patches = patches.transpose(0, 1, 3, 4, 2).reshape(h * w, k * k * c)
-    acc = patches @ layer.kernel.reshape(k * k * c, -1) + layer.bias
-    out = _round_shift(acc, layer.shift)
-    if layer.relu:
-        out = np.maximum(out, 0.0)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(0, 1))  # (h, w, c, k, k)
+    kernel = layer.kernel.reshape(k * k * c, -1)
     limit = ACTIVATION_LIMIT if layer.relu else OUTPUT_LIMIT
-    out = np.clip(out, -limit, limit).reshape(h, w, -1)
+    out = np.empty((h, w, kernel.shape[1]), np.float64)
+    # A block of rows at a time, so the patch matrix stays near PATCH_BYTES however large
+    # the image (every output value is exact, so the blocking changes nothing).
+    rows = max(1, PATCH_BYTES // (8 * w * k * k * c))
+    for r in range(0, h, rows):
+        part = windows[r : r + rows]
+        patches = part.transpose(0, 1, 3, 4, 2).reshape(-1, k * k * c)
+        block = _round_shift(patches @ kernel + layer.bias, layer.shift)
+        if layer.relu:
+            block = np.maximum(block, 0.0)
+        out[r : r + rows] = np.clip(block, -limit, limit).reshape(part.shape[0], w, -1)
     return np.asarray(depth_to_space(out[None]))[0] if layer.upsample else out
 
 
