@@ -198,6 +198,37 @@ def test_damaged_streams_raise_only_project_errors(trained):
         other.decode(bytes(stream))
 
 
+def test_edited_payloads_fail_the_content_check_and_streams_without_one_still_decode(trained):
+    """A payload byte changed and the CRC recomputed (as a tool that edits streams does): the
+    content check over ẑ and the symbols turns what would be another image into an error. A
+    stream written without the check (the earlier layout) decodes to the same image."""
+    import dataclasses
+    import struct
+    import zlib
+
+    _, _, codec, _ = trained
+    stream = codec.encode(_photo(64, 64), 5)
+    header, payload = container.unpack(stream)
+    assert len(header.check) == container.CHECK_SIZE
+    reference = codec.decode(stream)
+    rng = np.random.default_rng(5)
+    n, failed = container.crc_bytes(stream), 0
+    for _ in range(40):
+        edited = bytearray(stream)
+        position = len(stream) - n - 1 - int(rng.integers(len(payload) - 4))  # inside the ANS bytes
+        edited[position] ^= 1 << int(rng.integers(8))
+        edited[-n:] = struct.pack("<I", zlib.crc32(bytes(edited[:-n])))[:n]
+        try:
+            decoded = codec.decode(bytes(edited))
+        except BitstreamError as error:
+            failed += "content check failed" in str(error) or "corrupt" in str(error) or "truncated" in str(error)
+        else:
+            assert np.array_equal(decoded, reference), "an edited payload decoded to another image"
+    assert failed >= 30
+    unchecked = container.pack(dataclasses.replace(header, check=b""), payload)
+    assert len(unchecked) < len(stream) and np.array_equal(codec.decode(unchecked), reference)
+
+
 def test_symbols_identical_when_decoded_on_older_vector_units(trained, tmp_path):
     """Encode here; decode the symbols in fresh processes whose XLA code is limited to AVX2
     and SSE4.2: the entropy parameters come from the integer network, so every symbol agrees."""

@@ -10,7 +10,10 @@ parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
 ``g_s((s + μ)·m'(q))``.
 
 Payload: the hyper-latent's ANS bytes prefixed by their length (4 bytes, little-endian),
-then the latent's. The header's quality is ``round(1000·q)``: any real quality in
+then the latent's. The header's content check (:func:`jaxcodec.codecs.container.content_digest`)
+covers the header, ``ẑ`` and the symbols (little-endian int32, in coding order), and is
+verified before ``g_s`` runs, so an edited payload whose CRC was recomputed is an error, not
+another image; streams written without it (the first test vectors) decode as before. The header's quality is ``round(1000·q)``: any real quality in
 ``[1, 8]`` to a thousandth (gain units interpolate between the trained rungs).
 
 Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``): with
@@ -29,6 +32,7 @@ without tiling.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import struct
@@ -269,8 +273,19 @@ class MeanScaleCodec:
         header = container.Header(
             model=self.name, table_hash=self.table_hash, height=image.shape[0], width=image.shape[1],
             channels=image.shape[2], latent_shape=symbols.shape, quality=round(q * QUALITY_STEP),
+            check=b"\0" * container.CHECK_SIZE,
         )
-        return container.pack(header, struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
+        check = self._content_check(header, z_hat, symbols)
+        return container.pack(dataclasses.replace(header, check=check), struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
+
+    @staticmethod
+    def _content_check(header: container.Header, z_hat: np.ndarray, symbols: np.ndarray) -> bytes:
+        """The header's content check (:func:`jaxcodec.codecs.container.content_digest`) over
+        ``ẑ`` and then the latent symbols, little-endian int32 in coding order."""
+        digest = container.content_digest(header)
+        digest.update(np.ascontiguousarray(z_hat).astype("<i4").tobytes())
+        digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
+        return digest.digest()
 
     def _symbols(self, data: bytes) -> tuple[container.Header, float, np.ndarray, np.ndarray, np.ndarray]:
         header, payload = container.unpack(data)
@@ -295,7 +310,11 @@ class MeanScaleCodec:
         z_hat = z_hat.reshape(zh, zw, self.features)
         mean, indexes = self.entropy_parameters(z_hat)
         symbols = entropy.decode_symbols(payload[split:], indexes.reshape(-1), self.y_freqs, self.y_offsets)
-        return header, quality, z_hat, symbols.reshape(expected), mean
+        symbols = symbols.reshape(expected)
+        if header.check and self._content_check(header, z_hat, symbols) != header.check:
+            raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "
+                                 "symbols that were coded (a damaged or edited stream)")
+        return header, quality, z_hat, symbols, mean
 
     def decode_symbols(self, data: bytes) -> np.ndarray:
         """The integers the entropy decoder recovers: ``ẑ`` then the latent symbols, flattened."""
