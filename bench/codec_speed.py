@@ -152,9 +152,16 @@ def total(r: dict) -> float:
     return statistics.median(r["encode_all"]) + statistics.median(r["decode_all"])
 
 
-def line(name: str, r: dict) -> str:
+def line(name: str, r: dict, trained: bool = False) -> str:
     return (f"{name}: encode {r['encode_s']:.3f} s, decode {r['decode_s']:.3f} s, "
-            f"total {r['encode_s'] + r['decode_s']:.3f} s ({r['bytes']} bytes, untrained)")
+            f"total {r['encode_s'] + r['decode_s']:.3f} s ({r['bytes']} bytes{'' if trained else ', untrained'})")
+
+
+def quality_for(codec, quality: float) -> float:
+    """``quality``, or a single-rung model's own quality (a ``-qN`` rung codes only N)."""
+    if hasattr(codec, "quality_range") or quality in codec.qualities:
+        return quality
+    return codec.qualities[0]
 
 
 def time_rate_control(image: np.ndarray, share: float, repeats: int) -> str:
@@ -189,7 +196,7 @@ def main() -> None:
                         help="rounds in which the two sides take turns (medians over all runs reported)")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=768)
-    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--quality", type=float, default=3)
     parser.add_argument("--photos", default=None, help="folder of photos (default: scikit-image's coffee)")
     parser.add_argument("--refine", type=int, default=0, help="also time the encoder with this many refinement steps")
     parser.add_argument("--max-bytes-share", type=float, default=None,
@@ -201,11 +208,16 @@ def main() -> None:
     parser.add_argument("--shipped", default=None, metavar="NAME",
                         help="time this shipped model (trained, its own N and M) instead of an untrained one; "
                              "no peer (e.g. mbt2018-mean beside bmshj2017-factorized-q5)")
+    parser.add_argument("--against", default=None, metavar="NAME",
+                        help="with --shipped: a second shipped model timed in turns with it; prints the time "
+                             "ratio (e.g. --shipped mbt2018-mean --against bmshj2017-factorized-q5)")
     parser.add_argument("--conv-algorithm", choices=ALGORITHMS, default="auto",
                         help="jaxcodec's convolution algorithm (jaxcodec.ops.conv_impl)")
     parser.add_argument("--split", action="store_true",
                         help="also split jaxcodec's times into transforms, entropy coding and copies")
     args = parser.parse_args()
+    if float(args.quality).is_integer():
+        args.quality = int(args.quality)  # the ladders' rungs are whole numbers
     malloc = configure_allocator()
 
     photos = load_photos(args.photos)
@@ -214,6 +226,9 @@ def main() -> None:
     if args.shipped:
         if args.peer_python:
             parser.error("--shipped times a shipped model alone: no --peer-python")
+        from jaxcodec import zoo
+
+        args.quality = quality_for(zoo.get_codec(args.shipped), args.quality)
         codec, warmup_s = shipped_codec(args.shipped, image, args.quality, args.conv_algorithm)
         from jaxcodec.codecs.hyperprior import MeanScaleCodec
 
@@ -232,10 +247,26 @@ def main() -> None:
             "codec", ["--repeats", str(args.repeats), "--device", args.peer_device, "--model", args.model],
             speed=lambda r: 1.0 / total(r),
             describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
+    elif args.against:
+        from jaxcodec import zoo
+
+        if not args.shipped:
+            parser.error("--against needs --shipped")
+        other_quality = quality_for(zoo.get_codec(args.against), args.quality)
+        other, _ = shipped_codec(args.against, image, other_quality, args.conv_algorithm)
+        ours, others = [], []
+        for _ in range(args.rounds):  # in turns, so a slow spell of the machine falls on both
+            ours.append(time_codec(codec, image, args.quality, args.repeats))
+            others.append(time_codec(other, image, other_quality, args.repeats))
     else:
         ours = [time_codec(codec, image, args.quality, args.repeats) for _ in range(args.rounds)]
     j = pooled(ours)
-    print(line(jax_name, j) + f", warm-up {warmup_s:.1f} s")
+    print(line(jax_name, j, trained=bool(args.shipped)) + f", warm-up {warmup_s:.1f} s")
+    if args.against:
+        o = pooled(others)
+        print(line(f"{args.against} (quality {other_quality:g})", o, trained=True))
+        print(f"time ratio {args.shipped} (quality {args.quality:g}) / {args.against}: "
+              f"{(j['encode_s'] + j['decode_s']) / (o['encode_s'] + o['decode_s']):.2f}")
     if args.refine:
         slow = codec.refined(args.refine)
         slow.encode(image, args.quality)  # warm-up: compiles the refinement step
