@@ -72,16 +72,18 @@ def jax_codec(image: np.ndarray, quality: int, conv_algorithm: str = "auto", mod
     return codec, time.perf_counter() - t
 
 
-def shipped_codec(name: str, image: np.ndarray, quality: int, conv_algorithm: str = "auto"):
-    """A shipped model's codec, warmed up on ``image``; returns ``(codec, warm-up seconds)``."""
+def shipped_codec(name: str, image: np.ndarray, quality: float, conv_algorithm: str = "auto"):
+    """A shipped model's codec, warmed up on ``image`` at ``quality`` (a single rung at its own,
+    :func:`quality_for`); returns ``(codec, quality, warm-up seconds)``."""
     from jaxcodec import zoo
 
     codec = zoo.get_codec(name)
+    quality = quality_for(codec, quality)
     t = time.perf_counter()
     with conv_impl(conv_algorithm):
         out = codec.decode(codec.encode(image, quality))
     assert out.shape == image.shape and out.dtype == np.uint8, (out.shape, out.dtype)
-    return codec, time.perf_counter() - t
+    return codec, quality, time.perf_counter() - t
 
 
 def time_codec(codec, image: np.ndarray, quality: int, repeats: int) -> dict:
@@ -216,6 +218,8 @@ def main() -> None:
     parser.add_argument("--split", action="store_true",
                         help="also split jaxcodec's times into transforms, entropy coding and copies")
     args = parser.parse_args()
+    if args.against and not args.shipped:
+        parser.error("--against needs --shipped")
     if float(args.quality).is_integer():
         args.quality = int(args.quality)  # the ladders' rungs are whole numbers
     malloc = configure_allocator()
@@ -226,10 +230,7 @@ def main() -> None:
     if args.shipped:
         if args.peer_python:
             parser.error("--shipped times a shipped model alone: no --peer-python")
-        from jaxcodec import zoo
-
-        args.quality = quality_for(zoo.get_codec(args.shipped), args.quality)
-        codec, warmup_s = shipped_codec(args.shipped, image, args.quality, args.conv_algorithm)
+        codec, args.quality, warmup_s = shipped_codec(args.shipped, image, args.quality, args.conv_algorithm)
         from jaxcodec.codecs.hyperprior import MeanScaleCodec
 
         args.model = "mbt2018-mean" if isinstance(codec, MeanScaleCodec) else "factorized"
@@ -248,12 +249,7 @@ def main() -> None:
             speed=lambda r: 1.0 / total(r),
             describe=lambda r: f"{total(r):.3f} s", malloc=args.peer_malloc)
     elif args.against:
-        from jaxcodec import zoo
-
-        if not args.shipped:
-            parser.error("--against needs --shipped")
-        other_quality = quality_for(zoo.get_codec(args.against), args.quality)
-        other, _ = shipped_codec(args.against, image, other_quality, args.conv_algorithm)
+        other, other_quality, _ = shipped_codec(args.against, image, args.quality, args.conv_algorithm)
         ours, others = [], []
         for _ in range(args.rounds):  # in turns, so a slow spell of the machine falls on both
             ours.append(time_codec(codec, image, args.quality, args.repeats))

@@ -29,13 +29,13 @@ import contextvars
 import dataclasses
 import math
 import re
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from jaxcodec.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_MEMORY", "Span", "analyse", "budget", "memory_budget", "parse_bytes", "spans", "synthesise",
+__all__ = ["DEFAULT_MAX_MEMORY", "Span", "analyse", "budget", "halo", "memory_budget", "parse_bytes", "spans", "synthesise",
            "tile_for", "window_pixels", "windows"]
 
 #: Working memory of one transform over one window, unless a caller sets another budget:
@@ -120,6 +120,14 @@ def tile_for(bytes_per_unit: float, halo: int, nbytes: int | None = None) -> int
     area; at least 1."""
     side = math.isqrt(int((budget() if nbytes is None else nbytes) // max(bytes_per_unit, 1e-9)))
     return max(side - 2 * halo, 1)
+
+
+def halo(kernel_sizes: Sequence[int], step: int) -> int:
+    """The halo, in latent positions of ``step`` pixels, of an analysis made of stride-2
+    convolutions of ``kernel_sizes``: it reads ``Σ_i (k_i // 2)·2^i`` pixels beyond a latent
+    position's own (its synthesis reads less), rounded up, with two positions to spare."""
+    reach = sum((int(k) // 2) << i for i, k in enumerate(kernel_sizes))
+    return -(-reach // step) + 2
 
 
 def windows(height: int, width: int, bytes_per_unit: float, halo: int) -> tuple[list[Span], list[Span]]:

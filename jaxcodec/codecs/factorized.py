@@ -144,10 +144,7 @@ class FactorizedCodec:
         guard[0, GUARD_VALUE] = int(self.freqs[0].sum()) - (self.freqs.shape[1] - 1)
         self.guarded_tables = (np.concatenate([self.freqs, guard]), np.append(self.offsets, np.int32(0)))
         self._costs = limits.symbol_costs(self.freqs)  # bits of each channel's cheapest symbol
-        # Halo of the tiled transforms: the analysis reads sum_i (k_i // 2) 2**i pixels beyond
-        # a latent's own; the synthesis reads less (module docstring); two positions to spare.
-        reach = sum((int(k) // 2) << i for i, k in enumerate(task.config.model.kernel_sizes))
-        self.halo = -(-reach // self.downsampling) + 2
+        self.halo = tiling.halo(task.config.model.kernel_sizes, self.downsampling)  # module docstring
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(task.model.features)
         self.params = params  # the trained parameters
         self.task = task  # the task that built them: λ, configuration, transforms

@@ -50,6 +50,7 @@ from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.entropy import integer_net
 from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ModelError
+from jaxcodec.models.factorized import AnalysisTransform
 from jaxcodec.models.hyperprior import lambda_for_quality
 from jaxcodec.ops.conv import conv_impl
 
@@ -131,10 +132,8 @@ class MeanScaleCodec:
         self.qualities = list(range(1, self.rungs + 1))
         self.quality_range = (1.0, float(self.rungs))
         self.downsampling = task.downsampling
-        # Tiles: g_a reads 2 + 4 + 8 + 16 = 30 pixels beyond a latent position's 16 (four
-        # 5×5 convolutions of stride 2), g_s less; two positions to spare.
-        self.latent_step = 16
-        self.halo = -(-30 // self.latent_step) + 2
+        self.latent_step = 16  # pixels per latent position (g_a's four stride-2 convolutions)
+        self.halo = tiling.halo(AnalysisTransform.kernel_sizes, self.latent_step)
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(self.features)
         self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
                             f"M={self.latent_channels}, qualities 1-{self.rungs})")
@@ -200,15 +199,9 @@ class MeanScaleCodec:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
         image = self._check_image(image)
         q = jnp.full((1,), quality, jnp.float32)
-        rows, cols = self.windows(*self._latent_size(*image.shape[:2]), refine=bool(self.refine_steps))
-        if len(rows) == len(cols) == 1:  # the whole image at once
-            x = self.padded(image)
-            z_hat, symbols, indexes, mean, y = self._code(self.programs.analysis(self.params, x, q))
-            if self.refine_steps:  # scored on the image's own pixels, not the padding
-                symbols = self._refine(x[:, : image.shape[0], : image.shape[1]], quality, y, mean, indexes)
-            return z_hat, symbols, indexes
         z_hat, symbols, indexes, mean, y = self._code(self.programs.apply_gain(self.params, self._transform(image), q))
-        if self.refine_steps:  # each window against its own pixels, the halo's symbols dropped
+        if self.refine_steps:  # each window against its own pixels (not the padding), the halo's symbols dropped
+            rows, cols = self.windows(*symbols.shape[:2], refine=True)
             step, (height, width) = self.latent_step, image.shape[:2]
 
             def refined(ys, xs):
