@@ -5,7 +5,10 @@ qualities in the model's range) with a model in this process, then decodes every
 symbols (``codec.decode_symbols``) in fresh processes whose XLA code is limited to each
 ``--isa`` (``XLA_FLAGS=--xla_cpu_max_isa=...``), and counts the streams whose symbols differ
 from the encoder's. For the mean-scale hyperprior the decoder's entropy parameters come from
-its integer network (:mod:`jaxcodec.entropy.integer_net`), so the count should be zero::
+its integer network (:mod:`jaxcodec.entropy.integer_net`), whose products NumPy's BLAS
+computes, so each decoding process also runs OpenBLAS's kernels for that ISA
+(``OPENBLAS_CORETYPE``: AVX2 Haswell, AVX Sandybridge, SSE4_2 Prescott; their float64 sums of
+random reals differ in the last bits); the count should be zero::
 
     .venv/bin/python bench/cross_isa_symbols.py --model /work/runs/mbt2018_mean \\
         --photos /work/runs/photos/val --images 200
@@ -22,6 +25,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+# OpenBLAS's kernel family for each XLA ISA (a decoder on such a CPU would run both).
+BLAS_CORES = {"AVX512": "SkylakeX", "AVX2": "Haswell", "AVX": "Sandybridge", "SSE4_2": "Prescott"}
 
 _DECODE = """
 import sys, numpy as np
@@ -63,7 +69,7 @@ def main() -> int:
             np.save(f"{folder}/{i}.npy", codec.decode_symbols(stream))
         failed = False
         for isa in args.isa.split(","):
-            env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}")
+            env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}", OPENBLAS_CORETYPE=BLAS_CORES.get(isa, ""))
             run = subprocess.run([sys.executable, "-c", _DECODE, args.model, folder, str(args.images)],
                                  cwd=root, env=env, capture_output=True, text=True)
             if run.returncode:

@@ -231,7 +231,10 @@ def test_edited_payloads_fail_the_content_check_and_streams_without_one_still_de
 
 def test_symbols_identical_when_decoded_on_older_vector_units(trained, tmp_path):
     """Encode here; decode the symbols in fresh processes whose XLA code is limited to AVX2
-    and SSE4.2: the entropy parameters come from the integer network, so every symbol agrees."""
+    and SSE4.2 and whose matrix products run OpenBLAS's Haswell (AVX2, FMA) and Prescott (SSE3)
+    kernels, whose float64 sums of random reals differ in their last bits: the entropy
+    parameters come from the integer network, exact in any summation order, so every symbol
+    agrees."""
     from jaxcodec import zoo
 
     task, state, codec, _ = trained
@@ -245,9 +248,10 @@ def test_symbols_identical_when_decoded_on_older_vector_units(trained, tmp_path)
             "codec = zoo.load_codec(sys.argv[1])\n"
             "for i in range(3):\n"
             "    np.save(f'{sys.argv[2]}/{i}.npy', codec.decode_symbols(open(f'{sys.argv[2]}/{i}.jxc', 'rb').read()))\n")
-    for isa in ("AVX2", "SSE4_2"):
+    for isa, blas in (("AVX2", "Haswell"), ("SSE4_2", "Prescott")):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}", OPENBLAS_CORETYPE=blas)
         run = subprocess.run([sys.executable, "-c", code, model, str(tmp_path)], cwd=ROOT, capture_output=True,
-                             text=True, timeout=300, env=dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}"))
+                             text=True, timeout=300, env=env)
         assert run.returncode == 0, run.stderr[-2000:]
         for i, expected in enumerate(streams):
             np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected)

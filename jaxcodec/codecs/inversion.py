@@ -48,7 +48,7 @@ independently no communication is needed.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +57,9 @@ import numpy as np
 from jaxcodec.eval import metrics
 from jaxcodec.train import sharding
 from jaxcodec.errors import ConfigError, ImageError
+
+if TYPE_CHECKING:  # the annotation only: optax is imported where an encoder needs it
+    import optax
 
 __all__ = [
     "CLIP_MODES",
