@@ -341,3 +341,33 @@ def test_quality_range_trains_one_rung_or_a_part_of_the_ladder():
         task.config.model.quality_range = bad
         with pytest.raises(ConfigError, match="quality_range"):
             hyperprior_task.MeanScaleTask(task.config)
+
+
+def test_rate_balance_weighs_each_image_by_a_power_of_its_lambda():
+    """``model.rate_balance = β``: the objective is the mean of ``λ(q_i)^−β``-weighted image
+    losses (weights over their batch mean), against the per-image losses computed here from
+    the forward pass; the reported loss stays the plain mean, and one rung is unaffected."""
+    from jaxcodec.models.hyperprior import LAMBDAS
+
+    task = small_task()
+    task.config.model.rate_balance = 0.6
+    balanced = hyperprior_task.MeanScaleTask(task.config)
+    x = jnp.asarray(np.stack([_photo(64, 64), _photo(64, 128)[:, 64:]]).astype(np.float32) / 255.0)
+    params = balanced.init_state(jax.random.key(0), x)["params"]
+    rng = jax.random.key(3)
+    objective, metrics = balanced.loss_fn(params, x, rng)
+    quality = np.asarray(jax.random.uniform(jax.random.split(rng)[0], (2,), jnp.float32, 1.0, 8.0))
+    x_hat, bits, mse = balanced.forward(params, x, jnp.asarray(quality), jax.random.split(rng)[1])
+    lam = np.exp(np.interp(quality, np.arange(1, 9), np.log(LAMBDAS)))
+    per_image = lam * 255.0**2 * np.asarray(mse) + np.asarray(bits) / (64 * 64)
+    weights = lam**-0.6 / np.mean(lam**-0.6)
+    np.testing.assert_allclose(float(objective), np.mean(weights * per_image), rtol=1e-4)
+    np.testing.assert_allclose(float(metrics["loss"]), np.mean(per_image), rtol=1e-4)
+    assert abs(weights[0] - weights[1]) > 0.05  # two different qualities were drawn
+    one = small_task()
+    one.config.model.quality_range, one.config.model.rate_balance = (3.0, 3.0), 0.6
+    rung = hyperprior_task.MeanScaleTask(one.config)
+    np.testing.assert_allclose(np.asarray(rung.quality_weights(jnp.full((4,), 3.0))), 1.0, rtol=1e-6)
+    with pytest.raises(ConfigError, match="rate_balance"):
+        task.config.model.rate_balance = 1.5
+        hyperprior_task.MeanScaleTask(task.config)

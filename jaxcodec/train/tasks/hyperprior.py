@@ -70,6 +70,9 @@ class MeanScaleTask:
             raise ConfigError(f"model.quality_range must be LOW,HIGH with 1 <= LOW <= HIGH <= {self.qualities}, "
                               f"got {low:g},{high:g}")
         self.quality_range = (low, high)
+        self.rate_balance = float(m.get("rate_balance", 0.0) or 0.0)
+        if not 0.0 <= self.rate_balance <= 1.0:
+            raise ConfigError(f"model.rate_balance must be in [0, 1], got {self.rate_balance:g}")
         if self.freeze_transforms_steps < 0:
             raise ConfigError(f"model.freeze_transforms_steps must be >= 0, got {self.freeze_transforms_steps}")
 
@@ -149,17 +152,31 @@ class MeanScaleTask:
         bits = bits + _bits(gaussian_conditional.likelihood(y_rate, mean, scale))
         return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
 
+    def quality_weights(self, quality: jax.Array) -> jax.Array:
+        """Each image's weight in the objective: ``λ(q_i)^(−β)`` over its batch mean, with
+        ``β = model.rate_balance`` (all ones for β = 0 or a single rung).
+
+        An image's ``λ(q)·255²·MSE + bpp`` grows about as ``λ^0.6`` over CompressAI's ladder
+        (on photos, about 0.7 at quality 1 and 11 at quality 8), so in a plain mean the top
+        rates steer the parameters every quality shares and the bottom ones pay for it. A
+        positive factor per quality leaves each quality's own optimum where it was and evens
+        their pull."""
+        weights = lambda_for_quality(quality) ** (-self.rate_balance)
+        return weights / jnp.mean(weights)
+
     def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
-        """``mean_i λ(q_i)·255²·MSE_i + bpp_i`` with ``q_i ~ U[model.quality_range]`` per image
-        (``[1, Q]`` by default; one value trains a single rung)."""
+        """``mean_i w_i·(λ(q_i)·255²·MSE_i + bpp_i)`` with ``q_i ~ U[model.quality_range]`` per
+        image (``[1, Q]`` by default; one value trains a single rung) and ``w_i`` of
+        :meth:`quality_weights`; the ``loss`` it reports is the plain mean."""
         self._check_batch(x)
         q_rng, noise_rng = jax.random.split(rng)
         quality = jax.random.uniform(q_rng, (x.shape[0],), jnp.float32, *self.quality_range)
         x_hat, bits, mse = self.forward(params, x, quality, noise_rng)
         bpp = bits / (x.shape[1] * x.shape[2])
-        loss = jnp.mean(lambda_for_quality(quality) * 255.0**2 * mse + bpp)
+        per_image = lambda_for_quality(quality) * 255.0**2 * mse + bpp
+        objective = jnp.mean(self.quality_weights(quality) * per_image)
         psnr = jnp.mean(-10.0 * jnp.log10(jnp.maximum(mse, 1e-10)))
-        return loss, {"loss": loss, "mse": jnp.mean(mse), "bpp": jnp.mean(bpp), "psnr": psnr}
+        return objective, {"loss": jnp.mean(per_image), "mse": jnp.mean(mse), "bpp": jnp.mean(bpp), "psnr": psnr}
 
     def train_step(self, state: dict, batch: jax.Array, rng: jax.Array) -> tuple[dict, dict]:
         import optax
@@ -221,6 +238,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.freeze_transforms_steps = 0  # with it: steps during which the copied g_a/g_s stay fixed
     config.model.transforms_lr_scale = 1.0  # g_a/g_s learn at this fraction of learning_rate (Adam's step)
     config.model.quality_range = (1.0, 8.0)  # qualities drawn in training; (q, q) trains one rung
+    config.model.rate_balance = 0.0  # β: each image's loss weighted by λ(q)^−β (MeanScaleTask.quality_weights)
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
