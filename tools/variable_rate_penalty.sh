@@ -9,11 +9,13 @@
 #
 # e.g. bash tools/variable_rate_penalty.sh /work/runs/penalty /work/runs/photos/train 800 "1 3 5 8"
 # writes RUNS_DIR/variable and RUNS_DIR/q1 .. (resumable: an existing workdir resumes).
+# START=NAME_OR_WORKDIR changes the start, RATE_BALANCE=0.6 the objective's quality weights.
 # Then: python bench/variable_rate_penalty.py --variable RUNS_DIR/variable --rung 1=RUNS_DIR/q1 ...
 set -eu
 cd "$(dirname "$0")/.."
 RUNS="$1"; TRAIN="$2"; STEPS="${3:-800}"; QUALITIES="${4:-1 3 5 8}"
 START="${START:-mbt2018-mean}"
+BALANCE="${RATE_BALANCE:-0}"  # model.rate_balance of every run (a single rung is unaffected by it)
 PY="${PYTHON:-python3}"
 mkdir -p "$RUNS"
 run() {  # NAME LOW HIGH
@@ -21,7 +23,8 @@ run() {  # NAME LOW HIGH
   "$PY" train.py --config configs/mbt2018_mean_from_factorized.py --workdir "$RUNS/$1" \
     --config.data.train="folder:$TRAIN" --config.init_from="$START" \
     --config.model.init_transforms_from= --config.model.freeze_transforms_steps=0 \
-    --config.model.quality_range="($2, $3)" --config.num_steps="$STEPS" --config.lr_decay_at=0.5 \
+    --config.model.quality_range="($2, $3)" --config.model.rate_balance="$BALANCE" \
+    --config.num_steps="$STEPS" --config.lr_decay_at=0.5 \
     --config.checkpoint_every=200
 }
 run variable 1.0 8.0
