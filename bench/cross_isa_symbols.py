@@ -69,7 +69,9 @@ def main() -> int:
             np.save(f"{folder}/{i}.npy", codec.decode_symbols(stream))
         failed = False
         for isa in args.isa.split(","):
-            env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}", OPENBLAS_CORETYPE=BLAS_CORES.get(isa, ""))
+            env = dict(os.environ, XLA_FLAGS=f"--xla_cpu_max_isa={isa}")
+            if isa in BLAS_CORES:
+                env["OPENBLAS_CORETYPE"] = BLAS_CORES[isa]
             run = subprocess.run([sys.executable, "-c", _DECODE, args.model, folder, str(args.images)],
                                  cwd=root, env=env, capture_output=True, text=True)
             if run.returncode:

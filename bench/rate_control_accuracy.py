@@ -57,7 +57,7 @@ def plot(rows: list[dict], path: str) -> None:
     os.replace(tmp, path)
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="images (eval.py's dataset spec)")
     parser.add_argument("--split", default="test")
@@ -78,7 +78,7 @@ def main() -> int:
         raise ConfigError(f"--data {args.data}: no images")
     codec = zoo.get_codec(args.model)
     space = rate_control.candidates(codec)
-    low_q, high_q = (space[0], space[-1]) if not isinstance(space, tuple) else space
+    low_q, high_q = space[0], space[-1]  # a (low, high) range or a sorted list
     rows = []
     for index, image in enumerate(images):
         pixels = image.shape[0] * image.shape[1]
@@ -122,15 +122,9 @@ def main() -> int:
           f"largest {max(cost):.2f}x), {np.median([r['seconds'] for r in rows]):.2f} s")
     print(f"--bpp: {int(np.sum(errors > 0.03))} more than 3% off; largest error {errors.max() * 100:.2f}%")
     print(f"encodes per search: at most {max(encodes)} (bound {rate_control.MAX_ENCODES} for a continuous model)")
-    return 1 if np.any(fills > 1) else 0
+    if np.any(fills > 1):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    status = 0
-
-    def _main():
-        global status
-        status = main()
-
-    run_main(_main)
-    sys.exit(status)
+    run_main(main)

@@ -124,8 +124,7 @@ def _crossing(g: Callable[[float], float], lo: float, hi: float, *, width: float
         return hi, hi
     kept = 0  # which end stayed put last time: -1 lo, +1 hi
     while hi - lo > width:
-        t = round((lo + (hi - lo) * g_lo / (g_lo - g_hi)) / _PRECISION) * _PRECISION
-        t = round(min(max(t, lo + _PRECISION), hi - _PRECISION), 3)
+        t = round(min(max(lo + (hi - lo) * g_lo / (g_lo - g_hi), lo + _PRECISION), hi - _PRECISION), 3)
         if not lo < t < hi:
             break
         g_t = g(t)
