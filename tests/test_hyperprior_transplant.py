@@ -2,6 +2,8 @@
 (``model.init_transforms_from``) and holding them while the entropy model learns
 (``model.freeze_transforms_steps``)."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -142,7 +144,18 @@ def test_a_run_restarts_from_a_shipped_model(tmp_path):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
+    # an exported model's folder, into a model with a conditional decoder: its tables start at the identity
+    from jaxcodec import artefact
+
+    config = _engine_config(64, 128, init_from=os.path.join(artefact.WEIGHTS_DIR, "mbt2018-mean"))
+    config.model.synthesis_modulation = True
+    extended = jax.device_get(engine.train_and_evaluate(config, str(tmp_path / "extended"))["params"]["params"])
+    for name in ("synthesis_log_scale", "synthesis_bias"):
+        assert np.all(extended.pop(name) == 0)
+    assert len(jax.tree.leaves(extended)) == len(want)
+    for a, b in zip(jax.tree.leaves(extended), want):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
     with pytest.raises(ConfigError, match="do not fit this model"):  # N=16 cannot take N=64's kernels
         engine.train_and_evaluate(_engine_config(16, 24, init_from="mbt2018-mean"), str(tmp_path / "narrow"))
-    with pytest.raises(ConfigError, match="not a training workdir or a shipped single model"):
+    with pytest.raises(ConfigError, match="not a training workdir, a shipped single model"):
         engine.train_and_evaluate(_engine_config(16, 24, init_from="no-such-model"), str(tmp_path / "none"))

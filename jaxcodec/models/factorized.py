@@ -82,7 +82,10 @@ class SynthesisTransform(nn.Module):
     upsample: str = "subpixel"
 
     @nn.compact
-    def __call__(self, y: jax.Array) -> jax.Array:
+    def __call__(self, y: jax.Array, modulation: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+        """``modulation``: optional per-image ``(scale, bias)``, each ``(B, L−1, N)``, applied
+        channel-wise after each hidden layer's IGDN (a conditional decoder, see
+        :class:`jaxcodec.models.hyperprior.MeanScaleHyperprior`); ``None`` leaves it out."""
         n = len(self.kernel_sizes)
         x = y
         for i, k in enumerate(self.kernel_sizes):
@@ -96,6 +99,9 @@ class SynthesisTransform(nn.Module):
                 raise ConfigError(f"model.upsample must be 'subpixel' or 'transposed', got {self.upsample!r}")
             if not last:
                 x = _activation(self.activation, True, f"igdn{i}")(x)
+                if modulation is not None:
+                    scale, bias = modulation
+                    x = x * scale[:, None, None, i, :] + bias[:, None, None, i, :]
         return x
 
 

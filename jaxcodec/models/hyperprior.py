@@ -14,6 +14,13 @@ CompressAI's ``mbt2018-mean``), with the gain units of Cui, Wang, Gao, Bai & Shi
   interpolation ``m(q) = m_r^{1−l} · m_{r+1}^{l}`` of its two neighbours (Cui 2021,
   eq. 7), and so does λ: training draws ``q`` uniformly per example and weighs its
   distortion with ``λ(q) = λ_r^{1−l} λ_{r+1}^{l}``;
+* optionally (``synthesis_modulation``) a **conditional decoder**: after each of ``g_s``'s
+  hidden IGDN layers a per-channel affine map ``a ↦ a·s_l(q) + b_l(q)`` whose log-scales
+  and biases are learned per rung and interpolated like the gains (Choi, El-Khamy & Lee,
+  "Variable rate deep image compression with a conditional autoencoder", ICCV 2019:
+  channel-wise scale and bias as a function of the rate). They start at the identity, so a
+  model trained without them starts unchanged, and they leave ``g_a`` and the entropy
+  model alone (the encoder's latent stays the same for every quality up to its gain);
 * hyper-analysis ``h_a``: ``3×3`` stride 1, two ``5×5`` stride 2, LeakyReLU between.
   Unlike Cui 2021, the hyper-latent has no gain of its own: ``h_a`` sees the gained latent,
   so ``z`` already carries the rate, and the decoder's path from the rounded ``z`` to the
@@ -50,13 +57,19 @@ MODEL_NAME = "mbt2018_mean"
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)
 
 
-def interpolate_log(table: jax.Array, quality: jax.Array) -> jax.Array:
-    """Exponential interpolation between the rows of ``table`` (log values, ``(Q, ...)``)
-    at real 1-based ``quality`` (any shape): ``exp((1−l)·t_r + l·t_{r+1})`` (Cui 2021, eq. 7)."""
+def interpolate(table: jax.Array, quality: jax.Array) -> jax.Array:
+    """Linear interpolation ``(1−l)·t_r + l·t_{r+1}`` between the rows of ``table`` (``(Q, ...)``)
+    at real 1-based ``quality`` (any shape), clipped to ``[1, Q]``."""
     q = jnp.clip(jnp.asarray(quality, jnp.float32) - 1.0, 0.0, table.shape[0] - 1.0)
     low = jnp.clip(jnp.floor(q).astype(jnp.int32), 0, table.shape[0] - 2)
     frac = (q - low.astype(jnp.float32)).reshape(q.shape + (1,) * (table.ndim - 1))
-    return jnp.exp((1.0 - frac) * table[low] + frac * table[low + 1])
+    return (1.0 - frac) * table[low] + frac * table[low + 1]
+
+
+def interpolate_log(table: jax.Array, quality: jax.Array) -> jax.Array:
+    """Exponential interpolation between the rows of ``table`` (log values, ``(Q, ...)``)
+    at real 1-based ``quality`` (any shape): ``exp((1−l)·t_r + l·t_{r+1})`` (Cui 2021, eq. 7)."""
+    return jnp.exp(interpolate(table, quality))
 
 
 def lambda_for_quality(quality: jax.Array) -> jax.Array:
@@ -110,6 +123,7 @@ class MeanScaleHyperprior(nn.Module):
     latent_channels: int = 192
     filters: Sequence[int] = (3, 3, 3)
     lambdas: Sequence[float] = LAMBDAS
+    synthesis_modulation: bool = False
 
     def setup(self):
         n, m, q = self.features, self.latent_channels, len(self.lambdas)
@@ -120,6 +134,10 @@ class MeanScaleHyperprior(nn.Module):
         self.gain = self.param("gain", _log_gain_init(self.lambdas, m, 0.5), (q, m))
         self.inverse_gain = self.param("inverse_gain", _log_gain_init(self.lambdas, m, -0.5), (q, m))
         self.entropy_bottleneck = factorized_prior.DeepFactorized(n, tuple(self.filters))
+        if self.synthesis_modulation:  # (Q, hidden layers of g_s, N), identity at the start
+            hidden = len(self.g_s.kernel_sizes) - 1
+            self.synthesis_log_scale = self.param("synthesis_log_scale", nn.initializers.zeros, (q, hidden, n))
+            self.synthesis_bias = self.param("synthesis_bias", nn.initializers.zeros, (q, hidden, n))
 
     @staticmethod
     def _per_image(gains: jax.Array) -> jax.Array:
@@ -144,7 +162,12 @@ class MeanScaleHyperprior(nn.Module):
         return self.h_s(z_hat)
 
     def synthesis(self, y_hat: jax.Array, quality: jax.Array) -> jax.Array:
-        return self.g_s(y_hat * self._per_image(interpolate_log(self.inverse_gain, quality)))
+        """Images from the gained latent ``ŷ`` at per-image qualities ``quality (B,)``."""
+        modulation = None
+        if self.synthesis_modulation:
+            modulation = (interpolate_log(self.synthesis_log_scale, quality),
+                          interpolate(self.synthesis_bias, quality))
+        return self.g_s(y_hat * self._per_image(interpolate_log(self.inverse_gain, quality)), modulation)
 
     def hyper_likelihood(self, z: jax.Array) -> jax.Array:
         return self.entropy_bottleneck(z)

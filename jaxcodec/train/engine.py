@@ -144,13 +144,15 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
 
 
 def _shipped_params(name: str) -> Any:
-    """Parameters of the shipped model ``name`` (float32: a training run restarts from what
-    was exported), or :class:`ConfigError` when ``name`` is neither that nor a workdir."""
+    """Parameters of the shipped model ``name`` or of an exported model directory (float32: a
+    training run restarts from what was exported), or :class:`ConfigError` when ``name`` is
+    none of these nor a workdir."""
     from jaxcodec import artefact
 
-    path = os.path.join(artefact.WEIGHTS_DIR, name)
-    if os.sep in name or not artefact.is_artefact(path):
-        raise ConfigError(f"config.init_from: {name} is not a training workdir or a shipped single model")
+    path = name if os.sep in name else os.path.join(artefact.WEIGHTS_DIR, name)
+    if not artefact.is_artefact(path):
+        raise ConfigError(f"config.init_from: {name} is not a training workdir, a shipped single model "
+                          "or an exported model directory")
     _, state, _ = artefact.read(path)
     return jax.tree.map(lambda a: np.asarray(a, np.float32), state["params"])
 
@@ -160,7 +162,9 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     state stays fresh): fine-tuning one rung of a rate-distortion ladder from another.
     The source is read with its own config (its optimiser may differ, e.g. when only
     the encoder is fine-tuned); its parameters must have this model's names and shapes."""
-    if os.path.isdir(source):
+    from jaxcodec import artefact
+
+    if os.path.isdir(source) and not artefact.is_artefact(source):
         try:  # the source's own state (its optimiser may differ), by a task of this class
             source_config = _config_from_json(os.path.join(source, CONFIG_FILE))
             _, source_state, _ = load_checkpoint(source, task=type(task)(source_config))
@@ -170,6 +174,9 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
         params = jax.device_get(source_state["params"])
     else:
         params = _shipped_params(source)
+    if hasattr(task, "complete_start"):  # parts the source never had (e.g. new, identity-initialised)
+        params = task.complete_start(params, jax.device_get(state["params"]))
+
     def layout(tree):  # nested names -> (shape, dtype); unequal when names or shapes differ
         return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
 

@@ -57,6 +57,7 @@ class MeanScaleTask:
             features=int(m.features),
             latent_channels=int(m.latent_channels),
             filters=tuple(int(f) for f in m.filters),
+            synthesis_modulation=bool(m.get("synthesis_modulation", False)),
         )
         self.qualities = len(LAMBDAS)
         self.downsampling = 64  # g_a's 16 times h_a's 4
@@ -131,6 +132,15 @@ class MeanScaleTask:
         rows = np.repeat(log_ratio[:, None], own["gain"].shape[1], axis=1).astype(np.float32)
         copied = {part: jax.tree.map(lambda a: np.asarray(a, np.float32), tree[part]) for part in ("g_a", "g_s")}
         return {**params, "params": {**own, **copied, "gain": rows, "inverse_gain": -rows}}
+
+    def complete_start(self, params: Any, fresh: Any) -> Any:
+        """``params`` of a start trained without ``model.synthesis_modulation`` (``config.init_from``)
+        with this run's fresh, identity modulation added: the start's model is reproduced exactly."""
+        own, new = dict(params["params"]), fresh["params"]
+        for name in ("synthesis_log_scale", "synthesis_bias"):
+            if name in new and name not in own:
+                own[name] = np.asarray(new[name])
+        return {**params, "params": own}
 
     def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
         """``(x̂, bits per image, MSE per image)``: noisy rates with ``rng``, rounded without."""
@@ -239,6 +249,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.transforms_lr_scale = 1.0  # g_a/g_s learn at this fraction of learning_rate (Adam's step)
     config.model.quality_range = (1.0, 8.0)  # qualities drawn in training; (q, q) trains one rung
     config.model.rate_balance = 0.0  # β: each image's loss weighted by λ(q)^−β (MeanScaleTask.quality_weights)
+    config.model.synthesis_modulation = False  # per-quality affine maps inside g_s (a conditional decoder)
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
