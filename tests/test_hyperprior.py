@@ -371,3 +371,31 @@ def test_rate_balance_weighs_each_image_by_a_power_of_its_lambda():
     with pytest.raises(ConfigError, match="rate_balance"):
         task.config.model.rate_balance = 1.5
         hyperprior_task.MeanScaleTask(task.config)
+
+
+def test_quality_margin_trains_every_rung_alike():
+    """Per rung, the expected interpolation weight ``1−l`` / ``l`` of the drawn qualities
+    (computed here from the draws): under a plain uniform draw the two end rungs get half an
+    inner rung's, with ``model.quality_margin=0.5`` all get the same; the draws stay in range."""
+
+    def rung_weights(margin, count=200_000):
+        task = small_task()
+        task.config.model.quality_margin = margin
+        q = np.asarray(hyperprior_task.MeanScaleTask(task.config).draw_qualities(jax.random.key(7), count), np.float64)
+        assert q.min() >= 1.0 and q.max() <= 8.0
+        low = np.minimum(np.floor(q - 1.0), 6).astype(int)
+        frac = q - 1.0 - low
+        weights = np.bincount(low, 1.0 - frac, minlength=8) + np.bincount(low + 1, frac, minlength=8)
+        return weights / count
+
+    plain, even = rung_weights(0.0), rung_weights(0.5)
+    np.testing.assert_allclose(plain[1:7], 1 / 7, rtol=0.03)
+    np.testing.assert_allclose(plain[[0, 7]], 0.5 / 7, rtol=0.03)
+    np.testing.assert_allclose(even, 1 / 8, rtol=0.03)
+    task = small_task()
+    task.config.model.quality_range, task.config.model.quality_margin = (3.0, 3.0), 0.5
+    single = hyperprior_task.MeanScaleTask(task.config)
+    np.testing.assert_array_equal(np.asarray(single.draw_qualities(jax.random.key(1), 16)), 3.0)
+    task.config.model.quality_margin = 1.5
+    with pytest.raises(ConfigError, match="quality_margin"):
+        hyperprior_task.MeanScaleTask(task.config)

@@ -9,23 +9,28 @@
 #
 # e.g. bash tools/variable_rate_penalty.sh /work/runs/penalty /work/runs/photos/train 800 "1 3 5 8"
 # writes RUNS_DIR/variable and RUNS_DIR/q1 .. (resumable: an existing workdir resumes).
-# START=NAME_OR_WORKDIR changes the start, RATE_BALANCE=0.6 the objective's quality weights.
+# START=NAME_OR_WORKDIR changes the start, RATE_BALANCE=0.6 the objective's quality weights,
+# MODULATION=True gives the variable-rate run a conditional decoder (model.synthesis_modulation),
+# MARGIN=0.5 its qualities drawn so that the end rungs train like the others (model.quality_margin).
 # Then: python bench/variable_rate_penalty.py --variable RUNS_DIR/variable --rung 1=RUNS_DIR/q1 ...
 set -eu
 cd "$(dirname "$0")/.."
 RUNS="$1"; TRAIN="$2"; STEPS="${3:-800}"; QUALITIES="${4:-1 3 5 8}"
 START="${START:-mbt2018-mean}"
 BALANCE="${RATE_BALANCE:-0}"  # model.rate_balance of every run (a single rung is unaffected by it)
+MODULATION="${MODULATION:-False}"  # the variable-rate run's only (a single rung's would be constant maps)
+MARGIN="${MARGIN:-0}"  # the variable-rate run's (a single rung draws its one quality whatever the margin)
 PY="${PYTHON:-python3}"
 mkdir -p "$RUNS"
-run() {  # NAME LOW HIGH
+run() {  # NAME LOW HIGH MODULATION
   echo "== $1: qualities $2..$3, $STEPS steps from $START"
   "$PY" train.py --config configs/mbt2018_mean_from_factorized.py --workdir "$RUNS/$1" \
     --config.data.train="folder:$TRAIN" --config.init_from="$START" \
     --config.model.init_transforms_from= --config.model.freeze_transforms_steps=0 \
     --config.model.quality_range="($2, $3)" --config.model.rate_balance="$BALANCE" \
+    --config.model.synthesis_modulation="$4" --config.model.quality_margin="$MARGIN" \
     --config.num_steps="$STEPS" --config.lr_decay_at=0.5 \
     --config.checkpoint_every=200
 }
-run variable 1.0 8.0
-for q in $QUALITIES; do run "q$q" "$q" "$q"; done
+run variable 1.0 8.0 "$MODULATION"
+for q in $QUALITIES; do run "q$q" "$q" "$q" False; done

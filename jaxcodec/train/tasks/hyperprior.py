@@ -71,6 +71,9 @@ class MeanScaleTask:
             raise ConfigError(f"model.quality_range must be LOW,HIGH with 1 <= LOW <= HIGH <= {self.qualities}, "
                               f"got {low:g},{high:g}")
         self.quality_range = (low, high)
+        self.quality_margin = float(m.get("quality_margin", 0.0) or 0.0)
+        if not 0.0 <= self.quality_margin <= 1.0:
+            raise ConfigError(f"model.quality_margin must be in [0, 1], got {self.quality_margin:g}")
         self.rate_balance = float(m.get("rate_balance", 0.0) or 0.0)
         if not 0.0 <= self.rate_balance <= 1.0:
             raise ConfigError(f"model.rate_balance must be in [0, 1], got {self.rate_balance:g}")
@@ -162,6 +165,20 @@ class MeanScaleTask:
         bits = bits + _bits(gaussian_conditional.likelihood(y_rate, mean, scale))
         return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
 
+    def draw_qualities(self, rng: jax.Array, count: int) -> jax.Array:
+        """``count`` qualities, uniform on ``model.quality_range`` widened by ``model.quality_margin``
+        at both ends and clipped back to it.
+
+        A real quality trains the two rungs around it with weights ``1−l`` and ``l`` (the
+        interpolation of :func:`jaxcodec.models.hyperprior.interpolate_log`), so under a plain
+        uniform draw every inner rung's gains are trained with weight 1 and the two end rungs'
+        with only ½. A margin of ½ puts that missing half on the ends exactly (probability
+        ``½/(high−low+1)`` each), so every rung's gains, and the shared transforms, see each rate alike."""
+        low, high = self.quality_range
+        margin = self.quality_margin if high > low else 0.0
+        drawn = jax.random.uniform(rng, (count,), jnp.float32, low - margin, high + margin)
+        return jnp.clip(drawn, low, high)
+
     def quality_weights(self, quality: jax.Array) -> jax.Array:
         """Each image's weight in the objective: ``λ(q_i)^(−β)`` over its batch mean, with
         ``β = model.rate_balance`` (all ones for β = 0 or a single rung).
@@ -180,7 +197,7 @@ class MeanScaleTask:
         :meth:`quality_weights`; the ``loss`` it reports is the plain mean."""
         self._check_batch(x)
         q_rng, noise_rng = jax.random.split(rng)
-        quality = jax.random.uniform(q_rng, (x.shape[0],), jnp.float32, *self.quality_range)
+        quality = self.draw_qualities(q_rng, x.shape[0])
         x_hat, bits, mse = self.forward(params, x, quality, noise_rng)
         bpp = bits / (x.shape[1] * x.shape[2])
         per_image = lambda_for_quality(quality) * 255.0**2 * mse + bpp
@@ -249,6 +266,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.transforms_lr_scale = 1.0  # g_a/g_s learn at this fraction of learning_rate (Adam's step)
     config.model.quality_range = (1.0, 8.0)  # qualities drawn in training; (q, q) trains one rung
     config.model.rate_balance = 0.0  # β: each image's loss weighted by λ(q)^−β (MeanScaleTask.quality_weights)
+    config.model.quality_margin = 0.0  # qualities drawn this far beyond each end, clipped (MeanScaleTask.draw_qualities)
     config.model.synthesis_modulation = False  # per-quality affine maps inside g_s (a conditional decoder)
 
     config.data = ml_collections.ConfigDict()
