@@ -15,7 +15,7 @@
 # Then: python bench/variable_rate_penalty.py --variable RUNS_DIR/variable --rung 1=RUNS_DIR/q1 ...
 set -eu
 cd "$(dirname "$0")/.."
-RUNS="$1"; TRAIN="$2"; STEPS="${3:-800}"; QUALITIES="${4:-1 3 5 8}"
+RUNS="$1"; TRAIN="$2"; STEPS="${3:-800}"; QUALITIES="${4-1 3 5 8}"  # "" trains the variable-rate run only
 START="${START:-mbt2018-mean}"
 BALANCE="${RATE_BALANCE:-0}"  # model.rate_balance of every run (a single rung is unaffected by it)
 MODULATION="${MODULATION:-False}"  # the variable-rate run's only (a single rung's would be constant maps)
