@@ -2,8 +2,6 @@
 (``model.init_transforms_from``) and holding them while the entropy model learns
 (``model.freeze_transforms_steps``)."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,28 +132,42 @@ def _engine_config(features, latent_channels, **top):
 
 def test_a_run_restarts_from_a_shipped_model(tmp_path):
     """``config.init_from`` naming a shipped model: the run starts from its exported
-    parameters (Adam at rate 0 moves nothing), with a fresh optimiser."""
+    parameters (Adam at rate 0 moves nothing), with a fresh optimiser. The shipped model has
+    a conditional decoder, so a run without one is refused, naming what it lacks."""
     from jaxcodec.train import engine
 
     shipped = zoo.get_codec("mbt2018-mean")
-    state = engine.train_and_evaluate(_engine_config(64, 128, init_from="mbt2018-mean"), str(tmp_path / "run"))
+    config = _engine_config(64, 128, init_from="mbt2018-mean")
+    config.model.synthesis_modulation = True
+    state = engine.train_and_evaluate(config, str(tmp_path / "run"))
     got = jax.tree.leaves(jax.device_get(state["params"]))
     want = jax.tree.leaves(shipped.params)
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
-    # an exported model's folder, into a model with a conditional decoder: its tables start at the identity
-    from jaxcodec import artefact
-
-    config = _engine_config(64, 128, init_from=os.path.join(artefact.WEIGHTS_DIR, "mbt2018-mean"))
-    config.model.synthesis_modulation = True
-    extended = jax.device_get(engine.train_and_evaluate(config, str(tmp_path / "extended"))["params"]["params"])
-    for name in ("synthesis_log_scale", "synthesis_bias"):
-        assert np.all(extended.pop(name) == 0)
-    assert len(jax.tree.leaves(extended)) == len(want)
-    for a, b in zip(jax.tree.leaves(extended), want):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
+    with pytest.raises(ConfigError, match="only in the start: params/synthesis_bias"):
+        engine.train_and_evaluate(_engine_config(64, 128, init_from="mbt2018-mean"), str(tmp_path / "plain"))
     with pytest.raises(ConfigError, match="do not fit this model"):  # N=16 cannot take N=64's kernels
         engine.train_and_evaluate(_engine_config(16, 24, init_from="mbt2018-mean"), str(tmp_path / "narrow"))
     with pytest.raises(ConfigError, match="not a training workdir, a shipped single model"):
         engine.train_and_evaluate(_engine_config(16, 24, init_from="no-such-model"), str(tmp_path / "none"))
+
+
+def test_a_conditional_decoder_extends_an_exported_model_without_one(tmp_path):
+    """``config.init_from`` naming an exported model's folder, trained without
+    ``model.synthesis_modulation``, into a run with it: everything is copied and the new
+    tables start at the identity."""
+    from jaxcodec.train import engine
+
+    engine.train_and_evaluate(_engine_config(16, 24), str(tmp_path / "plain"))
+    zoo.export_workdir(str(tmp_path / "plain"), "small", dest=str(tmp_path / "models"))
+    exported = zoo.get_codec(str(tmp_path / "models" / "small"))
+    config = _engine_config(16, 24, init_from=str(tmp_path / "models" / "small"))
+    config.model.synthesis_modulation = True
+    extended = jax.device_get(engine.train_and_evaluate(config, str(tmp_path / "extended"))["params"]["params"])
+    for name in ("synthesis_log_scale", "synthesis_bias"):
+        assert extended[name].shape == (8, 3, 16) and np.all(extended.pop(name) == 0)
+    want = jax.tree.leaves(exported.params)
+    assert len(jax.tree.leaves(extended)) == len(want)
+    for a, b in zip(jax.tree.leaves(extended), want):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))

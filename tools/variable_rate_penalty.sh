@@ -10,7 +10,8 @@
 # e.g. bash tools/variable_rate_penalty.sh /work/runs/penalty /work/runs/photos/train 800 "1 3 5 8"
 # writes RUNS_DIR/variable and RUNS_DIR/q1 .. (resumable: an existing workdir resumes).
 # START=NAME_OR_WORKDIR changes the start, RATE_BALANCE=0.6 the objective's quality weights,
-# MODULATION=True gives the variable-rate run a conditional decoder (model.synthesis_modulation),
+# MODULATION=False leaves out the conditional decoder (model.synthesis_modulation; needed with a start
+# that has none -- the runs get it otherwise, identity tables added, as the shipped model has it),
 # MARGIN=0.5 its qualities drawn so that the end rungs train like the others (model.quality_margin).
 # Then: python bench/variable_rate_penalty.py --variable RUNS_DIR/variable --rung 1=RUNS_DIR/q1 ...
 set -eu
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 RUNS="$1"; TRAIN="$2"; STEPS="${3:-800}"; QUALITIES="${4-1 3 5 8}"  # "" trains the variable-rate run only
 START="${START:-mbt2018-mean}"
 BALANCE="${RATE_BALANCE:-0}"  # model.rate_balance of every run (a single rung is unaffected by it)
-MODULATION="${MODULATION:-False}"  # the variable-rate run's only (a single rung's would be constant maps)
+MODULATION="${MODULATION:-True}"  # every run's (at one quality the tables are fixed affine maps)
 MARGIN="${MARGIN:-0}"  # the variable-rate run's (a single rung draws its one quality whatever the margin)
 PY="${PYTHON:-python3}"
 mkdir -p "$RUNS"
@@ -33,4 +34,4 @@ run() {  # NAME LOW HIGH MODULATION
     --config.checkpoint_every=200
 }
 run variable 1.0 8.0 "$MODULATION"
-for q in $QUALITIES; do run "q$q" "$q" "$q" False; done
+for q in $QUALITIES; do run "q$q" "$q" "$q" "$MODULATION"; done

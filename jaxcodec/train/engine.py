@@ -181,8 +181,11 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
         return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
 
     if layout(state["params"]) != layout(params):
+        own, theirs = artefact.flatten(state["params"]), artefact.flatten(params)
+        only = sorted(set(theirs) - set(own))
+        detail = f"; only in the start: {', '.join(only[:3])}" if only else ""
         raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
-                          "(their names or shapes differ)")
+                          f"(their names or shapes differ{detail})")
     if hasattr(task, "warm_start"):  # a task may adapt the copy (e.g. rescale a latent)
         params = jax.device_get(task.warm_start(params))
     _print(f"parameters initialised from {source}")
