@@ -23,15 +23,15 @@ MODULATION="${MODULATION:-True}"  # every run's (at one quality the tables are f
 MARGIN="${MARGIN:-0}"  # the variable-rate run's (a single rung draws its one quality whatever the margin)
 PY="${PYTHON:-python3}"
 mkdir -p "$RUNS"
-run() {  # NAME LOW HIGH MODULATION
+run() {  # NAME LOW HIGH
   echo "== $1: qualities $2..$3, $STEPS steps from $START"
   "$PY" train.py --config configs/mbt2018_mean_from_factorized.py --workdir "$RUNS/$1" \
     --config.data.train="folder:$TRAIN" --config.init_from="$START" \
     --config.model.init_transforms_from= --config.model.freeze_transforms_steps=0 \
     --config.model.quality_range="($2, $3)" --config.model.rate_balance="$BALANCE" \
-    --config.model.synthesis_modulation="$4" --config.model.quality_margin="$MARGIN" \
+    --config.model.synthesis_modulation="$MODULATION" --config.model.quality_margin="$MARGIN" \
     --config.num_steps="$STEPS" --config.lr_decay_at=0.5 \
     --config.checkpoint_every=200
 }
-run variable 1.0 8.0 "$MODULATION"
-for q in $QUALITIES; do run "q$q" "$q" "$q" "$MODULATION"; done
+run variable 1.0 8.0
+for q in $QUALITIES; do run "q$q" "$q" "$q"; done
