@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxcodec.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_MEMORY", "Span", "analyse", "budget", "halo", "memory_budget", "parse_bytes", "spans", "synthesise",
+__all__ = ["DEFAULT_MAX_MEMORY", "Span", "analyse", "budget", "halo", "memory_budget", "parse_bytes", "spans", "stream_tiles", "synthesise",
            "tile_for", "window_pixels", "windows"]
 
 #: Working memory of one transform over one window, unless a caller sets another budget:
@@ -178,3 +178,11 @@ def synthesise(window_image: Callable[[slice, slice], np.ndarray], rows: list[Sp
             dy, dx = ys.window_start * step, xs.window_start * step
             out[r0:r1, c0:c1] = x[r0 - dy : r1 - dy, c0 - dx : c1 - dx]
     return out
+
+
+def stream_tiles(h: int, w: int, tile: int) -> list[tuple[slice, slice]]:
+    """The square tiles of side ``tile`` (0: one tile) that a stream codes an ``(h, w)``
+    latent in: from the top left, in raster order, the last row and column cut short."""
+    tile = tile or max(h, w)
+    return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w)))
+            for y in range(0, h, tile) for x in range(0, w, tile)]

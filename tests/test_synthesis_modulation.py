@@ -103,8 +103,9 @@ def test_training_moves_the_tables_and_the_codec_decodes_with_them():
     codec = task.make_codec(state)
     image = np.ascontiguousarray(data.open_dataset("sample:photos", "test").native(0)[:64, :96])
     decoded = codec.decode(codec.encode(image, 2.5))
-    _, quality, _, symbols, mean = codec._symbols(codec.encode(image, 2.5))
-    y_hat = jnp.asarray((symbols.astype(np.float64) + mean).astype(np.float32)[None])
+    z_hat, symbols, _ = codec.latents(image, 2.5)
+    quality = 2.5
+    y_hat = jnp.asarray((symbols.astype(np.float64) + codec.entropy_parameters(z_hat)[0]).astype(np.float32)[None])
 
     def synthesised(params):
         x = task.model.apply(params, y_hat, jnp.array([quality]), method=MeanScaleHyperprior.synthesis)

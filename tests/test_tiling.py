@@ -22,6 +22,8 @@ from jaxcodec.entropy import coder as entropy
 from jaxcodec import image as imageio
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, JaxcodecError
 from jaxcodec.codecs import factorized as factorized_codec
+from jaxcodec.codecs import hyperprior as hyperprior_codec
+from jaxcodec.entropy import gaussian_conditional, integer_net
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +201,146 @@ def test_hyperprior_streams_coded_in_tiles_decode_whole_and_refine_by_window(hyp
     assert np.count_nonzero(symbols != plain) > 0  # refinement moved some symbols
     np.testing.assert_array_equal(hyperprior.decode_symbols(data), np.concatenate([z_hat.reshape(-1), symbols.reshape(-1)]))
     assert hyperprior.decode(data).shape == (150, 200, 3)
+
+
+def test_entropy_parameters_of_a_window_are_the_whole_networks(hyperprior, monkeypatch):
+    """The integer hyper-synthesis on the hyper-latents under a window and its reach gives
+    exactly the whole latent's values there, for windows anywhere (borders included);
+    with one position less of reach, windows inside the latent differ."""
+    z_hat = hyperprior.latents(photo(300, 451), 3.5)[0]
+    mean, indexes = hyperprior.entropy_parameters(z_hat)
+    assert mean.shape == (20, 32, hyperprior.latent_channels)
+    assert integer_net.reach(hyperprior.layers) == 2 and integer_net.upsampling(hyperprior.layers) == 4
+    rng = np.random.default_rng(0)
+    windows = [(slice(0, 20), slice(0, 32)), (slice(3, 5), slice(30, 32)), (slice(8, 16), slice(0, 9))]
+    for _ in range(12):
+        r0, c0 = int(rng.integers(0, 19)), int(rng.integers(0, 31))
+        windows.append((slice(r0, int(rng.integers(r0 + 1, 21))), slice(c0, int(rng.integers(c0 + 1, 33)))))
+    for rows, cols in windows:
+        window_mean, window_indexes = hyperprior.entropy_parameters(z_hat, rows, cols)
+        np.testing.assert_array_equal(window_mean, mean[rows, cols])
+        np.testing.assert_array_equal(window_indexes, indexes[rows, cols])
+    monkeypatch.setattr(integer_net, "reach", lambda layers: 1)
+    assert not np.array_equal(hyperprior.entropy_parameters(z_hat, slice(8, 12), slice(12, 20))[0], mean[8:12, 12:20])
+
+
+def test_hyperprior_stream_codes_tiles_with_lengths_guards_and_a_content_check(hyperprior, monkeypatch):
+    """Tiles of 8 latent positions (instead of 64) on a 300x451 photo: the payload layout of
+    the module docstring, read back with entropy parameters of the whole latent; the same
+    symbols and pixels as one tile."""
+    image = photo()
+    whole = hyperprior.encode(image, 3.5)
+    monkeypatch.setattr(hyperprior_codec, "STREAM_TILE", 8)
+    monkeypatch.setattr(hyperprior_codec, "PARAMETER_BLOCK", 3)  # blocks of 3 and 1 tiles per row of 4
+    data = hyperprior.encode(image, 3.5)
+    header, payload = container.unpack(data)
+    assert header.tile == 8 and header.latent_shape == (20, 32, hyperprior.latent_channels)
+    assert container.unpack(whole)[0].tile == 64
+    z_hat, symbols, _ = hyperprior.latents(image, 3.5)
+    mean, indexes = integer_net.run(hyperprior.layers, z_hat), None
+    indexes = gaussian_conditional.scale_indexes(mean[..., hyperprior.latent_channels:], integer_net.OUTPUT_BITS)
+    digest = container.content_digest(header)
+    (size,) = struct.unpack_from("<I", payload, 0)
+    n = hyperprior.features
+    ids = np.append(np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]), n)
+    values = entropy.decode_symbols(payload[4 : 4 + size], ids, *hyperprior.guarded_z_tables)
+    np.testing.assert_array_equal(values, np.append(z_hat.reshape(-1), entropy.GUARD_VALUE))
+    digest.update(z_hat.astype("<i4").tobytes())
+    pos, tiles = 4 + size, [(y, x) for y in range(0, 20, 8) for x in range(0, 32, 8)]
+    for i, (y, x) in enumerate(tiles):
+        tile, tile_indexes = symbols[y : y + 8, x : x + 8], indexes[y : y + 8, x : x + 8]
+        if i < len(tiles) - 1:
+            (size,) = struct.unpack_from("<I", payload, pos)
+            pos += 4
+        else:
+            size = len(payload) - pos
+        chunk, pos = payload[pos : pos + size], pos + size
+        ids = np.append(tile_indexes.reshape(-1), gaussian_conditional.NUM_SCALES)
+        values = entropy.decode_symbols(chunk, ids, *hyperprior.guarded_y_tables)
+        np.testing.assert_array_equal(values, np.append(tile.reshape(-1), entropy.GUARD_VALUE))
+        digest.update(tile.astype("<i4").tobytes())
+    assert pos == len(payload) and digest.digest() == header.check
+    np.testing.assert_array_equal(hyperprior.decode_symbols(data), hyperprior.decode_symbols(whole))
+    np.testing.assert_array_equal(hyperprior.decode(data), hyperprior.decode(whole))
+    assert hyperprior.check_stream(data) == header
+
+
+def test_hyperprior_streams_of_the_earlier_layout_decode_as_before(hyperprior):
+    """The whole latent in one payload without guards (header tile 0), with and without the
+    content check: what the encoder wrote before tiled streams (as tests/vectors holds)."""
+    image = photo(75, 118)
+    z_hat, symbols, indexes = hyperprior.latents(image, 2)
+    header, _ = container.unpack(hyperprior.encode(image, 2))
+    n = hyperprior.features
+    z_bytes = entropy.encode_symbols(z_hat.reshape(-1), np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]),
+                                     hyperprior.z_freqs, hyperprior.z_offsets)
+    y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), hyperprior.y_freqs, hyperprior.y_offsets)
+    payload = struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes
+    earlier = dataclasses.replace(header, tile=0)
+    expected = hyperprior.decode(hyperprior.encode(image, 2))
+    for check in (hyperprior._content_check(earlier, z_hat, symbols), b""):
+        data = container.pack(dataclasses.replace(earlier, check=check), payload)
+        np.testing.assert_array_equal(hyperprior.decode_symbols(data), np.concatenate([z_hat.ravel(), symbols.ravel()]))
+        np.testing.assert_array_equal(hyperprior.decode(data), expected)
+    edited = container.pack(dataclasses.replace(earlier, check=hyperprior._content_check(earlier, z_hat, symbols + 1)),
+                            payload)
+    with pytest.raises(BitstreamError, match="content check failed"):
+        hyperprior.decode(edited)
+
+
+def hyperprior_forged(codec, height, width, tile, payload=bytes(range(136))):
+    """A mean-scale hyperprior stream whose CRC is right but whose header claims ``height`` x ``width``."""
+    d = codec.downsampling
+    header = container.Header(model=codec.name, table_hash=codec.table_hash, height=height, width=width, channels=3,
+                              latent_shape=(4 * -(-height // d), 4 * -(-width // d), codec.latent_channels),
+                              quality=3000, tile=tile, check=b"abcd")
+    return container.pack(header, payload)
+
+
+@pytest.mark.parametrize("tile", [0, 64])
+@pytest.mark.parametrize("height, width, z_bytes, message", [
+    (23168, 23168, 100, "more than the limit"),
+    (16000, 8000, 100, "the hyper-latent: the header declares 2000000"),  # too short for its ẑ
+    (16000, 8000, 70000, "the payload: the header declares"),  # ẑ's part long enough, the latent's not
+])
+def test_hyperprior_forged_headers_are_refused_before_anything_is_allocated(hyperprior, tile, height, width, z_bytes,
+                                                                            message):
+    """A few hundred bytes claiming a large image: refused from the header and the payload's
+    length, in well under a second and without memory the size of the image (before tiled
+    streams such a stream took 90 s and 3.7 GB to be refused)."""
+    from jaxcodec import api
+
+    payload = struct.pack("<I", z_bytes) + bytes(z_bytes) + bytes(range(136))
+    data = hyperprior_forged(hyperprior, height, width, tile, payload)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    for call in (hyperprior.decode, hyperprior.decode_symbols, hyperprior.check_stream, zoo.decode_stream, api.info):
+        with pytest.raises(BitstreamError, match=message):
+            call(data)
+    assert time.perf_counter() - started < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB
+
+
+def test_hyperprior_tile_lengths_and_sizes_are_checked_before_decoding(hyperprior, monkeypatch):
+    """Lengths that overrun the payload, too few bytes for the tiles' lengths, and a tile
+    too short for the symbols its scale indexes call for (known once ẑ is decoded: checked
+    before the tile is)."""
+    monkeypatch.setattr(hyperprior_codec, "STREAM_TILE", 8)
+    data = hyperprior.encode(photo(), 3.5)
+    header, payload = container.unpack(data)
+    (z_size,) = struct.unpack_from("<I", payload, 0)
+    head, tiles = payload[: 4 + z_size], payload[4 + z_size :]
+    (first,) = struct.unpack_from("<I", tiles, 0)
+    overrun = head + struct.pack("<I", len(tiles)) + tiles[4:]
+    with pytest.raises(BitstreamError, match="truncated payload: tile 1 of 12"):
+        hyperprior.decode(container.pack(header, overrun))
+    with pytest.raises(BitstreamError, match="tiles need"):
+        hyperprior.decode(container.pack(dataclasses.replace(header, tile=1), head + tiles[:2000]))
+    short = head + struct.pack("<I", 2) + tiles[4:6] + tiles[4 + first :]  # tile 1 keeps 2 of its bytes
+    with pytest.raises(BitstreamError, match="tile 1 of 12: the header declares"):
+        hyperprior.decode(container.pack(header, short))
+    with pytest.raises(BitstreamError, match="truncated payload"):
+        hyperprior.decode(container.pack(header, struct.pack("<I", len(payload)) + payload[4:]))
 
 
 # --------------------------------------------------------------------------- the tiled stream

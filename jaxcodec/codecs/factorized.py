@@ -57,7 +57,7 @@ from jaxcodec.ops.conv import conv_impl
 
 #: Side of the square tiles a stream codes the latent in, in latent positions (module docstring).
 STREAM_TILE = 64
-GUARD_VALUE = 1  # the guard symbol closing every coded tile (module docstring)
+GUARD_VALUE = entropy.GUARD_VALUE  # the guard symbol closing every coded tile (module docstring)
 #: Working memory of ``g_a`` or ``g_s`` per window pixel, in bytes per hidden channel
 #: (about 500 bytes per pixel at N = 64, measured with ``bench/memory.py``), and how many
 #: times more latent refinement takes (its gradient keeps every activation).
@@ -140,9 +140,7 @@ class FactorizedCodec:
         self.downsampling = task.downsampling
         if self.freqs.shape[1] < 3:
             raise ModelError(f"{MODEL_NAME}: tables of {self.freqs.shape[1]} symbols leave no room for the guard")
-        guard = np.ones((1, self.freqs.shape[1]), np.int32)
-        guard[0, GUARD_VALUE] = int(self.freqs[0].sum()) - (self.freqs.shape[1] - 1)
-        self.guarded_tables = (np.concatenate([self.freqs, guard]), np.append(self.offsets, np.int32(0)))
+        self.guarded_tables = entropy.guarded_tables(self.freqs, self.offsets)
         self._costs = limits.symbol_costs(self.freqs)  # bits of each channel's cheapest symbol
         self.halo = tiling.halo(task.config.model.kernel_sizes, self.downsampling)  # module docstring
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(task.model.features)
@@ -242,11 +240,8 @@ class FactorizedCodec:
 
     @staticmethod
     def stream_tiles(h: int, w: int, tile: int) -> list[tuple[slice, slice]]:
-        """The coded tiles of an ``(h, w)`` latent, in raster order (module docstring);
-        ``tile`` 0 is one tile."""
-        tile = tile or max(h, w)
-        return [(slice(y, min(y + tile, h)), slice(x, min(x + tile, w)))
-                for y in range(0, h, tile) for x in range(0, w, tile)]
+        """The coded tiles of an ``(h, w)`` latent (:func:`jaxcodec.tiling.stream_tiles`)."""
+        return tiling.stream_tiles(h, w, tile)
 
     # -- Codec protocol -----------------------------------------------------------------
     def encode(self, image: np.ndarray, quality: Any) -> bytes:

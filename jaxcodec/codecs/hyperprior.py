@@ -9,12 +9,34 @@ parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
 (:mod:`jaxcodec.entropy.gaussian_conditional`). Decoding reverses it and runs
 ``g_s((s + μ)·m'(q))``.
 
-Payload: the hyper-latent's ANS bytes prefixed by their length (4 bytes, little-endian),
-then the latent's. The header's content check (:func:`jaxcodec.codecs.container.content_digest`)
-covers the header, ``ẑ`` and the symbols (little-endian int32, in coding order), and is
-verified before ``g_s`` runs, so an edited payload whose CRC was recomputed is an error, not
-another image; streams written without it (the first test vectors) decode as before. The header's quality is ``round(1000·q)``: any real quality in
-``[1, 8]`` to a thousandth (gain units interpolate between the trained rungs).
+The stream codes the latent in square tiles of :data:`STREAM_TILE` = 64 latent positions
+(1024 × 1024 pixels; the header's tile field holds the side), as the factorized codec's
+(:mod:`jaxcodec.codecs.factorized`), so neither coder nor decoder ever holds the entropy
+parameters of more than a block of tiles. Payload: the hyper-latent's bytes (``ẑ`` in C
+order, each value with its channel's table, then a guard symbol) prefixed by their length
+(u32, little-endian); then the latent's tiles in raster order, each coded on its own (its
+symbols in C order, each with the table of its scale index, then a guard), each but the last
+prefixed by its length (u32). The **guard** is the value 1 under an extra table whose every
+other symbol has frequency 1, as in the factorized stream: it moves the coder's state off 0,
+so a payload is never shorter than its symbols' cheapest cost (:mod:`jaxcodec.limits`). The
+entropy parameters of a tile come from the hyper-latents under it and the integer network's
+reach around them (:func:`jaxcodec.entropy.integer_net.run_window`: exactly the whole
+network's values), computed for a block of at most :data:`PARAMETER_BLOCK` tiles of one
+row at a time.
+
+Before it allocates anything the size of the image, the decoder checks the declared size
+against :func:`jaxcodec.limits.max_pixels`, the tile lengths against the payload, the
+hyper-latent's bytes against the fewest its symbols can take, and every tile's bytes
+against the fewest the cheapest of all tables allows; once a tile's scale indexes are
+known, against the fewest *those* tables allow, before the tile is decoded. So a forged
+header that claims a large image is refused for the price of its own bytes. The header's
+content check (:func:`jaxcodec.codecs.container.content_digest`) covers the header, ``ẑ``
+and every tile's symbols (little-endian int32, in coding order), and is verified before
+``g_s`` runs, so an edited payload whose CRC was recomputed is an error, not another image.
+Streams of the earlier layout (the whole latent as one payload without guards: header tile
+0; the first of them without a content check either) decode as before. The header's quality
+is ``round(1000·q)``: any real quality in ``[1, 8]`` to a thousandth (gain units interpolate
+between the trained rungs).
 
 Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``): with
 ``ẑ`` and so ``(μ, scale index)`` fixed, the symbols ``s`` are searched by SGA
@@ -25,9 +47,10 @@ where ``σ_k`` is the table scale each element is coded with. The stream is an o
 Large images are transformed in tiles (:mod:`jaxcodec.tiling`), as the factorized codec's:
 ``g_a`` (and refinement) and ``g_s`` run in windows with a halo of :attr:`MeanScaleCodec.halo`
 latent positions, within the memory budget (``--max-memory``); the gains are per channel,
-so they apply to the whole latent. The hyper-networks and the entropy coder see the whole
-latent, 16² times smaller than the image. An image that fits one window is coded exactly as
-without tiling.
+so they apply to the whole latent. The hyper-analysis sees the whole latent, 16² times
+smaller than the image; the integer hyper-synthesis and the entropy coder see a block of
+tiles at a time (above). An image that fits one window is transformed exactly as without
+tiling.
 """
 
 from __future__ import annotations
@@ -42,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec import tiling
+from jaxcodec import limits, tiling
 from jaxcodec.codecs import container, refinement
 from jaxcodec.codecs.factorized import BYTES_PER_PIXEL_PER_FEATURE, REFINE_MEMORY_FACTOR
 from jaxcodec.entropy import coder as entropy
@@ -55,6 +78,11 @@ from jaxcodec.models.hyperprior import lambda_for_quality
 from jaxcodec.ops.conv import conv_impl
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
+#: Side of the square tiles a stream codes the latent in, in latent positions (module docstring).
+STREAM_TILE = 64
+#: Tiles of one row whose entropy parameters the integer network computes in one pass.
+PARAMETER_BLOCK = 8
+GUARD_VALUE = entropy.GUARD_VALUE  # the guard symbol closing the hyper-latent and every coded tile
 
 
 class Programs:
@@ -137,6 +165,12 @@ class MeanScaleCodec:
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(self.features)
         self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
                             f"M={self.latent_channels}, qualities 1-{self.rungs})")
+        if min(self.z_freqs.shape[1], self.y_freqs.shape[1]) < 3:
+            raise ModelError(f"{self.name}: tables of fewer than 3 symbols leave no room for the guard")
+        self.guarded_z_tables = entropy.guarded_tables(self.z_freqs, self.z_offsets)
+        self.guarded_y_tables = entropy.guarded_tables(self.y_freqs, self.y_offsets)
+        self._z_costs = limits.symbol_costs(self.z_freqs)  # bits of each table's cheapest symbol
+        self._y_costs = limits.symbol_costs(self.y_freqs)
         integer_arrays = [a for layer in self.layers for a in (layer.kernel, layer.bias, layer.shift)]
         self.table_hash = entropy.table_hash(self.z_freqs, self.z_offsets, self.y_freqs, self.y_offsets,
                                              *integer_arrays)
@@ -164,13 +198,34 @@ class MeanScaleCodec:
         d = self.downsampling
         return (np.pad(image, ((0, -h % d), (0, -w % d), (0, 0)), mode="edge").astype(np.float32) / 255.0)[None]
 
-    def entropy_parameters(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(μ as float64, scale index as int32)`` of every latent element, from integer
-        hyper-latents ``(h, w, N)`` by the integer network: the same on every machine."""
-        out = integer_net.run(self.layers, z_hat)
+    def entropy_parameters(self, z_hat: np.ndarray, rows: slice = slice(None),
+                           cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """``(μ as float64, scale index as int32)`` of the latent elements at ``rows × cols``
+        (latent positions; the whole latent by default), from integer hyper-latents
+        ``(h, w, N)`` by the integer network: the same on every machine, and the same for a
+        window as for the whole latent (:func:`jaxcodec.entropy.integer_net.run_window`)."""
+        out = integer_net.run_window(self.layers, z_hat, rows, cols)
         m = self.latent_channels
         mean = out[..., :m].astype(np.float64) / (1 << integer_net.OUTPUT_BITS)
         return mean, gaussian_conditional.scale_indexes(out[..., m:], integer_net.OUTPUT_BITS)
+
+    def _tile_parameters(self, z_hat: np.ndarray, tile: int):
+        """``(rows, cols, μ, scale indexes)`` of each coded tile of side ``tile`` (0: one
+        tile) of the latent under ``z_hat``, in coding order; computed for a block of at most
+        :data:`PARAMETER_BLOCK` tiles of one row at a time."""
+        f = integer_net.upsampling(self.layers)
+        h, w = f * z_hat.shape[0], f * z_hat.shape[1]
+        tiles = tiling.stream_tiles(h, w, tile)
+        per_row = -(-w // (tile or max(h, w)))
+        for first in range(0, len(tiles), per_row):
+            row = tiles[first : first + per_row]
+            for b in range(0, len(row), PARAMETER_BLOCK):
+                block = row[b : b + PARAMETER_BLOCK]
+                cols = slice(block[0][1].start, block[-1][1].stop)
+                mean, indexes = self.entropy_parameters(z_hat, block[0][0], cols)
+                for rows_t, cols_t in block:
+                    part = slice(cols_t.start - cols.start, cols_t.stop - cols.start)
+                    yield rows_t, cols_t, mean[:, part], indexes[:, part]
 
     def _z_ids(self, count: int) -> np.ndarray:
         return np.tile(np.arange(self.features, dtype=np.int32), count)
@@ -195,31 +250,48 @@ class MeanScaleCodec:
             lambda ys, xs: self.programs.transform(self.params, tiling.window_pixels(image, ys, xs, step))[0],
             rows, cols))[None]
 
+    def _gained(self, image: np.ndarray, quality: float) -> jax.Array:
+        """``y = g_a(x)·m(q)``, ``(1, h, w, M)``."""
+        q = jnp.full((1,), quality, jnp.float32)
+        return self.programs.apply_gain(self.params, self._transform(image), q)
+
+    def _symbol_tiles(self, y: np.ndarray, z_hat: np.ndarray):
+        """``(rows, cols, symbols, scale indexes)`` of each coded tile of the gained latent
+        ``y (h, w, M)`` given its ``ẑ``: ``round(y − μ)``."""
+        for rows, cols, mean, indexes in self._tile_parameters(z_hat, STREAM_TILE):
+            yield rows, cols, np.round(y[rows, cols].astype(np.float64) - mean).astype(np.int32), indexes
+
+    def _coded_tiles(self, image: np.ndarray, quality: float):
+        """``(ẑ (h, w, N), tiles)``: what the encoder codes, ``tiles`` yielding ``(rows, cols,
+        symbols, scale indexes)`` of each coded tile in coding order (refined when the codec
+        refines)."""
+        y = self._gained(image, quality)
+        z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
+        y = np.asarray(y)[0]
+        if not self.refine_steps:
+            return z_hat, self._symbol_tiles(y, z_hat)
+        # each window against its own pixels (not the padding), the halo's symbols dropped
+        rows, cols = self.windows(*y.shape[:2], refine=True)
+        step, (height, width) = self.latent_step, image.shape[:2]
+
+        def refined(ys, xs):
+            target = tiling.window_pixels(image, ys, xs, step)[:, : height - ys.window_start * step,
+                                                                  : width - xs.window_start * step]
+            mean, indexes = self.entropy_parameters(z_hat, ys.window, xs.window)
+            return self._refine(target, quality, y[ys.window, xs.window].astype(np.float64), mean, indexes)
+
+        symbols = tiling.analyse(refined, rows, cols)
+        return z_hat, ((r, c, symbols[r, c], i) for r, c, _, i in self._tile_parameters(z_hat, STREAM_TILE))
+
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
-        image = self._check_image(image)
-        q = jnp.full((1,), quality, jnp.float32)
-        z_hat, symbols, indexes, mean, y = self._code(self.programs.apply_gain(self.params, self._transform(image), q))
-        if self.refine_steps:  # each window against its own pixels (not the padding), the halo's symbols dropped
-            rows, cols = self.windows(*symbols.shape[:2], refine=True)
-            step, (height, width) = self.latent_step, image.shape[:2]
-
-            def refined(ys, xs):
-                target = tiling.window_pixels(image, ys, xs, step)[:, : height - ys.window_start * step,
-                                                                      : width - xs.window_start * step]
-                window = (ys.window, xs.window)
-                return self._refine(target, quality, y[window], mean[window], indexes[window])
-
-            symbols = tiling.analyse(refined, rows, cols)
+        z_hat, tiles = self._coded_tiles(self._check_image(image), quality)
+        f = integer_net.upsampling(self.layers)
+        shape = (f * z_hat.shape[0], f * z_hat.shape[1], self.latent_channels)
+        symbols, indexes = np.empty(shape, np.int32), np.empty(shape, np.int32)
+        for rows, cols, tile_symbols, tile_indexes in tiles:
+            symbols[rows, cols], indexes[rows, cols] = tile_symbols, tile_indexes
         return z_hat, symbols, indexes
-
-    def _code(self, y: jax.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(ẑ, symbols, scale indexes, μ, y)`` of a gained latent ``y (1, h, w, M)``."""
-        z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
-        mean, indexes = self.entropy_parameters(z_hat)
-        y = np.asarray(y, np.float64)[0]
-        symbols = np.round(y - mean).astype(np.int32)
-        return z_hat, symbols, indexes, mean, y
 
     def _refine(self, target: np.ndarray, quality: float, y: np.ndarray, mean: np.ndarray,
                 indexes: np.ndarray) -> np.ndarray:
@@ -237,10 +309,13 @@ class MeanScaleCodec:
         )
         return np.asarray(symbols)[0]
 
-    def _bits(self, z_hat: np.ndarray, symbols: np.ndarray, indexes: np.ndarray) -> float:
-        return (entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
-                                     self.z_freqs, self.z_offsets)
-                + entropy.entropy_bits(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets))
+    def _bits(self, z_hat: np.ndarray, tiles) -> float:
+        """Ideal code length of ``ẑ`` and of the tiles of :meth:`_coded_tiles`."""
+        bits = entropy.entropy_bits(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
+                                    self.z_freqs, self.z_offsets)
+        for _, _, symbols, indexes in tiles:
+            bits += entropy.entropy_bits(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets)
+        return bits
 
     def rate_function(self, image: np.ndarray) -> Callable[[Any], float]:
         """``quality -> estimated payload bits`` of one image: the analysis transform runs
@@ -250,7 +325,9 @@ class MeanScaleCodec:
 
         def bits(quality: Any) -> float:
             q = jnp.full((1,), check_quality(quality, self.rungs), jnp.float32)
-            return self._bits(*self._code(self.programs.apply_gain(self.params, y0, q))[:3])
+            y = self.programs.apply_gain(self.params, y0, q)
+            z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
+            return self._bits(z_hat, self._symbol_tiles(np.asarray(y)[0], z_hat))
 
         return bits
 
@@ -259,17 +336,28 @@ class MeanScaleCodec:
         """Compresses a uint8 ``(H, W, C)`` image (C = 1 or 3) at a quality in ``[1, 8]``."""
         q = check_quality(quality, self.rungs)
         image = self._check_image(image)
-        z_hat, symbols, indexes = self.latents(image, q)
-        z_bytes = entropy.encode_symbols(z_hat.reshape(-1), self._z_ids(z_hat.shape[0] * z_hat.shape[1]),
-                                         self.z_freqs, self.z_offsets)
-        y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), self.y_freqs, self.y_offsets)
+        z_hat, tiles = self._coded_tiles(image, q)
+        f = integer_net.upsampling(self.layers)
         header = container.Header(
             model=self.name, table_hash=self.table_hash, height=image.shape[0], width=image.shape[1],
-            channels=image.shape[2], latent_shape=symbols.shape, quality=round(q * QUALITY_STEP),
-            check=b"\0" * container.CHECK_SIZE,
+            channels=image.shape[2], latent_shape=(f * z_hat.shape[0], f * z_hat.shape[1], self.latent_channels),
+            quality=round(q * QUALITY_STEP), tile=STREAM_TILE, check=b"\0" * container.CHECK_SIZE,
         )
-        check = self._content_check(header, z_hat, symbols)
-        return container.pack(dataclasses.replace(header, check=check), struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
+        digest = container.content_digest(header)
+        digest.update(np.ascontiguousarray(z_hat).astype("<i4").tobytes())
+        z_bytes = entropy.encode_symbols(np.append(z_hat.reshape(-1), np.int32(GUARD_VALUE)),
+                                         np.append(self._z_ids(z_hat.shape[0] * z_hat.shape[1]), np.int32(self.features)),
+                                         *self.guarded_z_tables)
+        chunks = []
+        for _, _, symbols, indexes in tiles:
+            digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
+            chunks.append(entropy.encode_symbols(np.append(symbols.reshape(-1), np.int32(GUARD_VALUE)),
+                                                 np.append(indexes.reshape(-1), np.int32(gaussian_conditional.NUM_SCALES)),
+                                                 *self.guarded_y_tables))
+        payload = [struct.pack("<I", len(z_bytes)), z_bytes]
+        for chunk in chunks[:-1]:
+            payload += [struct.pack("<I", len(chunk)), chunk]
+        return container.pack(dataclasses.replace(header, check=digest.digest()), b"".join(payload + chunks[-1:]))
 
     @staticmethod
     def _content_check(header: container.Header, z_hat: np.ndarray, symbols: np.ndarray) -> bytes:
@@ -280,49 +368,133 @@ class MeanScaleCodec:
         digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
         return digest.digest()
 
-    def _symbols(self, data: bytes) -> tuple[container.Header, float, np.ndarray, np.ndarray, np.ndarray]:
-        header, payload = container.unpack(data)
+    def _check_header(self, header: container.Header) -> float:
+        """The stream's quality, once its model, tables, shapes, quality and declared size
+        (:func:`jaxcodec.limits.check_pixels`) are checked."""
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, this codec is {self.name!r}")
         if not header.tables_match(self.table_hash):
             raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model)")
         d = self.downsampling
-        zh, zw = -(-header.height // d), -(-header.width // d)
-        expected = (4 * zh, 4 * zw, self.latent_channels)
+        f = integer_net.upsampling(self.layers)
+        expected = (f * -(-header.height // d), f * -(-header.width // d), self.latent_channels)
         if tuple(header.latent_shape) != expected or header.channels not in (1, 3):
             raise BitstreamError(f"{self.name}: header latent shape {header.latent_shape} does not fit a "
                                  f"{header.height}x{header.width}x{header.channels} image")
+        limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
         try:
-            quality = check_quality(header.quality / QUALITY_STEP, self.rungs)
+            return check_quality(header.quality / QUALITY_STEP, self.rungs)
         except ConfigError:
             raise BitstreamError(f"{self.name}: header quality {header.quality / QUALITY_STEP:g} is outside 1..{self.rungs}") from None
+
+    def _payload_chunks(self, header: container.Header, payload: bytes) -> tuple[bytes, list[tuple[slice, slice, bytes]]]:
+        """``(ẑ bytes, [(rows, cols, bytes) of each coded tile])``, every length checked
+        against the payload and every part against the fewest bytes its symbols can take
+        (the tiles' against the cheapest of all tables) before anything is decoded."""
+        h, w, m = header.latent_shape
+        f = integer_net.upsampling(self.layers)
+        cheapest = np.array([self._y_costs.min()])
         if len(payload) < 4 or struct.unpack("<I", payload[:4])[0] > len(payload) - 4:
             raise BitstreamError(f"{self.name}: truncated payload")
         split = 4 + struct.unpack("<I", payload[:4])[0]
-        z_hat = entropy.decode_symbols(payload[4:split], self._z_ids(zh * zw), self.z_freqs, self.z_offsets)
-        z_hat = z_hat.reshape(zh, zw, self.features)
-        mean, indexes = self.entropy_parameters(z_hat)
-        symbols = entropy.decode_symbols(payload[split:], indexes.reshape(-1), self.y_freqs, self.y_offsets)
-        symbols = symbols.reshape(expected)
-        if header.check and self._content_check(header, z_hat, symbols) != header.check:
+        z_bytes, rest = payload[4:split], payload[split:]
+        limits.check_payload(len(z_bytes), self._z_costs, np.full(self.features, (h // f) * (w // f)),
+                             f"{self.name}: the hyper-latent")
+        limits.check_payload(len(rest), cheapest, np.array([h * w * m]), f"{self.name}: the payload")
+        if not header.tile:  # the earlier layout: the whole latent in one part
+            return z_bytes, [(slice(0, h), slice(0, w), rest)]
+        tiles = tiling.stream_tiles(h, w, header.tile)
+        if len(rest) < 4 * (len(tiles) - 1):
+            raise BitstreamError(f"{self.name}: truncated payload: {len(tiles)} tiles need "
+                                 f"{4 * (len(tiles) - 1)} bytes of lengths, the payload has {len(rest)}")
+        parts, pos = [], 0
+        for i, (rows, cols) in enumerate(tiles):
+            if i == len(tiles) - 1:
+                chunk, pos = rest[pos:], len(rest)
+            else:
+                size = int.from_bytes(rest[pos : pos + 4], "little")
+                if pos + 4 + size > len(rest):
+                    raise BitstreamError(f"{self.name}: truncated payload: tile {i + 1} of {len(tiles)} "
+                                         f"says {size} bytes, {len(rest) - pos - 4} are left")
+                chunk, pos = rest[pos + 4 : pos + 4 + size], pos + 4 + size
+            count = (rows.stop - rows.start) * (cols.stop - cols.start) * m
+            limits.check_payload(len(chunk), cheapest, np.array([count]), f"{self.name}: tile {i + 1} of {len(tiles)}")
+            parts.append((rows, cols, chunk))
+        return z_bytes, parts
+
+    def check_stream(self, data: bytes) -> container.Header:
+        """Everything the decoder checks before it decodes (model, tables, shapes, quality,
+        the declared size against :func:`jaxcodec.limits.max_pixels`, every part of the
+        payload against the fewest bytes its symbols can take); returns the header. Raises
+        as :meth:`decode` would."""
+        header, payload = container.unpack(data)
+        self._check_header(header)
+        self._payload_chunks(header, payload)
+        return header
+
+    def _decode_latent(self, data: bytes, dequantise: bool) -> tuple[container.Header, float, np.ndarray, np.ndarray]:
+        """``(header, quality, ẑ, latent)``: the latent as int32 symbols, or with
+        ``dequantise`` as float32 ``symbols + μ``, tile by tile (module docstring)."""
+        header, payload = container.unpack(data)
+        quality = self._check_header(header)
+        z_bytes, parts = self._payload_chunks(header, payload)  # every size check before any allocation
+        h, w, m = header.latent_shape
+        f = integer_net.upsampling(self.layers)
+        zh, zw, n = h // f, w // f, self.features
+        legacy = not header.tile
+        if legacy:
+            z_values = entropy.decode_symbols(z_bytes, self._z_ids(zh * zw), self.z_freqs, self.z_offsets)
+        else:
+            z_values = entropy.decode_symbols(z_bytes, np.append(self._z_ids(zh * zw), np.int32(n)), *self.guarded_z_tables)
+            if z_values[-1] != GUARD_VALUE:
+                raise BitstreamError(f"{self.name}: corrupt entropy-coded data (the hyper-latent does not end with its guard)")
+            z_values = z_values[:-1]
+        z_hat = z_values.reshape(zh, zw, n)
+        digest = container.content_digest(header)
+        digest.update(z_hat.astype("<i4").tobytes())
+        out = np.empty((h, w, m), np.float32 if dequantise else np.int32)
+        if legacy:
+            mean, indexes = np.empty((h, w, m)), np.empty((h, w, m), np.int32)
+            for rows, cols, tile_mean, tile_indexes in self._tile_parameters(z_hat, STREAM_TILE):
+                mean[rows, cols], indexes[rows, cols] = tile_mean, tile_indexes
+            limits.check_payload(len(parts[0][2]), self._y_costs, np.bincount(indexes.reshape(-1), minlength=len(self._y_costs)),
+                                 f"{self.name}: the payload")
+            symbols = entropy.decode_symbols(parts[0][2], indexes.reshape(-1), self.y_freqs, self.y_offsets).reshape(h, w, m)
+            digest.update(symbols.astype("<i4").tobytes())
+            out[...] = (symbols.astype(np.float64) + mean) if dequantise else symbols
+        else:
+            for i, ((rows, cols, chunk), (_, _, mean, indexes)) in enumerate(
+                    zip(parts, self._tile_parameters(z_hat, header.tile))):
+                what = f"{self.name}: tile {i + 1} of {len(parts)}"
+                limits.check_payload(len(chunk), self._y_costs,
+                                     np.bincount(indexes.reshape(-1), minlength=len(self._y_costs)), what)
+                values = entropy.decode_symbols(chunk, np.append(indexes.reshape(-1), np.int32(gaussian_conditional.NUM_SCALES)),
+                                                *self.guarded_y_tables)
+                if values[-1] != GUARD_VALUE:
+                    raise BitstreamError(f"{self.name}: corrupt entropy-coded data (tile {i + 1} of {len(parts)} "
+                                         "does not end with its guard)")
+                symbols = values[:-1].reshape(mean.shape)
+                digest.update(symbols.astype("<i4").tobytes())
+                out[rows, cols] = (symbols.astype(np.float64) + mean) if dequantise else symbols
+        if header.check and digest.digest() != header.check:
             raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "
                                  "symbols that were coded (a damaged or edited stream)")
-        return header, quality, z_hat, symbols, mean
+        return header, quality, z_hat, out
 
     def decode_symbols(self, data: bytes) -> np.ndarray:
         """The integers the entropy decoder recovers: ``ẑ`` then the latent symbols, flattened."""
-        _, _, z_hat, symbols, _ = self._symbols(data)
+        _, _, z_hat, symbols = self._decode_latent(data, dequantise=False)
         return np.concatenate([z_hat.reshape(-1), symbols.reshape(-1)])
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decompresses a stream of :meth:`encode` into a uint8 ``(H, W, C)`` image.
 
         Raises:
-          BitstreamError: corrupt or truncated stream.
+          BitstreamError: corrupt or truncated stream, a declared size beyond
+            :func:`jaxcodec.limits.max_pixels` or beyond what the payload can hold.
           ModelError: the stream was made by another model.
         """
-        header, quality, _, symbols, mean = self._symbols(data)
-        y_hat = (symbols.astype(np.float64) + mean).astype(np.float32)
+        header, quality, _, y_hat = self._decode_latent(data, dequantise=True)
         image = self.reconstruct(y_hat, quality, header.height, header.width)
         if header.channels == 1:
             image = np.round(image.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
@@ -340,4 +512,5 @@ class MeanScaleCodec:
 
     def estimate_bits(self, image: np.ndarray, quality: Any) -> float:
         """The coded size the tables predict (ideal code lengths of the integer tables)."""
-        return self._bits(*self.latents(self._check_image(image), check_quality(quality, self.rungs)))
+        return self._bits(*self._coded_tiles(self._check_image(image), check_quality(quality, self.rungs)))
+

@@ -173,6 +173,24 @@ def table_hash(*arrays: np.ndarray) -> bytes:
     return digest.digest()[:8]
 
 
+#: The guard symbol's value (:func:`guarded_tables`).
+GUARD_VALUE = 1
+
+
+def guarded_tables(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tables followed by a **guard** table (its id is ``T``): the value
+    :data:`GUARD_VALUE` takes every count but one for each other symbol. A codec codes it
+    once per coded part, before any other symbol is popped: it costs almost nothing and
+    moves the ANS state off 0, so no payload is shorter than its symbols' cheapest cost
+    (:mod:`jaxcodec.limits`), and the decoder checks that it comes out last."""
+    freqs, offsets = np.asarray(freqs), np.asarray(offsets)
+    if freqs.shape[1] < 3:
+        raise ValueError(f"tables of {freqs.shape[1]} symbols leave no room for the guard")
+    guard = np.ones((1, freqs.shape[1]), freqs.dtype)
+    guard[0, GUARD_VALUE] = int(freqs[0].sum()) - (freqs.shape[1] - 1)
+    return np.concatenate([freqs, guard]), np.append(offsets, np.zeros(1, offsets.dtype))
+
+
 def _check_tables(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Validates integer tables; returns (freqs int64, offsets int64, precision)."""
     f = np.asarray(freqs)

@@ -26,6 +26,12 @@ results, at BLAS speed. With 15-bit weights and 8 fractional activation bits the
 entropy parameters lie within about 10⁻³ of the float network's, far below the spacing of
 the scale table (a factor 1.13), so no retraining is needed (the rate it costs is measured
 in the tests).
+
+A window of the output needs only the hyper-latents under it and :func:`reach` positions
+around them (:func:`run_window`): each output value depends on a fixed neighbourhood, the
+arithmetic is exact, and at the latent's own border the window ends where the latent ends,
+so the layers pad there as they pad the whole latent. So the entropy parameters of a large
+image are computed a block at a time, each block exactly what the whole network gives.
 """
 
 from __future__ import annotations
@@ -117,6 +123,38 @@ def conv3x3(x: np.ndarray, layer: IntegerConv) -> np.ndarray:
             block = np.maximum(block, 0.0)
         out[r : r + rows] = np.clip(block, -limit, limit).reshape(part.shape[0], w, -1)
     return np.asarray(depth_to_space(out[None]))[0] if layer.upsample else out
+
+
+def reach(layers: list[IntegerConv]) -> int:
+    """Hyper-latent positions beyond a window's own that its outputs depend on: walking
+    back from the output, a ``k×k`` layer adds ``k // 2`` positions of its input, and a 2×
+    up-sampling halves them (rounded up), the last layer first."""
+    positions = 0
+    for layer in reversed(layers):
+        if layer.upsample:
+            positions = -(-positions // 2)
+        positions += layer.kernel.shape[0] // 2
+    return positions
+
+
+def upsampling(layers: list[IntegerConv]) -> int:
+    """Output positions per hyper-latent position, along each axis."""
+    return 1 << sum(layer.upsample for layer in layers)
+
+
+def run_window(layers: list[IntegerConv], z: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The outputs of :func:`run` at output ``rows × cols`` only, from the hyper-latents
+    under them and :func:`reach` around them (module docstring): identical to
+    ``run(layers, z)[rows, cols]``."""
+    factor, margin = upsampling(layers), reach(layers)
+    window = []
+    for span, size in ((rows, z.shape[0]), (cols, z.shape[1])):
+        start, stop, _ = span.indices(size * factor)
+        low = max(0, start // factor - margin)
+        high = min(size, -(-stop // factor) + margin)
+        window.append((low, high, start - low * factor, stop - low * factor))
+    (r0, r1, ra, rb), (c0, c1, ca, cb) = window
+    return run(layers, z[r0:r1, c0:c1])[ra:rb, ca:cb]
 
 
 def run(layers: list[IntegerConv], z: np.ndarray) -> np.ndarray:
