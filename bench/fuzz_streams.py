@@ -6,7 +6,7 @@ r"""Damaged ``.jxc`` streams: does anything but a clean error or the right image
     .venv/bin/python bench/fuzz_streams.py --mutations 2000 --json out/fuzz.json
 
 A 192×256 crop of scikit-image's astronaut is compressed by ``--model`` (a factorized
-model; another family, such as ``mbt2018-mean``, is fuzzed in its own stream alone) as the codec
+model; another family, such as ``mbt2018-mean``, is fuzzed in its own stream alone, in tiles too) as the codec
 writes it now (``.jxc`` version 3: compact header, tiled payload, guard symbols, content
 check), and as a version-1 stream
 (one untiled payload, no guard, no check: what the codec wrote before tiling, and what
@@ -52,11 +52,16 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     from jaxcodec.codecs import container
     from jaxcodec.entropy import coder as entropy
     from jaxcodec.codecs import factorized as factorized_codec
+    from jaxcodec.codecs import hyperprior as hyperprior_codec
 
     codec = zoo.get_codec(model)
     image = skimage.data.astronaut()[100:292, 128:384]
-    if not hasattr(codec, "freqs"):  # a model with its own stream (mbt2018-mean): that stream alone
-        return {"stream": codec.encode(image, codec.qualities[0])}, codec
+    if not hasattr(codec, "freqs"):  # a model with its own stream (mbt2018-mean): that stream alone, in tiles
+        saved, hyperprior_codec.STREAM_TILE = hyperprior_codec.STREAM_TILE, tile
+        try:
+            return {"stream": codec.encode(image, codec.qualities[0])}, codec
+        finally:
+            hyperprior_codec.STREAM_TILE = saved
     saved, factorized_codec.STREAM_TILE = factorized_codec.STREAM_TILE, tile
     try:
         new = codec.encode(image, codec.qualities[0])
