@@ -104,6 +104,26 @@ def _write(path: str, write) -> None:
     os.replace(path + ".tmp", path)
 
 
+def untiled_stream(codec, image: np.ndarray, quality: float) -> bytes:
+    """The mean-scale hyperprior's stream of ``image`` in its earlier layout (header tile 0:
+    the hyper-latent's part, then the whole latent in one part, no guards; with the content
+    check), which decoders still read: built from the codec's own symbols."""
+    import dataclasses
+    import struct
+
+    from jaxcodec.codecs import container
+    from jaxcodec.entropy import coder as entropy
+
+    z_hat, symbols, indexes = codec.latents(image, quality)
+    n = codec.features
+    z_bytes = entropy.encode_symbols(z_hat.reshape(-1), np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]),
+                                     codec.z_freqs, codec.z_offsets)
+    y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), codec.y_freqs, codec.y_offsets)
+    header = dataclasses.replace(container.unpack(codec.encode(image, quality))[0], tile=0)
+    header = dataclasses.replace(header, check=codec._content_check(header, z_hat, symbols))
+    return container.pack(header, struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
+
+
 def make(names: list[str], per_model: int) -> None:
     import jaxcodec
     from jaxcodec import zoo
@@ -126,6 +146,15 @@ def make(names: list[str], per_model: int) -> None:
             index[file] = {"model": name, "quality": quality, "source": described, "shape": list(decoded.shape),
                            "symbols_sha256": symbols_hash(codec.decode_symbols(stream))}
             print(f"{file}: {len(stream)} bytes, decoded {decoded.shape}, symbols {index[file]['symbols_sha256'][:16]}")
+            if hasattr(codec, "entropy_parameters"):  # the earlier, untiled layout too
+                old = untiled_stream(codec, image, quality)
+                file = f"{name}-untiled-{quality}.jxc"
+                _write(os.path.join(HERE, file), lambda f: f.write(old))
+                _write(os.path.join(HERE, f"{name}-untiled-{quality}.png"),
+                       lambda f: Image.fromarray(jaxcodec.decompress(old)).save(f, "PNG"))
+                index[file] = {"model": name, "quality": quality, "source": f"{described}; the layout before tiled streams",
+                               "shape": list(decoded.shape), "symbols_sha256": symbols_hash(codec.decode_symbols(old))}
+                print(f"{file}: {len(old)} bytes, the earlier layout")
     _write(INDEX, lambda f: f.write(json.dumps(dict(sorted(index.items())), indent=1).encode()))
 
 
