@@ -83,11 +83,12 @@ import hashlib
 import operator
 import struct
 import zlib
+from typing import Iterator
 
 from jaxcodec.codecs.byte_reader import ByteReader, varint
 from jaxcodec.errors import BitstreamError
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "MODEL_IDS", "Header", "content_digest", "crc_bytes", "pack", "peek_header",
+__all__ = ["FORMAT_VERSION", "MAGIC", "MODEL_IDS", "Header", "content_digest", "crc_bytes", "join_parts", "pack", "peek_header", "split_parts",
            "unpack"]
 
 MAGIC = b"JXC"
@@ -262,6 +263,30 @@ def content_digest(header: Header) -> "hashlib._Hash":
     digest = hashlib.blake2b(digest_size=CHECK_SIZE, person=b"jxc-content")
     digest.update(_header_bytes(dataclasses.replace(header, check=b"\0" * CHECK_SIZE), check=b""))
     return digest
+
+
+def join_parts(parts: list[bytes]) -> bytes:
+    """Coded parts (a tiled stream's tiles) as one run of bytes: each but the last preceded by
+    its length (u32, little-endian), the last running to the end."""
+    return b"".join([len(part).to_bytes(4, "little") + part for part in parts[:-1]] + parts[-1:])
+
+
+def split_parts(data: bytes, count: int, what: str) -> Iterator[bytes]:
+    """Inverts :func:`join_parts` for ``count`` parts, one at a time (so a caller checks each
+    part before the next length is read); :class:`BitstreamError` naming ``what`` when the
+    lengths do not fit ``data``."""
+    if len(data) < 4 * (count - 1):
+        raise BitstreamError(f"{what}: truncated payload: {count} tiles need "
+                             f"{4 * (count - 1)} bytes of lengths, the payload has {len(data)}")
+    pos = 0
+    for i in range(count - 1):
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        if pos + 4 + size > len(data):
+            raise BitstreamError(f"{what}: truncated payload: tile {i + 1} of {count} "
+                                 f"says {size} bytes, {len(data) - pos - 4} are left")
+        yield data[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+    yield data[pos:]
 
 
 def pack(header: Header, payload: bytes) -> bytes:

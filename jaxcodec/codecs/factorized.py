@@ -270,9 +270,7 @@ class FactorizedCodec:
             values = np.append(tile.reshape(-1), np.int32(GUARD_VALUE))
             chunks.append(entropy.encode_symbols(values, self.tile_table_ids(tile.shape[0] * tile.shape[1]),
                                                  *self.guarded_tables))
-        lengths = [len(chunk).to_bytes(4, "little") for chunk in chunks[:-1]] + [b""]
-        payload = b"".join(length + chunk for chunk, length in zip(chunks, lengths))
-        return container.pack(dataclasses.replace(header, check=digest.digest()), payload)
+        return container.pack(dataclasses.replace(header, check=digest.digest()), container.join_parts(chunks))
 
     def decode_symbols(self, data: bytes) -> np.ndarray:
         """The integer latents ``(h, w, M)`` of a stream from :meth:`encode`: what the
@@ -313,22 +311,8 @@ class FactorizedCodec:
         if not header.check:  # version 1: one payload for the whole latent, no guard
             yield slice(0, h), slice(0, w), payload
             return
-        side = header.tile or max(h, w)
-        count = -(-h // side) * -(-w // side)
-        if len(payload) < 4 * (count - 1):
-            raise BitstreamError(f"{self.name}: truncated payload: {count} tiles need "
-                                 f"{4 * (count - 1)} bytes of lengths, the payload has {len(payload)}")
         tiles = self.stream_tiles(h, w, header.tile)
-        pos = 0
-        for i, (rows, cols) in enumerate(tiles):
-            if i == len(tiles) - 1:
-                chunk, pos = payload[pos:], len(payload)
-            else:
-                size = int.from_bytes(payload[pos : pos + 4], "little")
-                if pos + 4 + size > len(payload):
-                    raise BitstreamError(f"{self.name}: truncated payload: tile {i + 1} of {len(tiles)} "
-                                         f"says {size} bytes, {len(payload) - pos - 4} are left")
-                chunk, pos = payload[pos + 4 : pos + 4 + size], pos + 4 + size
+        for i, ((rows, cols), chunk) in enumerate(zip(tiles, container.split_parts(payload, len(tiles), self.name))):
             count = (rows.stop - rows.start) * (cols.stop - cols.start)
             limits.check_payload(len(chunk), costs, np.full(m, count),
                                  f"{self.name}: tile {i + 1} of {len(tiles)}")

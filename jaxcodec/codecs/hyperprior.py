@@ -354,10 +354,8 @@ class MeanScaleCodec:
             chunks.append(entropy.encode_symbols(np.append(symbols.reshape(-1), np.int32(GUARD_VALUE)),
                                                  np.append(indexes.reshape(-1), np.int32(gaussian_conditional.NUM_SCALES)),
                                                  *self.guarded_y_tables))
-        payload = [struct.pack("<I", len(z_bytes)), z_bytes]
-        for chunk in chunks[:-1]:
-            payload += [struct.pack("<I", len(chunk)), chunk]
-        return container.pack(dataclasses.replace(header, check=digest.digest()), b"".join(payload + chunks[-1:]))
+        payload = struct.pack("<I", len(z_bytes)) + z_bytes + container.join_parts(chunks)
+        return container.pack(dataclasses.replace(header, check=digest.digest()), payload)
 
     @staticmethod
     def _content_check(header: container.Header, z_hat: np.ndarray, symbols: np.ndarray) -> bytes:
@@ -404,19 +402,8 @@ class MeanScaleCodec:
         if not header.tile:  # the earlier layout: the whole latent in one part
             return z_bytes, [(slice(0, h), slice(0, w), rest)]
         tiles = tiling.stream_tiles(h, w, header.tile)
-        if len(rest) < 4 * (len(tiles) - 1):
-            raise BitstreamError(f"{self.name}: truncated payload: {len(tiles)} tiles need "
-                                 f"{4 * (len(tiles) - 1)} bytes of lengths, the payload has {len(rest)}")
-        parts, pos = [], 0
-        for i, (rows, cols) in enumerate(tiles):
-            if i == len(tiles) - 1:
-                chunk, pos = rest[pos:], len(rest)
-            else:
-                size = int.from_bytes(rest[pos : pos + 4], "little")
-                if pos + 4 + size > len(rest):
-                    raise BitstreamError(f"{self.name}: truncated payload: tile {i + 1} of {len(tiles)} "
-                                         f"says {size} bytes, {len(rest) - pos - 4} are left")
-                chunk, pos = rest[pos + 4 : pos + 4 + size], pos + 4 + size
+        parts = []
+        for i, ((rows, cols), chunk) in enumerate(zip(tiles, container.split_parts(rest, len(tiles), self.name))):
             count = (rows.stop - rows.start) * (cols.stop - cols.start) * m
             limits.check_payload(len(chunk), cheapest, np.array([count]), f"{self.name}: tile {i + 1} of {len(tiles)}")
             parts.append((rows, cols, chunk))
