@@ -203,6 +203,22 @@ def test_hyperprior_streams_coded_in_tiles_decode_whole_and_refine_by_window(hyp
     assert hyperprior.decode(data).shape == (150, 200, 3)
 
 
+def read_parts(payload: bytes, pos: int, count: int) -> list[bytes]:
+    """The ``count`` parts of a tiled payload from ``pos`` on, read back by hand: each but the
+    last after its u32 length, the last to the end."""
+    parts = []
+    for i in range(count):
+        if i < count - 1:
+            (size,) = struct.unpack_from("<I", payload, pos)
+            pos += 4
+        else:
+            size = len(payload) - pos
+        parts.append(payload[pos : pos + size])
+        pos += size
+    assert pos == len(payload)
+    return parts
+
+
 def test_entropy_parameters_of_a_window_are_the_whole_networks(hyperprior, monkeypatch):
     """The integer hyper-synthesis on the hyper-latents under a window and its reach gives
     exactly the whole latent's values there, for windows anywhere (borders included);
@@ -237,8 +253,8 @@ def test_hyperprior_stream_codes_tiles_with_lengths_guards_and_a_content_check(h
     assert header.tile == 8 and header.latent_shape == (20, 32, hyperprior.latent_channels)
     assert container.unpack(whole)[0].tile == 64
     z_hat, symbols, _ = hyperprior.latents(image, 3.5)
-    mean, indexes = integer_net.run(hyperprior.layers, z_hat), None
-    indexes = gaussian_conditional.scale_indexes(mean[..., hyperprior.latent_channels:], integer_net.OUTPUT_BITS)
+    out = integer_net.run(hyperprior.layers, z_hat)  # the whole latent's parameters
+    indexes = gaussian_conditional.scale_indexes(out[..., hyperprior.latent_channels:], integer_net.OUTPUT_BITS)
     digest = container.content_digest(header)
     (size,) = struct.unpack_from("<I", payload, 0)
     n = hyperprior.features
@@ -246,20 +262,14 @@ def test_hyperprior_stream_codes_tiles_with_lengths_guards_and_a_content_check(h
     values = entropy.decode_symbols(payload[4 : 4 + size], ids, *hyperprior.guarded_z_tables)
     np.testing.assert_array_equal(values, np.append(z_hat.reshape(-1), entropy.GUARD_VALUE))
     digest.update(z_hat.astype("<i4").tobytes())
-    pos, tiles = 4 + size, [(y, x) for y in range(0, 20, 8) for x in range(0, 32, 8)]
-    for i, (y, x) in enumerate(tiles):
+    tiles = [(y, x) for y in range(0, 20, 8) for x in range(0, 32, 8)]
+    for (y, x), chunk in zip(tiles, read_parts(payload, 4 + size, len(tiles))):
         tile, tile_indexes = symbols[y : y + 8, x : x + 8], indexes[y : y + 8, x : x + 8]
-        if i < len(tiles) - 1:
-            (size,) = struct.unpack_from("<I", payload, pos)
-            pos += 4
-        else:
-            size = len(payload) - pos
-        chunk, pos = payload[pos : pos + size], pos + size
         ids = np.append(tile_indexes.reshape(-1), gaussian_conditional.NUM_SCALES)
         values = entropy.decode_symbols(chunk, ids, *hyperprior.guarded_y_tables)
         np.testing.assert_array_equal(values, np.append(tile.reshape(-1), entropy.GUARD_VALUE))
         digest.update(tile.astype("<i4").tobytes())
-    assert pos == len(payload) and digest.digest() == header.check
+    assert digest.digest() == header.check  # every byte read: read_parts
     np.testing.assert_array_equal(hyperprior.decode_symbols(data), hyperprior.decode_symbols(whole))
     np.testing.assert_array_equal(hyperprior.decode(data), hyperprior.decode(whole))
     assert hyperprior.check_stream(data) == header
@@ -359,20 +369,14 @@ def test_stream_codes_tiles_with_lengths_guards_and_a_content_check(codec, monke
     assert data[3] == 3 and header.tile == 4 and header.latent_shape == (19, 29, codec.latent_channels)
     symbols = codec.latents(image)
     digest = container.content_digest(header)
-    pos, tiles = 0, [(y, x) for y in range(0, 19, 4) for x in range(0, 29, 4)]
-    for i, (y, x) in enumerate(tiles):
+    tiles = [(y, x) for y in range(0, 19, 4) for x in range(0, 29, 4)]
+    for (y, x), chunk in zip(tiles, read_parts(payload, 0, len(tiles))):
         tile = symbols[y : y + 4, x : x + 4]
-        if i < len(tiles) - 1:
-            (size,) = struct.unpack_from("<I", payload, pos)
-            pos += 4
-        else:
-            size = len(payload) - pos
-        chunk, pos = payload[pos : pos + size], pos + size
         ids = np.append(np.tile(np.arange(codec.latent_channels), tile.shape[0] * tile.shape[1]), codec.latent_channels)
         values = entropy.decode_symbols(chunk, ids, *codec.guarded_tables)
         np.testing.assert_array_equal(values, np.append(tile.reshape(-1), factorized_codec.GUARD_VALUE))
         digest.update(tile.astype("<i4").tobytes())
-    assert pos == len(payload) and digest.digest() == header.check
+    assert digest.digest() == header.check  # every byte read: read_parts
     np.testing.assert_array_equal(codec.decode_symbols(data), symbols)
     assert np.abs(codec.decode(data).astype(int) - codec.reconstruct(symbols, 300, 451)).max() == 0
 

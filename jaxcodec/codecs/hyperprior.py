@@ -156,6 +156,7 @@ class MeanScaleCodec:
                              f"{gaussian_conditional.NUM_SCALES} scales")
         self.params = jax.device_get(params)
         self.layers = integer_net.quantize_hyper_synthesis(self.params["params"]["h_s"])
+        self.upsampling = integer_net.upsampling(self.layers)  # latent positions per hyper-latent position
         self.rungs = len(task.model.lambdas)  # the trained rungs; any real quality between them
         self.qualities = list(range(1, self.rungs + 1))
         self.quality_range = (1.0, float(self.rungs))
@@ -213,7 +214,7 @@ class MeanScaleCodec:
         """``(rows, cols, μ, scale indexes)`` of each coded tile of side ``tile`` (0: one
         tile) of the latent under ``z_hat``, in coding order; computed for a block of at most
         :data:`PARAMETER_BLOCK` tiles of one row at a time."""
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         h, w = f * z_hat.shape[0], f * z_hat.shape[1]
         tiles = tiling.stream_tiles(h, w, tile)
         per_row = -(-w // (tile or max(h, w)))
@@ -286,7 +287,7 @@ class MeanScaleCodec:
     def latents(self, image: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ẑ (h, w, N), symbols (4h, 4w, M), scale indexes)`` the encoder codes."""
         z_hat, tiles = self._coded_tiles(self._check_image(image), quality)
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         shape = (f * z_hat.shape[0], f * z_hat.shape[1], self.latent_channels)
         symbols, indexes = np.empty(shape, np.int32), np.empty(shape, np.int32)
         for rows, cols, tile_symbols, tile_indexes in tiles:
@@ -337,7 +338,7 @@ class MeanScaleCodec:
         q = check_quality(quality, self.rungs)
         image = self._check_image(image)
         z_hat, tiles = self._coded_tiles(image, q)
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         header = container.Header(
             model=self.name, table_hash=self.table_hash, height=image.shape[0], width=image.shape[1],
             channels=image.shape[2], latent_shape=(f * z_hat.shape[0], f * z_hat.shape[1], self.latent_channels),
@@ -374,7 +375,7 @@ class MeanScaleCodec:
         if not header.tables_match(self.table_hash):
             raise ModelError(f"{self.name}: stream was coded with other entropy tables (another model)")
         d = self.downsampling
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         expected = (f * -(-header.height // d), f * -(-header.width // d), self.latent_channels)
         if tuple(header.latent_shape) != expected or header.channels not in (1, 3):
             raise BitstreamError(f"{self.name}: header latent shape {header.latent_shape} does not fit a "
@@ -390,7 +391,7 @@ class MeanScaleCodec:
         against the payload and every part against the fewest bytes its symbols can take
         (the tiles' against the cheapest of all tables) before anything is decoded."""
         h, w, m = header.latent_shape
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         cheapest = np.array([self._y_costs.min()])
         if len(payload) < 4 or struct.unpack("<I", payload[:4])[0] > len(payload) - 4:
             raise BitstreamError(f"{self.name}: truncated payload")
@@ -426,7 +427,7 @@ class MeanScaleCodec:
         quality = self._check_header(header)
         z_bytes, parts = self._payload_chunks(header, payload)  # every size check before any allocation
         h, w, m = header.latent_shape
-        f = integer_net.upsampling(self.layers)
+        f = self.upsampling
         zh, zw, n = h // f, w // f, self.features
         legacy = not header.tile
         if legacy:
