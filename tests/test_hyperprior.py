@@ -121,7 +121,7 @@ def test_integer_network_is_exact_whatever_the_summation_order(trained, monkeypa
     rng = np.random.default_rng(3)
     z = rng.integers(-4096, 4097, (3, 4, 16)).astype(np.float64)
     layer = codec.layers[0]
-    k, c = layer.kernel.shape[0], z.shape[-1]
+    k = layer.kernel.shape[0]
     padded = np.pad(z, ((1, 1), (1, 1), (0, 0)))
     exact = np.zeros((3, 4, layer.kernel.shape[-1]), dtype=object)
     for i in range(3):

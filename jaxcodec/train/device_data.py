@@ -172,7 +172,7 @@ class DeviceData:
         return patch
 
     def _crop(self, image: jax.Array, size: jax.Array, key: jax.Array) -> jax.Array:
-        crop, (height, width, channels) = self.crop, image.shape
+        crop, channels = self.crop, image.shape[-1]
         h, w = size[0], size[1]
         k_scale, k_top, k_left = jax.random.split(key, 3)
         if self.downscale <= 1.0:
