@@ -51,6 +51,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import positive
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HEIGHT, WIDTH = 512, 768
 HEAVY_MODULES = ("optax", "orbax", "tensorflow", "tensorflow_datasets", "jaxcodec.train.engine")
@@ -94,17 +96,6 @@ third_party = sorted(t for t in tops if t not in sys.stdlib_module_names and not
                      and t != "jaxcodec")
 print(json.dumps({"heavy": {m: m in sys.modules for m in heavy}, "third_party": third_party}))
 """
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def run(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
