@@ -320,7 +320,7 @@ def test_hyperprior_forged_headers_are_refused_before_anything_is_allocated(hype
     streams such a stream took 90 s and 3.7 GB to be refused)."""
     from jaxcodec import api
 
-    z_count = -(-height // 64) * -(-width // 64)
+    z_count = -(-height // hyperprior.downsampling) * -(-width // hyperprior.downsampling)
     z_need = limits.min_payload_bits(limits.symbol_costs(hyperprior.z_freqs), np.full(hyperprior.features, z_count)) / 8
     z_bytes = 100 if z_part == "short" else int(z_need) + 1000
     payload = struct.pack("<I", z_bytes) + bytes(z_bytes) + bytes(range(136))
