@@ -1,7 +1,8 @@
 """examples/quickstart.ipynb runs from top to bottom in a kernel of this Python, and what it
 prints is right: the photo and digit round trips reach their PSNR, the rate-distortion table
-holds the learned model, JPEG and WebP (the learned model the cheaper), training lowers the
-loss and the restored checkpoint decodes digits. Training runs QUICKSTART_STEPS steps."""
+holds both learned photo models, JPEG and WebP (the learned models the cheaper, the default one
+the cheapest), training lowers the loss and the restored checkpoint decodes digits. Training runs
+QUICKSTART_STEPS steps."""
 
 import importlib.util
 import json
@@ -149,17 +150,18 @@ def test_notebook_runs_and_its_numbers_hold(tmp_path, monkeypatch):
     assert set(digits) == {"mnist-conv-ae", "mnist-deep-ae"}
     assert all(p > 20.0 and b < 3.0 for b, p in digits.values())
 
-    # 4. The RD table: the three codecs at three qualities, rate rising with quality; the learned
-    #    model needs fewer bits than JPEG for the same PSNR.
+    # 4. The RD table: the four codecs at three qualities, rate rising with quality; both learned
+    #    models need fewer bits than JPEG for the same PSNR, the default one fewer than the other.
     curves = {}
-    for name, points in _find(cells, r"(?m)^(bmshj2017-factorized|jpeg|webp) ((?:\S+bpp/\S+dB ?)+)$"):
+    for name, points in _find(cells, r"(?m)^(mbt2018-mean|bmshj2017-factorized|jpeg|webp) ((?:\S+bpp/\S+dB ?)+)$"):
         curves[name] = [tuple(map(float, p[:-2].split("bpp/"))) for p in points.split()]
-    assert set(curves) == {"bmshj2017-factorized", "jpeg", "webp"}
+    assert set(curves) == {"mbt2018-mean", "bmshj2017-factorized", "jpeg", "webp"}
     for name, points in curves.items():
         assert len(points) == 3 and [b for b, _ in points] == sorted(b for b, _ in points), (name, points)
         assert all(p > 20.0 for _, p in points), (name, points)
-    ((bd,),) = _find(cells, rf"'bmshj2017-factorized': {NUMBER}")
-    assert float(bd) < 0.0
+    ((mean_scale,),) = _find(cells, rf"'mbt2018-mean': {NUMBER}")
+    ((factorized,),) = _find(cells, rf"'bmshj2017-factorized': {NUMBER}")
+    assert float(mean_scale) < float(factorized) < 0.0
     rd_cell = next(c for c in cells if "plot_rd" in c.source)
     assert "| jpeg |" in "".join(o.get("data", {}).get("text/markdown", "") for o in rd_cell.outputs)
     assert _pngs(rd_cell) == 1
