@@ -38,7 +38,7 @@ from jaxcodec.errors import ConfigError
 from jaxcodec.serve import app as app_lib
 from jaxcodec.serve import config as config_lib
 from jaxcodec.serve import shapes, sizes
-from jaxcodec.serve.catalog import Catalog
+from jaxcodec.serve.catalog import Catalog, default_names
 from jaxcodec.serve.config import ServeConfig
 from jaxcodec.serve.service import Service
 
@@ -159,6 +159,28 @@ def test_compress_returns_the_stream_with_its_rate_and_metrics(service):
     assert r.headers["content-disposition"].endswith('.jxc"')
     high = call(service, "POST", "/v1/compress?quality=8", **upload(png(PHOTO)))
     assert len(high.content) > len(stream) and float(high.headers["X-Psnr"]) > float(r.headers["X-Psnr"])
+
+
+def test_the_default_server_offers_the_mean_scale_hyperprior_as_its_default_photo_model():
+    """Without ``--models`` the server offers every shipped model; its default photo model is
+    ``mbt2018-mean``, and a request naming no model gets that model's stream at its middle
+    quality, byte for byte what the library writes."""
+    assert "mbt2018-mean" in default_names()
+    names = ("bmshj2017-factorized", "mbt2018-mean", "jpeg")
+    service = Service(ServeConfig(models=names, warmup=False))
+    service.load(Catalog.load(names))
+    try:
+        body = call(service, "GET", "/v1/models").json()
+        assert body["default"] == "mbt2018-mean"
+        entry = {m["name"]: m for m in body["models"]}["mbt2018-mean"]
+        assert entry["kind"] == "photo" and entry["qualities"] == list(range(1, 9))
+        r = call(service, "POST", "/v1/compress", **upload(png(PHOTO)))
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Quality"] == str(entry["default_quality"])
+        assert jaxcodec.info(r.content)["model"] == "mbt2018_mean"
+        assert r.content == jaxcodec.compress(PHOTO, "mbt2018-mean", entry["default_quality"])
+    finally:
+        service.close()
 
 
 def test_compress_with_a_standard_codec_returns_its_own_file(service):
