@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jaxcodec.codecs import inversion
@@ -22,7 +23,6 @@ from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.codecs.gan_reversal import GANReversalCodec
 from jaxcodec.errors import ConfigError
 from jaxcodec.models.gan import LATENT_RANGE, Discriminator, Generator, sample_latents
-
 
 _EVAL_KEY = 0  # eval_step has no rng: it draws its latents from this fixed seed.
 
@@ -249,10 +249,60 @@ class GANTask:
         latents = latent_codec.collect_latents(lambda x: self.invert(state["g_params"], x)[0], batches, num)
         return latent_codec.fit_tables(latents, LATENT_RANGE, self.config.model.bit_depths)
 
-    def make_codec(self, state: dict, tables: dict[str, np.ndarray] | None = None) -> "GANReversalCodec":
+    def make_codec(self, state: dict, tables: dict[str, np.ndarray] | None = None) -> GANReversalCodec:
         """The GAN-reversal ``.jxc`` codec: encode = latent recovery + uniform quantisation
         + histogram coding; decode = the generator. Qualities are bits per latent value.
 
         ``tables`` defaults to :meth:`prior_tables` when the run saved none.
         """
         return GANReversalCodec.build(self, state["g_params"], self.prior_tables() if tables is None else tables)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """DCGAN on MNIST digits (28×28, 32 latents, 500 inversion steps per digit); the
+    CelebA configurations override the image shape, widths and data."""
+    config = ml_collections.ConfigDict()
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "gan"  # jaxcodec.train.tasks registry key
+    config.model.image_shape = (28, 28, 1)  # generated / coded image shape (square, C = 1 or 3)
+    config.model.latent_dim = 32  # d: z ~ U[-1, 1]^d
+    config.model.g_width = 16  # generator channels at full resolution, doubled per halving
+    config.model.d_width = 16  # discriminator channels at full resolution, doubled per halving
+    config.model.max_width = 256  # cap on channels at the coarse resolutions
+    config.model.convs_per_stage = 1  # 3x3 convolutions after each generator up-sampling
+    config.model.r1_gamma = 1.0  # R1 penalty weight on real data (Mescheder et al. 2018); 0 = off
+    config.model.adam_b1 = 0.5  # Adam beta1 for both networks (DCGAN)
+    config.model.adam_b2 = 0.999  # Adam beta2 for both networks
+    config.model.d_learning_rate = None  # None = config.learning_rate
+    config.model.bit_depths = (3, 4, 5, 6, 8)  # codec qualities: bits per latent value
+    config.model.finalize_batches = 0  # 0 = uniform-prior entropy tables; N = fit on N inverted batches
+
+    config.model.inversion = ml_collections.ConfigDict()
+    config.model.inversion.steps = 500  # Adam steps per image
+    config.model.inversion.lr = 0.05  # peak learning rate (cosine-decayed to 1%)
+    config.model.inversion.schedule = "cosine"  # "cosine" or None (constant)
+    config.model.inversion.loss = "l2"  # "l1", "l2", "ssim", "ms_ssim" or a dict of weights
+    config.model.inversion.restarts = 4  # random starts per image, best final loss kept
+    config.model.inversion.clip = "stochastic"  # "stochastic" (Lipton & Tripathi 2017), "project" or None
+    config.model.inversion.refine = 0  # Levenberg-Marquardt iterations after Adam ("l2" loss only); 0 = Adam only
+    config.model.inversion.seed = 0  # key of the starts and the clipping noise (encoding is deterministic)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = "sample:mnist"  # training set spec (npz:PATH or tfds:mnist for all 60000 digits)
+    config.data.train_split = "train"  # split of the training set
+    config.data.eval = "sample:mnist"  # evaluation set spec ("" to skip evaluation)
+    config.data.eval_split = "test"  # split of the evaluation set
+    config.data.image_size = None  # native 28x28
+    config.data.crop = None  # no random crops
+
+    config.batch_size = 32  # images per step (global, over all devices)
+    config.num_steps = 5000  # steps (one D and one G update each)
+    config.learning_rate = 2e-4  # Adam learning rate (DCGAN)
+    config.seed = 0  # seed of parameter init, data order and latents
+    config.log_every = 100  # steps between progress lines
+    config.eval_every = 1000  # steps between evaluations
+    config.eval_batches = 10  # evaluation batches per evaluation
+    config.checkpoint_every = 1000  # steps between checkpoints
+    config.keep_checkpoints = 3  # checkpoints kept on disk
+    return config
