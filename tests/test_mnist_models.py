@@ -114,7 +114,7 @@ def test_deep_ae_shapes_and_learning(digits):
     logits = np.asarray(task.model.apply(state["params"], jnp.asarray(test))[0], np.float64)
     p = 1 / (1 + np.exp(-logits))
     bce = -np.mean(test * np.log(p) + (1 - test) * np.log(1 - p))
-    assert float(task.loss_fn(state["params"], jnp.asarray(test))[0]) == pytest.approx(bce, rel=1e-4)
+    assert float(task.loss_fn(state["params"], jnp.asarray(test), jax.random.key(0))[0]) == pytest.approx(bce, rel=1e-4)
 
 
 def test_deep_ae_pretrain_unrolls_rbms(digits):
