@@ -150,9 +150,10 @@ class MeanScaleCodec:
         self.name = task.name
         self.model = task.model
         self.features = task.model.features
+        self.hyper_channels = task.model.hyper_channels
         self.latent_channels = task.model.latent_channels
-        if self.z_freqs.shape[0] != self.features or self.y_freqs.shape[0] != gaussian_conditional.NUM_SCALES:
-            raise ModelError(f"{self.name}: tables do not fit {self.features} hyper-latent channels and "
+        if self.z_freqs.shape[0] != self.hyper_channels or self.y_freqs.shape[0] != gaussian_conditional.NUM_SCALES:
+            raise ModelError(f"{self.name}: tables do not fit {self.hyper_channels} hyper-latent channels and "
                              f"{gaussian_conditional.NUM_SCALES} scales")
         self.params = jax.device_get(params)
         self.layers = integer_net.quantize_hyper_synthesis(self.params["params"]["h_s"])
@@ -164,8 +165,9 @@ class MeanScaleCodec:
         self.latent_step = 16  # pixels per latent position (g_a's four stride-2 convolutions)
         self.halo = tiling.halo(AnalysisTransform.kernel_sizes, self.latent_step)
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_FEATURE * int(self.features)
+        hyper = "" if self.hyper_channels == self.features else f", hyper-latent {self.hyper_channels}"
         self.description = (f"Minnen 2018 mean-scale hyperprior, continuous rate (N={self.features}, "
-                            f"M={self.latent_channels}, qualities 1-{self.rungs})")
+                            f"M={self.latent_channels}{hyper}, qualities 1-{self.rungs})")
         if min(self.z_freqs.shape[1], self.y_freqs.shape[1]) < 3:
             raise ModelError(f"{self.name}: tables of fewer than 3 symbols leave no room for the guard")
         self.guarded_z_tables = entropy.guarded_tables(self.z_freqs, self.z_offsets)
@@ -229,7 +231,7 @@ class MeanScaleCodec:
                     yield rows_t, cols_t, mean[:, part], indexes[:, part]
 
     def _z_ids(self, count: int) -> np.ndarray:
-        return np.tile(np.arange(self.features, dtype=np.int32), count)
+        return np.tile(np.arange(self.hyper_channels, dtype=np.int32), count)
 
     def windows(self, h: int, w: int, refine: bool = False) -> tuple[list[tiling.Span], list[tiling.Span]]:
         """The tiles and windows of an ``(h, w)`` latent (:func:`jaxcodec.tiling.windows`)."""
@@ -347,7 +349,7 @@ class MeanScaleCodec:
         digest = container.content_digest(header)
         digest.update(np.ascontiguousarray(z_hat).astype("<i4").tobytes())
         z_bytes = entropy.encode_symbols(np.append(z_hat.reshape(-1), np.int32(GUARD_VALUE)),
-                                         np.append(self._z_ids(z_hat.shape[0] * z_hat.shape[1]), np.int32(self.features)),
+                                         np.append(self._z_ids(z_hat.shape[0] * z_hat.shape[1]), np.int32(self.hyper_channels)),
                                          *self.guarded_z_tables)
         chunks = []
         for _, _, symbols, indexes in tiles:
@@ -397,7 +399,7 @@ class MeanScaleCodec:
             raise BitstreamError(f"{self.name}: truncated payload")
         split = 4 + struct.unpack("<I", payload[:4])[0]
         z_bytes, rest = payload[4:split], payload[split:]
-        limits.check_payload(len(z_bytes), self._z_costs, np.full(self.features, (h // f) * (w // f)),
+        limits.check_payload(len(z_bytes), self._z_costs, np.full(self.hyper_channels, (h // f) * (w // f)),
                              f"{self.name}: the hyper-latent")
         limits.check_payload(len(rest), cheapest, np.array([h * w * m]), f"{self.name}: the payload")
         if not header.tile:  # the earlier layout: the whole latent in one part
@@ -428,7 +430,7 @@ class MeanScaleCodec:
         z_bytes, parts = self._payload_chunks(header, payload)  # every size check before any allocation
         h, w, m = header.latent_shape
         f = self.upsampling
-        zh, zw, n = h // f, w // f, self.features
+        zh, zw, n = h // f, w // f, self.hyper_channels
         legacy = not header.tile
         if legacy:
             z_values = entropy.decode_symbols(z_bytes, self._z_ids(zh * zw), self.z_freqs, self.z_offsets)

@@ -121,6 +121,7 @@ class MeanScaleHyperprior(nn.Module):
 
     features: int = 128
     latent_channels: int = 192
+    hyper_features: int = 0  # channels of h_a and of the hyper-latent; 0: ``features``
     filters: Sequence[int] = (3, 3, 3)
     lambdas: Sequence[float] = LAMBDAS
     synthesis_modulation: bool = False
@@ -129,15 +130,20 @@ class MeanScaleHyperprior(nn.Module):
         n, m, q = self.features, self.latent_channels, len(self.lambdas)
         self.g_a = AnalysisTransform(n, m)
         self.g_s = SynthesisTransform(n, 3)
-        self.h_a = HyperAnalysis(n)
+        self.h_a = HyperAnalysis(self.hyper_channels)
         self.h_s = HyperSynthesis(m)
         self.gain = self.param("gain", _log_gain_init(self.lambdas, m, 0.5), (q, m))
         self.inverse_gain = self.param("inverse_gain", _log_gain_init(self.lambdas, m, -0.5), (q, m))
-        self.entropy_bottleneck = factorized_prior.DeepFactorized(n, tuple(self.filters))
+        self.entropy_bottleneck = factorized_prior.DeepFactorized(self.hyper_channels, tuple(self.filters))
         if self.synthesis_modulation:  # (Q, hidden layers of g_s, N), identity at the start
             hidden = len(self.g_s.kernel_sizes) - 1
             self.synthesis_log_scale = self.param("synthesis_log_scale", nn.initializers.zeros, (q, hidden, n))
             self.synthesis_bias = self.param("synthesis_bias", nn.initializers.zeros, (q, hidden, n))
+
+    @property
+    def hyper_channels(self) -> int:
+        """Channels of ``h_a`` and of the hyper-latent ``z``: ``hyper_features``, or ``N``."""
+        return int(self.hyper_features or self.features)
 
     @staticmethod
     def _per_image(gains: jax.Array) -> jax.Array:

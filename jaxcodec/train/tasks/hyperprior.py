@@ -56,6 +56,7 @@ class MeanScaleTask:
         self.model = MeanScaleHyperprior(
             features=int(m.features),
             latent_channels=int(m.latent_channels),
+            hyper_features=int(m.get("hyper_features", 0) or 0),
             filters=tuple(int(f) for f in m.filters),
             synthesis_modulation=bool(m.get("synthesis_modulation", False)),
         )
@@ -137,12 +138,26 @@ class MeanScaleTask:
         return {**params, "params": {**own, **copied, "gain": rows, "inverse_gain": -rows}}
 
     def complete_start(self, params: Any, fresh: Any) -> Any:
-        """``params`` of a start trained without ``model.synthesis_modulation`` (``config.init_from``)
-        with this run's fresh, identity modulation added: the start's model is reproduced exactly."""
+        """``params`` of a start (``config.init_from``) completed to this run's model, which
+        reproduces the start exactly: a start trained without ``model.synthesis_modulation``
+        gains this run's fresh, identity modulation; a start with fewer hidden channels in
+        ``g_a``/``g_s`` (``model.features``) is embedded in the wider transforms
+        (:func:`jaxcodec.train.widening.widen`; the hyper-networks must keep their width,
+        ``model.hyper_features``)."""
+        from jaxcodec.train import widening
+
         own, new = dict(params["params"]), fresh["params"]
         for name in ("synthesis_log_scale", "synthesis_bias"):
             if name in new and name not in own:
                 own[name] = np.asarray(new[name])
+        widened = [part for part in ("g_a", "g_s") if part in own and part in new
+                   and widening.can_widen(own[part], new[part])]
+        for part in widened:
+            own[part] = widening.widen(own[part], new[part], subpixel=part == "g_s")
+        if widened:
+            for name in ("synthesis_log_scale", "synthesis_bias"):
+                if name in own and widening.can_widen(own[name], new[name]):
+                    own[name] = widening.widen({"table": own[name]}, {"table": new[name]})["table"]
         return {**params, "params": own}
 
     def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
@@ -255,8 +270,9 @@ def default_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict()
     config.model.name = MODEL_NAME  # jaxcodec.train.tasks registry key
-    config.model.features = 128  # N: hidden channels of g_a/g_s and the hyper-latent's channels
+    config.model.features = 128  # N: hidden channels of g_a/g_s (and of the hyper-latent unless hyper_features)
     config.model.latent_channels = 192  # M: latent channels
+    config.model.hyper_features = 0  # channels of h_a and the hyper-latent; 0: N
     config.model.filters = (3, 3, 3)  # hidden widths of the hyper-latent's deep factorized density
     config.model.clip_norm = 1.0  # global gradient-norm clipping; 0 disables
     config.model.tail_mass = 1e-9  # density mass left to the escape symbol of each integer table

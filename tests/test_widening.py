@@ -1,0 +1,127 @@
+"""Widening a trained mean-scale hyperprior's transforms (more hidden channels, same function),
+and a codec whose hyper-networks are narrower than its transforms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcodec import data
+from jaxcodec.errors import ConfigError
+from jaxcodec.train import widening
+from jaxcodec.train.tasks import hyperprior as hyperprior_task
+
+
+def _task(features, hyper_features=0, modulation=True):
+    config = hyperprior_task.default_config()
+    config.model.features, config.model.latent_channels = features, 12
+    config.model.hyper_features = hyper_features
+    config.model.synthesis_modulation = modulation
+    config.learning_rate = 1e-3
+    return hyperprior_task.MeanScaleTask(config)
+
+
+def _perturbed(params, seed):
+    """Trained-looking parameters: every array moved off its initial value (so no weight is
+    zero or an identity by accident, as GDN's γ and the modulation start)."""
+    leaves, tree = jax.tree.flatten(params)
+    rng = np.random.default_rng(seed)
+    moved = [np.asarray(a) + 0.05 * rng.standard_normal(np.shape(a)).astype(np.float32) for a in leaves]
+    return jax.tree.unflatten(tree, moved)
+
+
+@pytest.fixture(scope="module")
+def narrow_and_wide():
+    x = jnp.asarray(np.random.default_rng(1).random((2, 64, 64, 3)), jnp.float32)
+    narrow, wide = _task(8), _task(12, hyper_features=8)
+    source = _perturbed(jax.device_get(narrow.init_state(jax.random.key(0), x)["params"]), 2)
+    fresh = jax.device_get(wide.init_state(jax.random.key(3), x)["params"])
+    return narrow, wide, source, wide.complete_start(source, fresh), x
+
+
+def test_widened_model_computes_what_the_narrow_one_did(narrow_and_wide):
+    narrow, wide, source, widened, x = narrow_and_wide
+    assert widened["params"]["g_a"]["conv1"]["kernel"].shape == (5, 5, 12, 12)
+    assert widened["params"]["g_s"]["conv1"]["kernel"].shape == (3, 3, 12, 48)
+    assert widened["params"]["synthesis_bias"].shape[-1] == 12
+    assert widened["params"]["h_a"]["conv0"]["kernel"].shape[-1] == 8  # the hyper-networks keep their width
+    quality = jnp.asarray([1.3, 7.6])
+    for rng in (None, jax.random.key(4)):  # rounded, and with the training noise
+        expected = narrow.forward(source, x, quality, rng)
+        got = wide.forward(widened, x, quality, rng)
+        for a, b in zip(expected, got):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+
+
+def test_new_channels_are_live_and_learn(narrow_and_wide):
+    """The new channels carry signal in and receive a gradient on the way out, so training
+    can use them (zero weights both ways would stay zero)."""
+    _, wide, _, widened, x = narrow_and_wide
+    grads, _ = jax.grad(wide.loss_fn, has_aux=True)(widened, x, jax.random.key(5))
+    out_of_new = np.asarray(grads["params"]["g_s"]["conv1"]["kernel"])[:, :, 8:, :]
+    assert np.abs(out_of_new).max() > 0
+    into_new = np.asarray(widened["params"]["g_a"]["conv1"]["kernel"])[:, :, :, 8:]
+    assert np.abs(into_new).max() > 0
+    # and one step of training changes what the wide model computes
+    state = {"step": jnp.zeros((), jnp.int32), "params": widened, "opt": wide.tx.init(widened)}
+    stepped, _ = jax.jit(wide.train_step)(state, x, jax.random.key(6))
+    before = wide.forward(widened, x, jnp.asarray([4.0, 4.0]), None)[0]
+    after = wide.forward(stepped["params"], x, jnp.asarray([4.0, 4.0]), None)[0]
+    assert float(jnp.max(jnp.abs(after - before))) > 0
+
+
+def test_subpixel_outputs_widen_per_group():
+    """A sub-pixel kernel's outputs ``(r·2+s)·F + c`` keep their offset and channel: the old
+    channel c of group g lands at g·F' + c, and the new inputs feed no old output."""
+    source = {"kernel": np.arange(2 * 3 * 4 * 3, dtype=np.float32).reshape(1, 2, 3, 4 * 3) + 1}
+    fresh = {"kernel": np.ones((1, 2, 5, 4 * 7), np.float32)}
+    got = widening.widen(source, fresh, subpixel=True, new_scale=0.5)["kernel"]
+    for g in range(4):
+        np.testing.assert_array_equal(got[:, :, :3, g * 7 : g * 7 + 3], source["kernel"][..., g * 3 : g * 3 + 3])
+        np.testing.assert_array_equal(got[:, :, 3:, g * 7 : g * 7 + 3], 0.0)
+        np.testing.assert_array_equal(got[:, :, :, g * 7 + 3 : g * 7 + 7], 0.5)
+
+
+def test_can_widen_only_into_larger_arrays_of_the_same_names():
+    small, large = {"a": {"kernel": np.zeros((3, 3, 2, 2))}}, {"a": {"kernel": np.zeros((3, 3, 4, 4))}}
+    assert widening.can_widen(small, large)
+    assert not widening.can_widen(large, small)
+    assert not widening.can_widen(small, small)  # nothing to widen
+    assert not widening.can_widen(small, {"b": {"kernel": np.zeros((3, 3, 4, 4))}})
+    assert not widening.can_widen(small, {"a": {"kernel": np.zeros((3, 3, 4))}})
+
+
+def test_a_start_wider_than_the_model_is_refused(tmp_path):
+    """``init_from`` a wider model into a narrower one: one clear error, no half-built run."""
+    from jaxcodec.train import engine
+
+    wide_dir = tmp_path / "wide"
+    config = _task(12, hyper_features=8).config
+    config.data.train = "sample:photos"
+    config.data.crop = 64
+    config.batch_size = 1
+    config.num_steps = 1
+    config.checkpoint_every = 1
+    engine.train_and_evaluate(config, str(wide_dir))
+    narrow_config = _task(8).config
+    narrow_config.data.train, narrow_config.data.crop = "sample:photos", 64
+    narrow_config.batch_size, narrow_config.num_steps = 1, 1
+    narrow_config.init_from = str(wide_dir)
+    with pytest.raises(ConfigError, match="init_from"):
+        engine.train_and_evaluate(narrow_config, str(tmp_path / "narrow"))
+
+
+def test_codec_with_narrower_hyper_networks_round_trips():
+    """A model whose hyper-latent has fewer channels than its transforms codes and decodes
+    exactly (the tables and the stream follow the hyper-latent's channels)."""
+    task = _task(12, hyper_features=8)
+    state = task.init_state(jax.random.key(7), np.zeros((1, 64, 64, 3), np.float32))
+    codec = task.make_codec(state)
+    assert codec.hyper_channels == 8 and "hyper-latent 8" in codec.description
+    image = np.ascontiguousarray(data.open_dataset("sample:photos", "test").native(0)[:80, :96])
+    for quality in (1, 5.5):
+        stream = codec.encode(image, quality)
+        z_hat, symbols, _ = codec.latents(image, quality)
+        assert z_hat.shape[-1] == 8
+        np.testing.assert_array_equal(codec.decode_symbols(stream), np.concatenate([z_hat.ravel(), symbols.ravel()]))
+        assert codec.decode(stream).shape == image.shape
