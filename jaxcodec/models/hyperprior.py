@@ -21,7 +21,8 @@ CompressAI's ``mbt2018-mean``), with the gain units of Cui, Wang, Gao, Bai & Shi
   channel-wise scale and bias as a function of the rate). They start at the identity, so a
   model trained without them starts unchanged, and they leave ``g_a`` and the entropy
   model alone (the encoder's latent stays the same for every quality up to its gain);
-* hyper-analysis ``h_a``: ``3×3`` stride 1, two ``5×5`` stride 2, LeakyReLU between.
+* hyper-analysis ``h_a``: ``3×3`` stride 1, two ``5×5`` stride 2, LeakyReLU between, with
+  ``hyper_features`` channels (``N`` unless set: a widened model keeps its hyper-networks).
   Unlike Cui 2021, the hyper-latent has no gain of its own: ``h_a`` sees the gained latent,
   so ``z`` already carries the rate, and the decoder's path from the rounded ``z`` to the
   entropy parameters stays free of any real-valued factor (it runs in integer arithmetic,
