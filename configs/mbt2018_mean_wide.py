@@ -2,7 +2,8 @@ r"""Mean-scale hyperprior (Minnen et al. 2018) with gain units (Cui et al. 2021)
 (CompressAI's width for its lower rates), M=128, hyper-networks at 64 channels, started from
 the shipped ``mbt2018-mean`` (N=64) widened without changing what it computes.
 
-``config.init_from`` names the narrower model; its ``g_a``/``g_s`` are embedded in the wider
+The recipe of ``configs/mbt2018_mean_from_factorized.py`` (its data, batch and patches), with
+``config.init_from`` naming the narrower model: its ``g_a``/``g_s`` are embedded in the wider
 ones (:func:`jaxcodec.train.widening.widen`: old weights in place, new channels random on the
 way in and silent on the way out), its hyper-networks, gains and conditional decoder copied
 as they are, so step 0 codes exactly as the shipped model and training only adds. Every
@@ -16,25 +17,31 @@ The long run on 2 CPU cores, training photos laid out by ``tools/photo_splits.py
 Quick check: ``--config.num_steps=20 --config.data.train=sample:photos``.
 """
 
-from jaxcodec.train.tasks.hyperprior import default_config
+import importlib.util
+import os
+
+import ml_collections
 
 
-def get_config():
-    config = default_config()
+def _narrow_config() -> ml_collections.ConfigDict:
+    """The N=64 recipe beside this file (loaded by path, whatever the working directory)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mbt2018_mean_from_factorized.py")
+    spec = importlib.util.spec_from_file_location("mbt2018_mean_from_factorized_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = _narrow_config()
     config.model.features = 128
     config.model.hyper_features = 64
-    config.model.latent_channels = 128
+    config.model.init_transforms_from = ""  # the whole model comes from config.init_from
+    config.model.freeze_transforms_steps = 0
+    config.model.transforms_lr_scale = 1.0
     config.model.synthesis_modulation = True
     config.model.quality_margin = 0.5
     config.model.rate_balance = 0.6
-    config.model.transforms_lr_scale = 1.0
     config.init_from = "mbt2018-mean"
     config.learning_rate = 1e-4
-    config.batch_size = 4
-    config.data.crop = 256
-    config.data.downscale = 2.0
-    config.data.device_resident = False
-    config.data.flip = False
-    config.checkpoint_every = 500
-    config.log_every = 200
     return config

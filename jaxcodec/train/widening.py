@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["can_widen", "widen"]
+__all__ = ["can_widen", "widen", "widen_table"]
 
 SUBPIXEL_GROUPS = 4  # 2x2 sub-pixel offsets per output channel
 # Factor on the new channels' fresh kernels. Adam's first steps move every weight by about its
@@ -55,43 +55,38 @@ def _embed(source: np.ndarray, fresh: np.ndarray, grouped_axis: int | None, in_a
     return out.reshape(fresh.shape)
 
 
-def _leaf_rule(path: tuple[str, ...], ndim: int, subpixel: bool) -> tuple[int | None, int | None]:
-    """``(grouped output axis, input axis)`` of the leaf at ``path``."""
-    leaf = path[-1]
-    if leaf == "kernel":  # (k, k, in, out)
-        return (-1 if subpixel else None), 2
-    if leaf == "bias":
-        return (-1 if subpixel else None), None
-    return None, None  # GDN's beta (c,) and gamma (c, c): embedding alone preserves them
-
-
-def _walk(source: Mapping, fresh: Mapping, subpixel: bool, new_scale: float, path: tuple[str, ...] = ()) -> dict:
+def _walk(source: Mapping, fresh: Mapping, subpixel: bool, new_scale: float) -> dict:
+    """Every leaf of ``fresh`` with its ``source`` embedded: a kernel ``(k, k, in, out)``
+    silences its new inputs and scales its fresh values by ``new_scale``; kernels and biases of
+    sub-pixel layers widen per group; GDN's β and γ need the embedding alone."""
     out = {}
     for name, value in fresh.items():
-        if name not in source:
-            raise ValueError(f"{'/'.join(path + (name,))} is missing from the narrower parameters")
         if isinstance(value, Mapping):
-            out[name] = _walk(source[name], value, subpixel, new_scale, path + (name,))
-        else:
-            grouped, in_axis = _leaf_rule(path + (name,), np.ndim(value), subpixel)
-            scale = new_scale if name == "kernel" else 1.0
-            out[name] = _embed(np.asarray(source[name]), np.asarray(value), grouped, in_axis, scale)
+            out[name] = _walk(source[name], value, subpixel, new_scale)
+            continue
+        grouped = -1 if subpixel and name in ("kernel", "bias") else None
+        in_axis, scale = (2, new_scale) if name == "kernel" else (None, 1.0)
+        out[name] = _embed(np.asarray(source[name]), np.asarray(value), grouped, in_axis, scale)
     return out
 
 
 def can_widen(source: Any, fresh: Any) -> bool:
-    """Whether every array of ``source`` fits in (and none is larger than) its counterpart in
-    ``fresh``, with the same names and ranks, and at least one is smaller."""
+    """Whether ``source`` and ``fresh`` have the same names and ranks, no array of ``source``
+    is larger than its counterpart in ``fresh``, and at least one is smaller."""
     import jax
 
-    try:
-        pairs = jax.tree.map(lambda s, f: (np.shape(s), np.shape(f)), source, fresh)
-    except ValueError:  # different names
+    if jax.tree.structure(source) != jax.tree.structure(fresh):
         return False
-    shapes = jax.tree.leaves(pairs, is_leaf=lambda x: isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], tuple))
+    shapes = [(np.shape(s), np.shape(f)) for s, f in zip(jax.tree.leaves(source), jax.tree.leaves(fresh))]
     if not shapes or any(len(s) != len(f) or any(a > b for a, b in zip(s, f)) for s, f in shapes):
         return False
     return any(s != f for s, f in shapes)
+
+
+def widen_table(source: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """``fresh`` (a per-channel table such as the conditional decoder's, channels last) with the
+    narrower ``source`` in its leading corner: the new channels keep their fresh values."""
+    return _embed(np.asarray(source), np.asarray(fresh), None, None)
 
 
 def widen(source: Mapping, fresh: Mapping, subpixel: bool = False, new_scale: float = NEW_KERNEL_SCALE) -> dict:

@@ -157,7 +157,7 @@ class MeanScaleTask:
         if widened:
             for name in ("synthesis_log_scale", "synthesis_bias"):
                 if name in own and widening.can_widen(own[name], new[name]):
-                    own[name] = widening.widen({"table": own[name]}, {"table": new[name]})["table"]
+                    own[name] = widening.widen_table(own[name], new[name])
         return {**params, "params": own}
 
     def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
