@@ -123,6 +123,25 @@ def test_a_short_lease_still_leaves_a_package(archive, tmp_path, capsys):
     assert "stopped at step 0" in capsys.readouterr().out
 
 
+def test_a_new_lease_starts_from_config_init_from(runs, archive, tmp_path, capsys):
+    """A lease's step 0 is train.py's: ``config.init_from``'s parameters, not a fresh initialisation."""
+    tool = _tool()
+    assert tool.main(["unpack", str(runs / "whole"), str(tmp_path / "source")]) == 0
+    assert tool.main(["--config", CONFIG, "--archive", archive, "--out", str(tmp_path / "p"), *TINY,
+                      f"--config.init_from={tmp_path / 'source'}", "--minutes", "0.01"]) == 0
+    assert "parameters initialised from" in capsys.readouterr().out
+    started, source = _arrays(str(tmp_path / "p")), _arrays(str(runs / "whole"))
+    params = [key for key in started if key.startswith("['params']")]
+    assert params
+    for key in params:
+        np.testing.assert_array_equal(started[key], source[key], err_msg=key)
+    # and without init_from, step 0 is the fresh initialisation, which differs
+    assert tool.main(["--config", CONFIG, "--archive", archive, "--out", str(tmp_path / "q"), *TINY,
+                      "--minutes", "0.01"]) == 0
+    fresh = _arrays(str(tmp_path / "q"))
+    assert any(not np.array_equal(fresh[key], source[key]) for key in params)
+
+
 def _state(n):
     params = {"w": jnp.arange(n, dtype=jnp.float32) / n, "b": jnp.ones((3,), jnp.float32)}
     tx = optax.adam(1e-3)

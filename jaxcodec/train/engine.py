@@ -192,6 +192,19 @@ def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
     return {**state, "params": sharding.replicate(params, mesh)}
 
 
+def initial_state(task: Task, config: ml_collections.ConfigDict, mesh: Mesh, rng: jax.Array,
+                  first: jax.Array) -> State:
+    """A new run's state at step 0: initialised from ``rng`` (shapes from the batch ``first``),
+    then the task's own start (``initial_params``, e.g. transforms taken from another family's
+    model) and ``config.init_from``'s parameters (:func:`_warm_start`), in that order."""
+    state = make_init(task, mesh)(rng, first)
+    if hasattr(task, "initial_params"):
+        state = {**state, "params": sharding.replicate(task.initial_params(jax.device_get(state["params"])), mesh)}
+    if setting(config, "init_from"):
+        state = _warm_start(task, state, setting(config, "init_from"), mesh)
+    return state
+
+
 def _positive_int(config: ml_collections.ConfigDict, name: str, *, allow_zero: bool = False) -> int:
     value = setting(config, name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
@@ -474,11 +487,8 @@ def train(
             state, meta = ckpt.restore(abstract_state(task, mesh, batch_shape, first.dtype))
             _print(f"resuming from step {start_step} in {workdir}")
         else:
-            state = make_init(task, mesh)(init_rng, sharding.shard_batch(first, sharding.batch_sharding(mesh)))
-            if hasattr(task, "initial_params"):  # e.g. transforms taken from another family's model
-                state = {**state, "params": sharding.replicate(task.initial_params(jax.device_get(state["params"])), mesh)}
+            state = initial_state(task, config, mesh, init_rng, sharding.shard_batch(first, sharding.batch_sharding(mesh)))
             if setting(config, "init_from"):
-                state = _warm_start(task, state, setting(config, "init_from"), mesh)
                 meta = {"pretrain_done": True}  # pre-training would overwrite the copied parameters
             if is_main:
                 _write_json(

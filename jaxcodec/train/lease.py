@@ -350,7 +350,8 @@ def train_for(
     its last save is expected to take, then writes the package into ``out``; returns its manifest.
 
     ``start`` is a state to continue (a package's or a workdir's, any placement) at step
-    ``start_step``; None starts from scratch. The batches come from the devices when the
+    ``start_step``; None starts a new run as ``train.py`` would (from scratch, or from
+    ``config.init_from``). The batches come from the devices when the
     training images fit there (``config.data.device_resident`` is set here), else from the
     host pipeline. Stops early at ``config.num_steps``.
     """
@@ -379,7 +380,7 @@ def train_for(
     batch_shape = [int(config.batch_size), *first.shape[1:]]
     init_rng, train_rng, _ = jax.random.split(jax.random.key(seed), 3)
     if start is None:
-        state = engine.make_init(task, mesh)(init_rng, first)
+        state = engine.initial_state(task, config, mesh, init_rng, first)  # config.init_from too
     else:
         abstract = engine.abstract_state(task, mesh, batch_shape, first.dtype)
         state = jax.tree.map(lambda value, a: jax.device_put(np.asarray(value).astype(a.dtype), a.sharding),
