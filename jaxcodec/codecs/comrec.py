@@ -19,6 +19,7 @@ from jaxcodec.codecs import container
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.models.comrec import MODEL_NAME, to_uint8
+from jaxcodec.ops.conv import full_precision_jit
 
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -84,8 +85,8 @@ class ComRecCodec:
         self.com_params, self.rec_params = com_params, rec_params
         leaves = jax.tree.leaves((com_params, rec_params))
         self.table_hash = entropy.table_hash(*(np.asarray(a, np.float32) for a in leaves))
-        self._compact = jax.jit(task.compact_uint8)
-        self._reconstruct = jax.jit(lambda p, d: to_uint8(task.reconstruct(p, d.astype(jnp.float32) / 255.0)))
+        self._compact = full_precision_jit(task.compact_uint8)
+        self._reconstruct = full_precision_jit(lambda p, d: to_uint8(task.reconstruct(p, d.astype(jnp.float32) / 255.0)))
         self.halo = -(-(int(m.rec_depth) + 4) // 2) + 2  # compact pixels (module docstring)
         # Working memory per full-resolution pixel: RecCNN's activations, a few alive at once.
         self.bytes_per_pixel = 16 * max(int(m.rec_features), int(m.com_features))

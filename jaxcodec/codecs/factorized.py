@@ -53,7 +53,7 @@ from jaxcodec.codecs import container, refinement
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 from jaxcodec.models.factorized import MODEL_NAME, FactorizedPriorModel, total_bits
-from jaxcodec.ops.conv import conv_impl
+from jaxcodec.ops.conv import conv_impl, full_precision_jit
 
 #: Side of the square tiles a stream codes the latent in, in latent positions (module docstring).
 STREAM_TILE = 64
@@ -86,12 +86,12 @@ class Programs:
 
         self.direct_synthesis = direct_synthesis
         self.rate = lambda p, y: total_bits(likelihood(p, y))  # Σ −log2 p(y)
-        self.continuous = jax.jit(analysis)
-        self.analysis = jax.jit(lambda p, x: jnp.round(analysis(p, x)).astype(jnp.int32))
-        self.synthesis = jax.jit(
+        self.continuous = full_precision_jit(analysis)
+        self.analysis = full_precision_jit(lambda p, x: jnp.round(analysis(p, x)).astype(jnp.int32))
+        self.synthesis = full_precision_jit(
             lambda p, y: jnp.round(jnp.clip(synthesis(p, y.astype(jnp.float32)), 0.0, 1.0) * 255.0).astype(jnp.uint8)
         )
-        self.bits = jax.jit(lambda p, y: self.rate(p, y.astype(jnp.float32)))
+        self.bits = full_precision_jit(lambda p, y: self.rate(p, y.astype(jnp.float32)))
 
 
 @functools.lru_cache(maxsize=16)

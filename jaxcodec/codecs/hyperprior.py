@@ -75,7 +75,7 @@ from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 from jaxcodec.models.factorized import AnalysisTransform
 from jaxcodec.models.hyperprior import lambda_for_quality
-from jaxcodec.ops.conv import conv_impl
+from jaxcodec.ops.conv import conv_impl, full_precision_jit
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 #: Side of the square tiles a stream codes the latent in, in latent positions (module docstring).
@@ -92,14 +92,14 @@ class Programs:
 
     def __init__(self, model: Any):
         cls = type(model)
-        self.analysis = jax.jit(functools.partial(model.apply, method=cls.analysis))
-        self.transform = jax.jit(functools.partial(model.apply, method=cls.transform))
-        self.apply_gain = jax.jit(functools.partial(model.apply, method=cls.apply_gain))
-        self.hyper_analysis = jax.jit(
+        self.analysis = full_precision_jit(functools.partial(model.apply, method=cls.analysis))
+        self.transform = full_precision_jit(functools.partial(model.apply, method=cls.transform))
+        self.apply_gain = full_precision_jit(functools.partial(model.apply, method=cls.apply_gain))
+        self.hyper_analysis = full_precision_jit(
             lambda p, y: jnp.round(model.apply(p, y, method=cls.hyper_analysis)).astype(jnp.int32)
         )
         synthesis = functools.partial(model.apply, method=cls.synthesis)
-        self.synthesis = jax.jit(
+        self.synthesis = full_precision_jit(
             lambda p, y, q: jnp.round(jnp.clip(synthesis(p, y, q), 0.0, 1.0) * 255.0).astype(jnp.uint8)
         )
 

@@ -36,6 +36,7 @@ from jaxcodec.codecs import container
 from jaxcodec.codecs.protocol import check_image
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.errors import BitstreamError, ModelError
+from jaxcodec.ops.conv import full_precision_jit
 
 __all__ = ["LatentCodec", "collect_latents", "dequantize", "fit_tables", "quantize"]
 
@@ -172,8 +173,8 @@ class LatentCodec:
             b: entropy.table_hash(h.freqs, h.offsets, range_array, np.asarray([b], np.int32))
             for b, h in self._hist.items()
         }
-        self._encode = jax.jit(encode_fn)
-        self._decode = jax.jit(decode_fn)
+        self._encode = full_precision_jit(encode_fn)
+        self._decode = full_precision_jit(decode_fn)
 
     @classmethod
     def from_tables(
