@@ -257,7 +257,7 @@ def test_hyperprior_stream_codes_tiles_with_lengths_guards_and_a_content_check(h
     indexes = gaussian_conditional.scale_indexes(out[..., hyperprior.latent_channels:], integer_net.OUTPUT_BITS)
     digest = container.content_digest(header)
     (size,) = struct.unpack_from("<I", payload, 0)
-    n = hyperprior.features
+    n = hyperprior.hyper_channels
     ids = np.append(np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]), n)
     values = entropy.decode_symbols(payload[4 : 4 + size], ids, *hyperprior.guarded_z_tables)
     np.testing.assert_array_equal(values, np.append(z_hat.reshape(-1), entropy.GUARD_VALUE))
@@ -281,7 +281,7 @@ def test_hyperprior_streams_of_the_earlier_layout_decode_as_before(hyperprior):
     image = photo(75, 118)
     z_hat, symbols, indexes = hyperprior.latents(image, 2)
     header, _ = container.unpack(hyperprior.encode(image, 2))
-    n = hyperprior.features
+    n = hyperprior.hyper_channels
     z_bytes = entropy.encode_symbols(z_hat.reshape(-1), np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]),
                                      hyperprior.z_freqs, hyperprior.z_offsets)
     y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), hyperprior.y_freqs, hyperprior.y_offsets)
@@ -321,7 +321,7 @@ def test_hyperprior_forged_headers_are_refused_before_anything_is_allocated(hype
     from jaxcodec import api
 
     z_count = -(-height // hyperprior.downsampling) * -(-width // hyperprior.downsampling)
-    z_need = limits.min_payload_bits(limits.symbol_costs(hyperprior.z_freqs), np.full(hyperprior.features, z_count)) / 8
+    z_need = limits.min_payload_bits(limits.symbol_costs(hyperprior.z_freqs), np.full(hyperprior.hyper_channels, z_count)) / 8
     z_bytes = 100 if z_part == "short" else int(z_need) + 1000
     payload = struct.pack("<I", z_bytes) + bytes(z_bytes) + bytes(range(136))
     data = hyperprior_forged(hyperprior, height, width, tile, payload)

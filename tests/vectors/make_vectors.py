@@ -115,7 +115,7 @@ def untiled_stream(codec, image: np.ndarray, quality: float) -> bytes:
     from jaxcodec.entropy import coder as entropy
 
     z_hat, symbols, indexes = codec.latents(image, quality)
-    n = codec.features
+    n = codec.hyper_channels  # the hyper-latent's channels (N unless the hyper-networks are narrower)
     z_bytes = entropy.encode_symbols(z_hat.reshape(-1), np.tile(np.arange(n), z_hat.shape[0] * z_hat.shape[1]),
                                      codec.z_freqs, codec.z_offsets)
     y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), codec.y_freqs, codec.y_offsets)
