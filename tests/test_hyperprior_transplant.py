@@ -137,7 +137,13 @@ def test_a_run_restarts_from_a_shipped_model(tmp_path):
     from jaxcodec.train import engine
 
     shipped = zoo.get_codec("mbt2018-mean")
-    config = _engine_config(64, 128, init_from="mbt2018-mean")
+
+    def like_shipped(**top):  # the shipped model's widths, whatever they are
+        config = _engine_config(shipped.features, shipped.latent_channels, **top)
+        config.model.hyper_features = shipped.hyper_channels
+        return config
+
+    config = like_shipped(init_from="mbt2018-mean")
     config.model.synthesis_modulation = True
     state = engine.train_and_evaluate(config, str(tmp_path / "run"))
     got = jax.tree.leaves(jax.device_get(state["params"]))
@@ -146,8 +152,8 @@ def test_a_run_restarts_from_a_shipped_model(tmp_path):
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
     with pytest.raises(ConfigError, match="only in the start: params/synthesis_bias"):
-        engine.train_and_evaluate(_engine_config(64, 128, init_from="mbt2018-mean"), str(tmp_path / "plain"))
-    with pytest.raises(ConfigError, match="do not fit this model"):  # N=16 cannot take N=64's kernels
+        engine.train_and_evaluate(like_shipped(init_from="mbt2018-mean"), str(tmp_path / "plain"))
+    with pytest.raises(ConfigError, match="do not fit this model"):  # M=24 cannot take M=128's latent
         engine.train_and_evaluate(_engine_config(16, 24, init_from="mbt2018-mean"), str(tmp_path / "narrow"))
     with pytest.raises(ConfigError, match="not a training workdir, a shipped single model"):
         engine.train_and_evaluate(_engine_config(16, 24, init_from="no-such-model"), str(tmp_path / "none"))
