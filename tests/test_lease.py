@@ -266,3 +266,18 @@ def test_travel_adds_the_working_tree_to_the_carried_files(tmp_path, capsys):
     assert tool.main(["travel", str(small), str(tmp_path / "huge.bin")]) == 1
     assert "too much" in capsys.readouterr().err
     assert tool.main(["travel", str(tmp_path / "nope")]) == 1
+
+
+def test_a_lease_needs_no_tensorboardx(archive, tmp_path):
+    """An accelerator machine may lack tensorboardX: a lease writes no TensorBoard events, so
+    it trains and leaves its package with the package unimportable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['tensorboardX'] = None; "  # import tensorboardX now raises ImportError
+            "import runpy; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "tools", "train_lease.py"),
+                          "--config", CONFIG, "--archive", archive, "--out", str(tmp_path / "p"), *TINY,
+                          "--config.num_steps=2"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert lease.read_manifest(str(tmp_path / "p"))["step"] == 2

@@ -15,11 +15,18 @@ import json
 import os
 from typing import Any, Mapping
 
-from tensorboardX import SummaryWriter
-from tensorboardX.proto.summary_pb2 import Summary
-from tensorboardX.summary import scalar
-
 _SERIAL = itertools.count()
+
+
+def _tensorboardx():
+    """tensorboardX's writer, summary record and scalar summary, imported when a writer is
+    made: code that never writes events (an accelerator lease, :mod:`jaxcodec.train.lease`)
+    runs without the package."""
+    from tensorboardX import SummaryWriter
+    from tensorboardX.proto.summary_pb2 import Summary
+    from tensorboardX.summary import scalar
+
+    return SummaryWriter, Summary, scalar
 
 
 class EventWriter:
@@ -28,14 +35,15 @@ class EventWriter:
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
         suffix = f".{os.getpid()}.{next(_SERIAL)}"
-        self._writer = SummaryWriter(logdir=logdir, filename_suffix=suffix, flush_secs=60)
+        summary_writer, self._summary, self._scalar = _tensorboardx()
+        self._writer = summary_writer(logdir=logdir, filename_suffix=suffix, flush_secs=60)
         (self.path,) = glob.glob(os.path.join(glob.escape(logdir), f"events.out.tfevents.*{suffix}"))
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """One event at ``step`` holding a scalar summary per entry."""
-        values = [v for name, value in scalars.items() for v in scalar(name, float(value)).value]
+        values = [v for name, value in scalars.items() for v in self._scalar(name, float(value)).value]
         if values:
-            self._writer.file_writer.add_summary(Summary(value=values), global_step=step)
+            self._writer.file_writer.add_summary(self._summary(value=values), global_step=step)
 
     def write_text(self, step: int, tag: str, text: str) -> None:
         """A markdown text summary (TensorBoard's Text tab, tag ``<tag>/text_summary``)."""
