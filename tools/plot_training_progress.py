@@ -50,7 +50,7 @@ def plot(data: dict, out: str) -> None:
         if target is not None:
             ax.axhline(target, color="black", linestyle=":", linewidth=1, label=f"target ({target:+.0f}%)")
         ax.set_title(f"BD-rate vs JPEG ({label}), validation split")
-        ax.set_xlabel("training steps (thousands), 2 CPU cores")
+        ax.set_xlabel(data.get("steps_label", "training steps (thousands)"))
         ax.set_ylabel("BD-rate (%, lower is better)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
