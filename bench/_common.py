@@ -51,6 +51,15 @@ def fit_image(photo: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
+def random_quality(codec, rng: np.random.Generator):
+    """A quality for one test stream: uniform in a variable-rate codec's range (to 3 decimals),
+    else one of its rungs."""
+    if hasattr(codec, "quality_range"):
+        low, high = codec.quality_range
+        return round(float(rng.uniform(low, high)), 3)
+    return int(rng.choice(codec.qualities))
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number >= 1."""
     import argparse

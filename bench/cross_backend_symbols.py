@@ -33,6 +33,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/_common, also when imported by path
+
+from _common import random_quality  # noqa: E402
 
 #: Crop sizes (height, width): few shapes, so few compilations, some not multiples of 64.
 SIZES = ((256, 384), (200, 320), (128, 128), (96, 232))
@@ -63,15 +66,13 @@ def encode(model: str, photos: str, images: int, seed: int, out: str) -> None:
     codec = zoo.get_codec(model)
     dataset = data.open_dataset(photos, "test")
     rng = np.random.default_rng(seed)
-    low, high = getattr(codec, "quality_range", (min(codec.qualities), max(codec.qualities)))
     streams, symbols, pictures, shapes, qualities = [], [], [], [], []
     for i in range(images):
         photo = dataset.native(int(rng.integers(len(dataset))))
         h, w = SIZES[i % len(SIZES)]
         h, w = min(h, photo.shape[0]), min(w, photo.shape[1])
         y, x = int(rng.integers(0, photo.shape[0] - h + 1)), int(rng.integers(0, photo.shape[1] - w + 1))
-        quality = round(float(rng.uniform(low, high)), 3) if hasattr(codec, "quality_range") else \
-            int(rng.choice(codec.qualities))
+        quality = random_quality(codec, rng)
         stream = codec.encode(np.ascontiguousarray(photo[y:y + h, x:x + w]), quality)
         streams.append(np.frombuffer(stream, np.uint8))
         symbols.append(codec.decode_symbols(stream).astype(np.int32))

@@ -29,6 +29,7 @@ import sys
 import tempfile
 
 import numpy as np
+from _common import random_quality
 
 # OpenBLAS's kernel family for each XLA ISA (a decoder on such a CPU would run both).
 BLAS_CORES = {"AVX512": "SkylakeX", "AVX2": "Haswell", "AVX": "Sandybridge", "SSE4_2": "Prescott"}
@@ -62,7 +63,6 @@ def main() -> int:
     codec = zoo.get_codec(args.model)
     photos = data.open_dataset(f"folder:{args.photos}", "test")
     rng = np.random.default_rng(args.seed)
-    low, high = getattr(codec, "quality_range", (min(codec.qualities), max(codec.qualities)))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as folder:
         for i in range(args.images):
@@ -70,8 +70,7 @@ def main() -> int:
             h = int(rng.integers(32, min(257, photo.shape[0] + 1)))
             w = int(rng.integers(32, min(385, photo.shape[1] + 1)))
             y, x = int(rng.integers(0, photo.shape[0] - h + 1)), int(rng.integers(0, photo.shape[1] - w + 1))
-            quality = round(float(rng.uniform(low, high)), 3) if hasattr(codec, "quality_range") else \
-                int(rng.choice(codec.qualities))
+            quality = random_quality(codec, rng)
             stream = codec.encode(np.ascontiguousarray(photo[y:y + h, x:x + w]), quality)
             with open(f"{folder}/{i}.jxc", "wb") as f:
                 f.write(stream)

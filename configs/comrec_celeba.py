@@ -13,23 +13,13 @@ the same model gains most at low rates (see :mod:`jaxcodec.models.comrec`). Quic
 ``--config.num_steps=20``.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _photos_config() -> ml_collections.ConfigDict:
-    """The photo configuration beside this file (loaded by path, whatever the working directory)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comrec_photos.py")
-    spec = importlib.util.spec_from_file_location("comrec_photos_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from jaxcodec.train import config_files
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _photos_config()
+    config = config_files.beside(__file__, "comrec_photos.py")
     config.data.train = "tfds:celeb_a"  # TFDS name; prepared in TFDS_DATA_DIR, never downloaded here
     config.data.train_split = "train"
     config.data.eval = "tfds:celeb_a"

@@ -9,23 +9,13 @@ and a smaller batch::
 Not run on this project's 2-core CPU; quick check: ``--config.num_steps=20 --config.batch_size=8``.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _celeba64_config() -> ml_collections.ConfigDict:
-    """The 64x64 configuration beside this file (loaded by path, whatever the working directory)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_celeba64.py")
-    spec = importlib.util.spec_from_file_location("gan_celeba64_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from jaxcodec.train import config_files
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _celeba64_config()
+    config = config_files.beside(__file__, "gan_celeba64.py")
     config.model.image_shape = (128, 128, 3)
     config.model.g_width = 16  # generator channels at 128x128, doubled per halving
     config.model.d_width = 16  # discriminator channels at 128x128, doubled per halving

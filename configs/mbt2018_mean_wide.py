@@ -17,23 +17,13 @@ The long run on 2 CPU cores, training photos laid out by ``tools/photo_splits.py
 Quick check: ``--config.num_steps=20 --config.data.train=sample:photos``.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _narrow_config() -> ml_collections.ConfigDict:
-    """The N=64 recipe beside this file (loaded by path, whatever the working directory)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mbt2018_mean_from_factorized.py")
-    spec = importlib.util.spec_from_file_location("mbt2018_mean_from_factorized_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from jaxcodec.train import config_files
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _narrow_config()
+    config = config_files.beside(__file__, "mbt2018_mean_from_factorized.py")
     config.model.features = 128
     config.model.hyper_features = 64
     config.model.init_transforms_from = ""  # the whole model comes from config.init_from

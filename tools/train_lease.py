@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import os
 import sys
 import tempfile
@@ -56,7 +55,7 @@ sys.path.insert(0, ROOT)
 try:
     import ml_collections  # noqa: F401  (the config type; carried as a wheel to a lease)
 
-    from jaxcodec.train import photo_archive
+    from jaxcodec.train import config_files, photo_archive
     from jaxcodec.errors import ConfigError, JaxcodecError
 except ImportError as error:  # a lease machine without the carried wheels
     print(f"error: Python package {error.name or error} is missing; carry its wheel (see this tool's docstring)",
@@ -66,14 +65,6 @@ except ImportError as error:  # a lease machine without the carried wheels
 DEFAULT_OUT = os.path.join("lease", "package")
 
 
-def load_config_file(path: str):
-    """``get_config()`` of a config file."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} does not exist")
-    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def _value(text: str):
@@ -139,12 +130,12 @@ def _start(args, overrides):
     if args.resume is None:
         if not args.config:
             raise ConfigError("give --config FILE for a new run, or --resume PACKAGE|WORKDIR")
-        config = load_config_file(args.config)
+        config = config_files.load(args.config)
         apply_overrides(config, overrides)
         return config, None, 0
     if os.path.isfile(os.path.join(args.resume, lease.MANIFEST)):
         manifest = lease.read_manifest(args.resume)
-        config = load_config_file(args.config) if args.config else lease.config_of(manifest)
+        config = config_files.load(args.config) if args.config else lease.config_of(manifest)
         apply_overrides(config, overrides)
         mesh = sharding.data_mesh(jax.local_devices()[:1])
         abstract = engine.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
@@ -155,7 +146,7 @@ def _start(args, overrides):
     if os.path.isdir(os.path.join(args.resume, engine.CHECKPOINT_DIR)):
         config, state, step, _ = lease.latest_of_workdir(args.resume)
         if args.config:
-            config = load_config_file(args.config)
+            config = config_files.load(args.config)
         apply_overrides(config, overrides)
         print(f"continuing training workdir {args.resume} at step {step}", flush=True)
         return config, state, step
