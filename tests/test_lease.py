@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +122,21 @@ def test_a_short_lease_still_leaves_a_package(archive, tmp_path, capsys):
     manifest = lease.read_manifest(str(tmp_path / "p"))
     assert manifest["step"] == 0
     assert "stopped at step 0" in capsys.readouterr().out
+
+
+def test_a_lease_reports_where_its_start_up_time_went(archive, tmp_path, capsys):
+    """The first-step line splits the time before training into its phases, which add up to it."""
+    assert _tool().main(["--config", CONFIG, "--archive", archive, "--out", str(tmp_path / "p"), *TINY,
+                         "--config.num_steps=2"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("compiled; first step done"))
+    total = line.split("first step done ")[1].split(" after the start")[0]
+    minutes, _, seconds = total.rpartition("m")
+    total_s = 60 * int(minutes or 0) + int(seconds.rstrip("s"))
+    phases = dict(re.findall(r"(setup|data|state|first step) (\d+\.\d)s", line))
+    assert list(phases) == ["setup", "data", "state", "first step"], line
+    assert all(float(v) >= 0 for v in phases.values())
+    assert abs(sum(float(v) for v in phases.values()) - total_s) <= 0.5 + 0.05 * len(phases), line
+    assert float(phases["first step"]) > 0.1, line  # the first step compiles the training step
 
 
 def test_a_new_lease_starts_from_config_init_from(runs, archive, tmp_path, capsys):

@@ -360,6 +360,7 @@ def train_for(
 
     began = clock() if began is None else began
     deadline = began + 60.0 * float(minutes)
+    phases = {"setup": clock() - began}  # seconds of each start-up phase, reported with the first step
     config = ml_collections.ConfigDict(config.to_dict())
     config.data.device_resident = True
     task = build_task(config)
@@ -377,6 +378,9 @@ def train_for(
             downscale=config.data.get("downscale", 1.0), seed=engine.data_seed(seed, start_step))
     data_sharding = sharding.batch_sharding(mesh)
     first = sharding.shard_batch(next(batches), data_sharding)
+    jax.block_until_ready(first)
+    phases["data"] = clock() - began - phases["setup"]  # reading, decoding, uploading, the first draw
+    mark = clock()
     batch_shape = [int(config.batch_size), *first.shape[1:]]
     init_rng, train_rng, _ = jax.random.split(jax.random.key(seed), 3)
     if start is None:
@@ -386,6 +390,8 @@ def train_for(
         state = jax.tree.map(lambda value, a: jax.device_put(np.asarray(value).astype(a.dtype), a.sharding),
                              start, abstract)
     step_fn = engine.make_train_step(task, mesh, train_rng)
+    jax.block_until_ready(state)
+    phases["state"] = clock() - mark  # initialised, warm-started or restored
     history: list[dict] = []
     step = start_step
 
@@ -420,7 +426,9 @@ def train_for(
             jax.block_until_ready(state)
             last_done = clock()
             clock_lib.start_totals(step)
-            say(f"compiled; first step done {format_minutes(clock() - began)} after the start")
+            phases["first step"] = last_done - began - sum(phases.values())
+            say(f"compiled; first step done {format_minutes(last_done - began)} after the start ("
+                + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items()) + ")")
         if step % log_every == 0 or step == num_steps:
             values = _reduce(pending, step - len(pending) + 1)
             pending = []
