@@ -65,8 +65,6 @@ except ImportError as error:  # a lease machine without the carried wheels
 DEFAULT_OUT = os.path.join("lease", "package")
 
 
-
-
 def _value(text: str):
     if text.lower() in ("true", "false"):
         return text.lower() == "true"

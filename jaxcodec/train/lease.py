@@ -360,7 +360,12 @@ def train_for(
 
     began = clock() if began is None else began
     deadline = began + 60.0 * float(minutes)
-    phases = {"setup": clock() - began}  # seconds of each start-up phase, reported with the first step
+    phases: dict[str, float] = {}  # seconds of each start-up phase, reported with the first step
+
+    def phase_done(name: str) -> None:
+        phases[name] = clock() - began - sum(phases.values())
+
+    phase_done("setup")  # imports, the archive, the config
     config = ml_collections.ConfigDict(config.to_dict())
     config.data.device_resident = True
     task = build_task(config)
@@ -379,8 +384,7 @@ def train_for(
     data_sharding = sharding.batch_sharding(mesh)
     first = sharding.shard_batch(next(batches), data_sharding)
     jax.block_until_ready(first)
-    phases["data"] = clock() - began - phases["setup"]  # reading, decoding, uploading, the first draw
-    mark = clock()
+    phase_done("data")  # reading, decoding, uploading, the first draw
     batch_shape = [int(config.batch_size), *first.shape[1:]]
     init_rng, train_rng, _ = jax.random.split(jax.random.key(seed), 3)
     if start is None:
@@ -391,7 +395,7 @@ def train_for(
                              start, abstract)
     step_fn = engine.make_train_step(task, mesh, train_rng)
     jax.block_until_ready(state)
-    phases["state"] = clock() - mark  # initialised, warm-started or restored
+    phase_done("state")  # initialised, warm-started or restored
     history: list[dict] = []
     step = start_step
 
@@ -426,8 +430,8 @@ def train_for(
             jax.block_until_ready(state)
             last_done = clock()
             clock_lib.start_totals(step)
-            phases["first step"] = last_done - began - sum(phases.values())
-            say(f"compiled; first step done {format_minutes(last_done - began)} after the start ("
+            phase_done("first step")  # compiling the step, then running it once
+            say(f"compiled; first step done {format_minutes(sum(phases.values()))} after the start ("
                 + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items()) + ")")
         if step % log_every == 0 or step == num_steps:
             values = _reduce(pending, step - len(pending) + 1)
