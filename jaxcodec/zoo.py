@@ -155,34 +155,44 @@ def refined(codec: Codec, steps: int, **kwargs: Any) -> Codec:
     a :class:`ModelError` for codecs without a continuous latent (classical codecs)."""
     if not hasattr(codec, "refined"):
         raise ModelError(f"{codec.name} has no latent to refine (refinement needs a learned model with an entropy model)")
+    if "hyper_steps" in kwargs and not hasattr(codec, "hyper_steps"):
+        raise ModelError(f"{codec.name} has no hyper-latent to search (HYPER_STEPS needs a hyperprior model)")
     return codec.refined(steps, **kwargs)
 
 
-def split_refine(name: str) -> tuple[str, int | None]:
-    """``"NAME+refine=N"`` → ``("NAME", N)``; ``"NAME+refine"`` → ``("NAME",``
-    :data:`jaxcodec.codecs.refinement.DEFAULT_STEPS` ``)``; a plain name → ``(name, None)``."""
+def split_refine(name: str) -> tuple[str, int | None, int | None]:
+    """``"NAME+refine=N"`` → ``("NAME", N, None)``; ``"NAME+refine"`` → ``("NAME",``
+    :data:`jaxcodec.codecs.refinement.DEFAULT_STEPS` ``, None)``; ``"NAME+refine=N:K"`` →
+    ``("NAME", N, K)``, ``K`` steps of a hyperprior's hyper-latent search
+    (:mod:`jaxcodec.codecs.hyper_refinement`; ``None``: the codec's default); a plain name →
+    ``(name, None, None)``."""
     from jaxcodec.codecs.refinement import DEFAULT_STEPS
 
     base, plus, suffix = name.rpartition("+")
     if not plus or not suffix.startswith("refine"):
-        return name, None
+        return name, None, None
     if suffix == "refine":
-        return base, DEFAULT_STEPS
-    match = re.fullmatch(r"refine=(\d+)", suffix)
+        return base, DEFAULT_STEPS, None
+    match = re.fullmatch(r"refine=(\d+)(?::(\d+))?", suffix)
     if not match:
-        raise ModelError(f"bad refinement suffix {suffix!r} in {name!r}; use NAME+refine or NAME+refine=STEPS")
-    return base, int(match.group(1))
+        raise ModelError(f"bad refinement suffix {suffix!r} in {name!r}; use NAME+refine, NAME+refine=STEPS "
+                         f"or NAME+refine=STEPS:HYPER_STEPS")
+    hyper = match.group(2)
+    return base, int(match.group(1)), None if hyper is None else int(hyper)
 
 
 def get_codec(name: str, **kwargs: Any) -> Codec:
     """Resolves a codec by shipped model/family name, workdir path or classical name.
 
     A ``+refine`` or ``+refine=STEPS`` suffix gives the learned codec with encoder-side
-    latent refinement (:func:`refined`), e.g. ``bmshj2017-factorized+refine=50``.
+    latent refinement (:func:`refined`), e.g. ``bmshj2017-factorized+refine=50``;
+    ``+refine=STEPS:HYPER_STEPS`` also sets a hyperprior's hyper-latent search, e.g.
+    ``mbt2018-mean+refine=0:100`` (that search alone).
     """
-    base, steps = split_refine(name)
+    base, steps, hyper_steps = split_refine(name)
     if steps is not None:
-        return refined(get_codec(base, **kwargs), steps)
+        extra = {} if hyper_steps is None else {"hyper_steps": hyper_steps}
+        return refined(get_codec(base, **kwargs), steps, **extra)
     models = shipped_models()
     if name in models:
         return load_codec(models[name]["path"])

@@ -296,8 +296,8 @@ def test_refined_symbols_cost_less_by_real_bytes_and_pixels_and_decode_with_the_
     model's reconstruction of the refined symbols); the same call gives the same bytes."""
     _, _, codec, _ = trained
     image = _photo(64, 96)
-    refined = codec.refined(30, lr=0.05)
-    assert codec.refine_steps == 0 and refined.refine_steps == 30
+    refined = codec.refined(30, lr=0.05, hyper_steps=0)
+    assert codec.refine_steps == 0 and refined.refine_steps == 30 and refined.hyper_steps == 0
 
     def measured(stream, q):
         decoded = codec.decode(stream).astype(np.float64) / 255.0
@@ -319,6 +319,37 @@ def test_refined_symbols_cost_less_by_real_bytes_and_pixels_and_decode_with_the_
     from jaxcodec import zoo
 
     assert zoo.refined(codec, 2).refine_steps == 2
+
+
+def test_hyper_latent_search_writes_fewer_bytes_that_decode_with_the_plain_codec(trained):
+    """The hyper-latent search (y fixed) changes ẑ, writes fewer bytes than the plain encoder
+    and keeps the stream an ordinary one: the plain codec decodes it, its symbols are
+    ``round(y − μ(ẑ))`` under the searched ẑ, and the same call gives the same bytes. Under a
+    memory budget that splits the search into windows it is still never worse than plain."""
+    from jaxcodec import tiling
+
+    _, _, codec, _ = trained
+    image = _photo(192, 256)
+    searched = codec.refined(0, hyper_steps=60)
+    assert codec.refined(5).hyper_steps > 0 and codec.refined(0).hyper_steps == 0
+    saved = []
+    for q in (1.5, 7):
+        plain, stream = codec.encode(image, q), searched.encode(image, q)
+        assert stream == searched.encode(image, q)
+        assert len(stream) <= len(plain)
+        saved.append(len(plain) - len(stream))
+        z_plain, _, _ = codec.latents(image, q)
+        z_hat, symbols, _ = searched.latents(image, q)
+        y = np.asarray(codec._gained(image, q))[0]
+        mean, _ = codec.entropy_parameters(z_hat)
+        np.testing.assert_array_equal(symbols, np.round(y.astype(np.float64) - mean).astype(np.int32))
+        np.testing.assert_array_equal(codec.decode_symbols(stream), np.concatenate([z_hat.ravel(), symbols.ravel()]))
+        assert codec.decode(stream).shape == image.shape
+    assert max(saved) > 0.01 * len(plain)  # the search changed ẑ and paid for it at some quality
+    with tiling.memory_budget(64 << 10):
+        rows, cols = tiling.windows(3, 4, 48 * codec.latent_channels * 16, 3)
+        assert len(rows) * len(cols) > 1
+        assert len(searched.encode(image, 1.5)) <= len(codec.encode(image, 1.5))
 
 
 def test_quality_range_trains_one_rung_or_a_part_of_the_ladder():

@@ -160,8 +160,11 @@ def test_compress_refine_argument_and_codec_names(q1, photo):
     assert isinstance(ladder, LadderCodec)
     assert {m.refine_steps for m in ladder.members.values()} == {3}
     assert ladder.encode(photo, 1) == data
-    assert split_refine("bmshj2017-factorized+refine") == ("bmshj2017-factorized", refinement.DEFAULT_STEPS)
-    assert split_refine("runs/a+b") == ("runs/a+b", None)
+    assert split_refine("bmshj2017-factorized+refine") == ("bmshj2017-factorized", refinement.DEFAULT_STEPS, None)
+    assert split_refine("runs/a+b") == ("runs/a+b", None, None)
+    assert split_refine("mbt2018-mean+refine=0:7") == ("mbt2018-mean", 0, 7)
+    with pytest.raises(ModelError, match="no hyper-latent"):
+        get_codec("bmshj2017-factorized+refine=3:5")
     with pytest.raises(ModelError, match="bad refinement suffix"):
         get_codec("bmshj2017-factorized+refine=many")
     with pytest.raises(ModelError, match="no latent to refine"):

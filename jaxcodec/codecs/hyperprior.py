@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcodec import limits, tiling
-from jaxcodec.codecs import container, refinement
+from jaxcodec.codecs import container, hyper_refinement, refinement
 from jaxcodec.codecs.factorized import BYTES_PER_PIXEL_PER_FEATURE, REFINE_MEMORY_FACTOR
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import gaussian_conditional
@@ -83,6 +83,12 @@ STREAM_TILE = 64
 #: Tiles of one row whose entropy parameters the integer network computes in one pass.
 PARAMETER_BLOCK = 8
 GUARD_VALUE = entropy.GUARD_VALUE  # the guard symbol closing the hyper-latent and every coded tile
+#: Working memory of the hyper-latent search per latent element (the hyper-synthesis's
+#: activations at four resolutions and their gradients, float32, with room to spare); with the
+#: default budget a window of the search covers about 6,000 × 6,000 pixels.
+HYPER_SEARCH_BYTES_PER_ELEMENT = 48
+#: Hyper-latent positions around a window of the search (the hyper-synthesis reads about 2.75).
+HYPER_SEARCH_HALO = 3
 
 
 class Programs:
@@ -95,6 +101,7 @@ class Programs:
         self.analysis = full_precision_jit(functools.partial(model.apply, method=cls.analysis))
         self.transform = full_precision_jit(functools.partial(model.apply, method=cls.transform))
         self.apply_gain = full_precision_jit(functools.partial(model.apply, method=cls.apply_gain))
+        self.hyper_latent = full_precision_jit(functools.partial(model.apply, method=cls.hyper_analysis))
         self.hyper_analysis = full_precision_jit(
             lambda p, y: jnp.round(model.apply(p, y, method=cls.hyper_analysis)).astype(jnp.int32)
         )
@@ -115,8 +122,17 @@ class Programs:
             p = gaussian_conditional.likelihood(u, 0.0, fixed["scale"])
             return -jnp.sum(jnp.log2(p))
 
+        # The hyper-latent search's code length of ``z`` and float entropy parameters
+        # (:mod:`jaxcodec.codecs.hyper_refinement`).
+        def hyper_parameters(params, z):
+            with conv_impl("direct"):
+                z_bits = -jnp.sum(jnp.log2(model.apply(params, z, method=cls.hyper_likelihood)))
+                mean, scale = model.apply(params, z, method=cls.entropy_parameters)
+            return z_bits, mean, scale
+
         self.refine_synthesis = refine_synthesis
         self.refine_bits = refine_bits
+        self.hyper_parameters = hyper_parameters
 
 
 @functools.lru_cache(maxsize=8)
@@ -180,11 +196,19 @@ class MeanScaleCodec:
         self.programs = programs(task.model)
         self.refine_steps = 0
         self.refine_lr = refinement.check_lr(task.config.model.get("refine_lr", refinement.DEFAULT_LR))
+        self.hyper_steps = 0
 
-    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None) -> "MeanScaleCodec":
-        """The same codec whose encoder refines each image's symbols with ``steps`` SGA steps
-        of size ``lr`` (module docstring); its streams decode with any copy of the model."""
-        return refinement.refined_copy(self, steps, lr, self.refine_lr)
+    def refined(self, steps: int = refinement.DEFAULT_STEPS, lr: float | None = None,
+                hyper_steps: int | None = None) -> "MeanScaleCodec":
+        """The same codec whose encoder searches each image's hyper-latent with ``hyper_steps``
+        SGA steps (default :data:`jaxcodec.codecs.hyper_refinement.DEFAULT_STEPS` when
+        ``steps`` > 0, else 0), then refines its symbols with ``steps`` SGA steps of size ``lr``
+        (module docstring); its streams decode with any copy of the model."""
+        other = refinement.refined_copy(self, steps, lr, self.refine_lr)
+        if hyper_steps is None:
+            hyper_steps = hyper_refinement.DEFAULT_STEPS if other.refine_steps else 0
+        other.hyper_steps = refinement.check_steps(hyper_steps)
+        return other
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_image(self, image: np.ndarray) -> np.ndarray:
@@ -270,6 +294,8 @@ class MeanScaleCodec:
         refines)."""
         y = self._gained(image, quality)
         z_hat = np.asarray(self.programs.hyper_analysis(self.params, y))[0]
+        if self.hyper_steps:
+            z_hat = self._search_hyper_latent(y, z_hat)
         y = np.asarray(y)[0]
         if not self.refine_steps:
             return z_hat, self._symbol_tiles(y, z_hat)
@@ -295,6 +321,27 @@ class MeanScaleCodec:
         for rows, cols, tile_symbols, tile_indexes in tiles:
             symbols[rows, cols], indexes[rows, cols] = tile_symbols, tile_indexes
         return z_hat, symbols, indexes
+
+    def _search_hyper_latent(self, y: jax.Array, z_hat: np.ndarray) -> np.ndarray:
+        """The hyper-latent of the gained latent ``y (1, h, w, M)`` that codes it in the fewest
+        bits: :func:`jaxcodec.codecs.hyper_refinement.search` from ``h_a(y)``, window by window
+        of the hyper-latent when it is larger than the memory budget allows, kept only if the
+        real code length is below that of ``z_hat = round(h_a(y))``."""
+        z0 = self.programs.hyper_latent(self.params, y)
+        f = self.upsampling
+        rows, cols = tiling.windows(*z_hat.shape[:2], HYPER_SEARCH_BYTES_PER_ELEMENT * self.latent_channels * f * f,
+                                    HYPER_SEARCH_HALO)
+
+        def searched(zs, xs):
+            window_y = y[:, f * zs.window_start : f * zs.window_stop, f * xs.window_start : f * xs.window_stop]
+            return hyper_refinement.search(self.programs.hyper_parameters, self.params, z0[:, zs.window, xs.window],
+                                           window_y, steps=self.hyper_steps)[0]
+
+        found = tiling.analyse(searched, rows, cols)
+        latent = np.asarray(y)[0]
+        if self._bits(found, self._symbol_tiles(latent, found)) < self._bits(z_hat, self._symbol_tiles(latent, z_hat)):
+            return found
+        return z_hat
 
     def _refine(self, target: np.ndarray, quality: float, y: np.ndarray, mean: np.ndarray,
                 indexes: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from jaxcodec.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_LR", "DEFAULT_STEPS", "check_lr", "check_steps", "objective", "refine_latents", "refined_copy", "reporting",
+    "DEFAULT_LR", "DEFAULT_STEPS", "adam_direction", "check_lr", "check_steps", "objective", "refine_latents", "refined_copy", "reporting",
     "sga_round", "temperature",
 ]
 
@@ -158,7 +158,7 @@ def _compiled(synthesis: SynthesisFn, bits: BitsFn):
 
     def step(params, y, opt_state, x, weight, lr, t, steps, key):
         grads = jax.grad(sample_loss, argnums=1)(params, y, x, weight, t, steps, jax.random.fold_in(key, t))
-        updates, opt_state = _adam().update(grads, opt_state)
+        updates, opt_state = adam_direction().update(grads, opt_state)
         return y - lr * updates, opt_state  # optax.adam(lr): Adam's direction scaled by -lr
 
     def true_objective(params, symbols, x, weight):
@@ -168,7 +168,7 @@ def _compiled(synthesis: SynthesisFn, bits: BitsFn):
 
 
 @functools.cache
-def _adam() -> Any:
+def adam_direction() -> Any:
     """Adam's direction (Kingma & Ba 2015, with optax.adam's defaults); optax is imported
     only by encoders that refine, never by a decoder."""
     import optax
@@ -217,7 +217,7 @@ def refine_latents(
     if steps == 0:
         return start, {"objective_start": start_objective, "objective": start_objective, "refined": 0.0}
     key = jax.random.PRNGKey(seed)
-    y, opt_state = jnp.array(y0), _adam().init(y0)
+    y, opt_state = jnp.array(y0), adam_direction().init(y0)
     rate, length = jnp.float32(lr), jnp.int32(steps)
     report = _PROGRESS.get()
     for t in range(steps):
