@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help="shipped model or family name, or a training workdir")
     c.add_argument("--quality", default=None, help="operating point of the model (see `models`)")
     c.add_argument("--refine", default="0", metavar="STEPS",
-                   help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits)")
+                   help="optimise the latent for STEPS steps before coding (learned models; slower, fewer bits; "
+                        "a hyperprior searches its hyper-latent first)")
     target = c.add_mutually_exclusive_group()
     target.add_argument("--max-bytes", type=int, default=None, metavar="N",
                         help="instead of --quality: the largest quality whose file has at most N bytes")
@@ -138,7 +139,8 @@ def _steps(text: str) -> int:
 
 @contextlib.contextmanager
 def _refinement_bar():
-    """A progress bar of latent refinement's steps on a terminal's stderr (cleared when done)."""
+    """A progress bar of the encoder's searches on a terminal's stderr (cleared when done): one
+    bar a search (the hyper-latent's, then the latent's in each window)."""
     if not sys.stderr.isatty():
         yield
         return
@@ -150,8 +152,10 @@ def _refinement_bar():
 
     def report(done: int, steps: int) -> None:
         nonlocal bar
-        if bar is None:
-            bar = tqdm(total=steps, desc="refining the latent", unit="step", leave=False, dynamic_ncols=True)
+        if bar is None or bar.total != steps or done <= bar.n:  # another search began
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=steps, desc="refining the encoding", unit="step", leave=False, dynamic_ncols=True)
         bar.update(done - bar.n)
 
     try:

@@ -284,7 +284,7 @@ def test_refinement_shows_a_progress_bar_on_a_terminal_only(codec, workdir, file
     monkeypatch.setattr(sys, "stderr", terminal)
     assert cli_run(args) == 0
     shown = terminal.getvalue()
-    assert "refining the latent" in shown and "/4 [" in shown
+    assert "refining the encoding" in shown and "/4 [" in shown
     assert shown.endswith("\r")  # the bar is cleared, not left behind
     monkeypatch.undo()
     capsys.readouterr()

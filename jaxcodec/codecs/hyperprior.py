@@ -38,10 +38,12 @@ Streams of the earlier layout (the whole latent as one payload without guards: h
 is ``round(1000·q)``: any real quality in ``[1, 8]`` to a thousandth (gain units interpolate
 between the trained rungs).
 
-Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``): with
-``ẑ`` and so ``(μ, scale index)`` fixed, the symbols ``s`` are searched by SGA
-(:mod:`jaxcodec.codecs.refinement`; Yang, Bamler & Mandt 2020 refine the latent given the
-hyper-latent the same way) to lower ``λ(q)·255²·MSE(g_s((s + μ)·m'(q)), x) + bits(s | σ_k)``,
+Encoder-side refinement (:meth:`MeanScaleCodec.refined`, ``mbt2018-mean+refine``) searches
+both latents by SGA (Yang, Bamler & Mandt 2020), one after the other. First the hyper-latent,
+with ``y`` fixed, for the stream's code length ``bits(ẑ) + bits(round(y − μ) | σ_k)``
+(:mod:`jaxcodec.codecs.hyper_refinement`; kept only if the real code length falls); then, with
+that ``ẑ`` and so ``(μ, scale index)`` fixed, the symbols ``s``
+(:mod:`jaxcodec.codecs.refinement`) to lower ``λ(q)·255²·MSE(g_s((s + μ)·m'(q)), x) + bits(s | σ_k)``,
 where ``σ_k`` is the table scale each element is coded with. The stream is an ordinary one.
 
 Large images are transformed in tiles (:mod:`jaxcodec.tiling`), as the factorized codec's:

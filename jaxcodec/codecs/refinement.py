@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from jaxcodec.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_LR", "DEFAULT_STEPS", "adam_direction", "check_lr", "check_steps", "objective", "refine_latents", "refined_copy", "reporting",
+    "DEFAULT_LR", "DEFAULT_STEPS", "adam_direction", "check_lr", "check_steps", "objective", "progress", "refine_latents", "refined_copy", "reporting",
     "sga_round", "temperature",
 ]
 
@@ -65,10 +65,16 @@ _PROGRESS: contextvars.ContextVar[Callable[[int, int], None] | None] = contextva
 )
 
 
+def progress() -> Callable[[int, int], None] | None:
+    """The callback :func:`reporting` set for this context, or None (searches of other
+    modules report through it too, e.g. :mod:`jaxcodec.codecs.hyper_refinement`)."""
+    return _PROGRESS.get()
+
+
 @contextlib.contextmanager
 def reporting(callback: Callable[[int, int], None]) -> Iterator[None]:
-    """Within the block, every :func:`refine_latents` call reports ``callback(done, steps)``
-    after each of its steps, once the step has run (for a progress bar; the command line's
+    """Within the block, every :func:`refine_latents` call (and every hyper-latent search)
+    reports ``callback(done, steps)`` after each of its steps, once the step has run (for a progress bar; the command line's
     ``compress --refine`` shows one). The symbols found are the same with or without it."""
     token = _PROGRESS.set(callback)
     try:
