@@ -195,8 +195,8 @@ def test_hyperprior_streams_coded_in_tiles_decode_whole_and_refine_by_window(hyp
     with tiling.memory_budget(_hyperprior_budget(hyperprior, 5, refine=True)):
         assert [len(s) for s in refined.windows(12, 16, refine=True)] == [3, 4]  # a 12x16 latent
         data = refined.encode(image, 4)
-        _, symbols, _ = refined.latents(image, 4)
-    z_hat, plain, _ = hyperprior.latents(image, 4)
+        z_hat, symbols, _ = refined.latents(image, 4)  # ẑ searched first (the whole hyper-latent fits)
+    _, plain, _ = hyperprior.latents(image, 4)
     assert symbols.shape == plain.shape == (12, 16, hyperprior.latent_channels)
     assert np.count_nonzero(symbols != plain) > 0  # refinement moved some symbols
     np.testing.assert_array_equal(hyperprior.decode_symbols(data), np.concatenate([z_hat.reshape(-1), symbols.reshape(-1)]))
