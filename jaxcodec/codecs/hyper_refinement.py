@@ -45,7 +45,8 @@ __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "coded_bits", "search"]
 DEFAULT_STEPS = 100
 DEFAULT_LR = 0.02
 
-#: ``(params, z (1, h, w, N), y (1, 4h, 4w, M)) -> (hyper-latent bits, latent bits, μ, σ)``
+#: ``(params, z (1, h, w, N)) -> (Σ −log2 p(z), μ, σ)``: the hyper-latent's code length and the float
+#: hyper-synthesis's entropy parameters of the latent it codes.
 ParametersFn = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
 
 
