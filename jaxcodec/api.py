@@ -93,7 +93,8 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
 
     ``quality`` defaults to the middle of the codec's qualities. ``refine > 0`` lets a
     learned codec's encoder optimise the image's latent for that many steps
-    (:mod:`jaxcodec.codecs.refinement`): slower encoding, fewer bits for the same quality, and a
+    (:mod:`jaxcodec.codecs.refinement`; a hyperprior searches its hyper-latent first,
+    :mod:`jaxcodec.codecs.hyper_refinement`): slower encoding, fewer bits for the same quality, and a
     stream that decodes like any other. Instead of a quality, one target picks it
     (:mod:`jaxcodec.rate_control`): ``max_bytes`` (the largest quality whose stream fits),
     ``bpp`` (the closest rate) or ``psnr`` (the smallest stream that reaches it).
