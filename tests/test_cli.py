@@ -272,6 +272,30 @@ def test_decompress_writes_the_lossless_format_of_the_output_ending(codec, workd
     capsys.readouterr()
 
 
+def test_the_progress_bar_starts_afresh_for_each_search(monkeypatch):
+    """A hyperprior's encoder runs two searches of different lengths (the hyper-latent's, then
+    the latent's): each gets a bar of its own length instead of one bar running past its total."""
+    import io
+
+    from jaxcodec import cli
+    from jaxcodec.codecs import refinement
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with cli._refinement_bar():
+        report = refinement.progress()
+        for steps in (6, 3, 3):
+            for done in range(1, steps + 1):
+                report(done, steps)
+    shown = terminal.getvalue()
+    assert shown.count("0/6 [") == 1 and shown.count("0/3 [") == 2  # one bar a search, each of its own length
+    assert shown.endswith("\r")  # the last bar is cleared
+
+
 def test_refinement_shows_a_progress_bar_on_a_terminal_only(codec, workdir, files, tmp_path, monkeypatch, capsys):
     import io
 
