@@ -7,6 +7,8 @@ into ``--out``. ``--codecs`` takes classical codec names, shipped model names
 (``python -m jaxcodec models``) and training workdirs. Images that cannot be read or
 are smaller than 11x11 are skipped, each with a ``skipped ...`` line, and listed in the
 report (``--noskip_bad`` stops at the first instead); a failed run leaves no ``--out``.
+With ``--resume`` each measurement is recorded in ``--out`` as it is made, and the same
+command run again after an interruption measures only what is missing.
 """
 
 import sys
@@ -25,6 +27,8 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_list("match_bpp", None, "Rates (bpp) at which to measure every codec, each image at the quality "
                   "whose rate is closest, instead of each codec's own qualities.")
 flags.DEFINE_bool("skip_bad", True, "Skip (and report) unreadable or too small images instead of stopping.")
+flags.DEFINE_bool("resume", False, "Record each measurement in --out as it is made and reuse those already "
+                  "recorded there: an interrupted evaluation, run again, picks up where it stopped.")
 FLAGS = flags.FLAGS
 
 
@@ -53,7 +57,7 @@ def main(argv):
         results = run(
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
-            skip_bad=FLAGS.skip_bad, match_bpp=_rates(FLAGS.match_bpp),
+            skip_bad=FLAGS.skip_bad, match_bpp=_rates(FLAGS.match_bpp), resume=FLAGS.resume,
         )
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -62,6 +66,8 @@ def main(argv):
     if results["skipped"]:
         print(f"skipped {len(results['skipped'])} of {results['num_images'] + len(results['skipped'])} images "
               "(listed above and in the report)")
+    if FLAGS.resume:
+        print(f"{results['resumed']} measurements taken from the journal in {FLAGS.out}")
     print(f"wrote {', '.join(results['paths'].values())}")
     return 0
 

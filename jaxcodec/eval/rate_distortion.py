@@ -11,7 +11,9 @@ reports them, under CompressAI-compatible keys (``bpp``, ``psnr-rgb``,
 An image that cannot be read, or that is smaller than the metrics' 11 × 11 window, is
 skipped and reported (one ``skipped ...`` line on stderr per image, and the report's
 ``skipped`` list and count) while the rest are evaluated; with ``skip_bad=False`` the
-first such image stops the run. A run that fails leaves no ``--out`` folder it created.
+first such image stops the run. A run that fails leaves no ``--out`` folder it created,
+unless it keeps a journal of what it measured (``resume``, :mod:`jaxcodec.eval.journal`),
+which the same command, run again, finishes from.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from jaxcodec.runtime import compiled_code
 from jaxcodec.eval import metrics
 from jaxcodec.eval.bdrate import bd_rate
+from jaxcodec.eval.journal import JOURNAL_NAME, Journal, image_digest
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 from jaxcodec.image import to_uint8
@@ -37,7 +40,7 @@ from jaxcodec.image import to_uint8
 METRIC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ssim", "mse")
 MIN_SIDE = metrics.SSIM_WINDOW  # the smallest height and width SSIM and MS-SSIM measure
 BD_ANCHORS = ("jpeg", "webp", "avif")
-_NOT_SERIALISED = ("decoded", "originals", "paths")
+_NOT_SERIALISED = ("decoded", "originals", "paths", "resumed")
 
 
 @jax.jit
@@ -65,6 +68,7 @@ def evaluate_codec(
     qualities: Sequence[Any] | None = None,
     progress: Any = None,
     keep: int = 0,
+    journal: Journal | None = None,
 ) -> dict[str, Any]:
     """Measures one codec at each quality on every image.
 
@@ -75,6 +79,8 @@ def evaluate_codec(
       progress: an object with ``update(n)`` (e.g. a tqdm bar), advanced per image.
       keep: keep the decoded first ``keep`` images of each quality (under
         ``"decoded"``, not serialised) for a picture of the reconstructions.
+      journal: measurements already made are taken from it, new ones recorded in it
+        (:mod:`jaxcodec.eval.journal`).
 
     Returns:
       ``{"name", "description", "results": {"quality": [...], METRIC: [...]}}``
@@ -87,21 +93,30 @@ def evaluate_codec(
     per_image = []
     seconds = {"encode": [], "decode": []}
     kept = []
+    digests = [image_digest(image) for image in images] if journal is not None else []
     for q in qualities:
         rows = []
         t_enc = t_dec = 0.0
-        for image in images:
-            compiled_code.release_if_crowded()  # many image sizes: programs for each (module doc)
-            t0 = time.perf_counter()
-            data = codec.encode(image, q)
-            t1 = time.perf_counter()
-            decoded = codec.decode(data)
-            t2 = time.perf_counter()
-            t_enc, t_dec = t_enc + t1 - t0, t_dec + t2 - t1
-            row = distortion(image, np.asarray(decoded))
-            row["bpp"] = metrics.bpp(len(data), image.shape[0], image.shape[1])
+        for i, image in enumerate(images):
+            shown = i < keep
+            record = journal.find(codec, q, digests[i], stream=shown) if journal is not None else None
+            if record is not None:
+                row, t_enc, t_dec = dict(record["row"]), t_enc + record["encode_s"], t_dec + record["decode_s"]
+                decoded = codec.decode(Journal.stream(record)) if shown else None
+            else:
+                compiled_code.release_if_crowded()  # many image sizes: programs for each (module doc)
+                t0 = time.perf_counter()
+                data = codec.encode(image, q)
+                t1 = time.perf_counter()
+                decoded = codec.decode(data)
+                t2 = time.perf_counter()
+                t_enc, t_dec = t_enc + t1 - t0, t_dec + t2 - t1
+                row = distortion(image, np.asarray(decoded))
+                row["bpp"] = metrics.bpp(len(data), image.shape[0], image.shape[1])
+                if journal is not None:
+                    journal.add(codec, q, digests[i], row, t1 - t0, t2 - t1, data if shown else None)
             rows.append(row)
-            if len(rows) <= keep:
+            if shown:
                 kept.append((q, np.asarray(decoded)))
             if progress is not None:
                 progress.update(1)
@@ -145,6 +160,7 @@ def evaluate(
     dataset: str,
     show_progress: bool = True,
     keep: int = 0,
+    journal: Journal | None = None,
 ) -> dict[str, Any]:
     """Evaluates several codecs on the same images; returns the results document.
 
@@ -161,7 +177,7 @@ def evaluate(
         for name, codec in codecs.items():
             if bar is not None:
                 bar.set_description(name)
-            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep)
+            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal)
     finally:
         if bar is not None:
             bar.close()
@@ -291,11 +307,17 @@ def run(
     grid: int = 8,
     skip_bad: bool = True,
     match_bpp: Sequence[float] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
 
     With ``match_bpp`` every codec is measured at those rates instead of its own qualities:
     each image at the quality whose rate is closest (:class:`jaxcodec.rate_control.AtRate`).
+
+    With ``resume`` every measurement is recorded in ``out_dir``'s journal as it is made,
+    and one the journal already holds is not made again (:mod:`jaxcodec.eval.journal`): an
+    interrupted run leaves the folder with its journal, and the same command finishes it.
+    ``results["resumed"]`` counts the measurements taken from the journal.
 
     Codecs that must be fitted first (PCA) are fitted on ``fit_data`` (default: the
     training split of ``data``). Unreadable and too small images are skipped and
@@ -329,15 +351,25 @@ def run(
             codecs[name] = AtRate(codecs[name], match_bpp)
     created = first_missing(os.path.abspath(out_dir))
     make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
+    journal = None
     try:
-        results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid)
+        if resume:
+            journal = Journal(os.path.join(out_dir, JOURNAL_NAME))
+            if len(journal):
+                print(f"resuming: {len(journal)} measurements recorded in {journal.path}", file=sys.stderr, flush=True)
+        results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid, journal=journal)
         results["skipped"] = skipped
         results["num_skipped"] = len(skipped)
+        if journal is not None:
+            results["resumed"] = journal.reused
         results["paths"] = write_report(results, out_dir)
     except BaseException:
-        if created:
+        if created and not (journal is not None and len(journal)):
             shutil.rmtree(created, ignore_errors=True)
         raise
+    finally:
+        if journal is not None:
+            journal.close()
     return results
 
 
