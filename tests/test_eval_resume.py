@@ -58,19 +58,23 @@ def _records(out):
 def test_an_interrupted_run_finishes_with_the_figures_of_an_uninterrupted_one(folder, tmp_path, monkeypatch):
     jpeg = zoo.get_codec("jpeg")
     fresh = evaluation.run(f"folder:{folder}", ["jpeg"], str(tmp_path / "fresh"), show_progress=False, grid=1)
-    total = len(jpeg.qualities) * 3
+    per_image = len(jpeg.qualities)
+    total, done = per_image * 3, per_image + 3
     out = tmp_path / "a" / "out"
-    _use(monkeypatch, Counting(jpeg, stop_after=7))
+    _use(monkeypatch, Counting(jpeg, stop_after=done))
     with pytest.raises(KeyboardInterrupt):
         evaluation.run(f"folder:{folder}", ["jpeg"], str(out), show_progress=False, grid=1, resume=True)
     assert sorted(p.name for p in out.iterdir()) == [JOURNAL_NAME]  # no report, the journal kept
     records = _records(out)
-    assert len(records) == 7
-    # the shown image (the first) keeps its stream, the others do not
-    assert ["stream" in r for r in records] == [i % 3 == 0 for i in range(7)]
+    # image by image: the first image at every quality, then the second's first three
+    assert [r["quality"] for r in records] == [json.dumps(q) for q in jpeg.qualities] + [
+        json.dumps(q) for q in jpeg.qualities[:3]]
+    assert len({r["image"] for r in records}) == 2
+    # the shown image (the first) keeps its streams, the others do not
+    assert ["stream" in r for r in records] == [True] * per_image + [False] * 3
     counting = _use(monkeypatch, Counting(jpeg))
     resumed = evaluation.run(f"folder:{folder}", ["jpeg"], str(out), show_progress=False, grid=1, resume=True)
-    assert counting.encodes == total - 7 and resumed["resumed"] == 7
+    assert counting.encodes == total - done and resumed["resumed"] == done
     for key in ("results", "per_image"):
         assert resumed["codecs"]["jpeg"][key] == fresh["codecs"]["jpeg"][key]
     assert resumed["bd_rate"] == fresh["bd_rate"]

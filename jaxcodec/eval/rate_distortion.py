@@ -76,7 +76,7 @@ def evaluate_codec(
       codec: the codec to measure.
       images: ``uint8`` ``(H, W, C)`` images.
       qualities: the operating points; defaults to ``codec.qualities``.
-      progress: an object with ``update(n)`` (e.g. a tqdm bar), advanced per image.
+      progress: an object with ``update(n)`` (e.g. a tqdm bar), advanced per image and quality.
       keep: keep the decoded first ``keep`` images of each quality (under
         ``"decoded"``, not serialised) for a picture of the reconstructions.
       journal: measurements already made are taken from it, new ones recorded in it
@@ -88,20 +88,18 @@ def evaluate_codec(
       and ``"seconds"`` (encode and decode time per quality, summed over images).
     """
     qualities = list(codec.qualities if qualities is None else qualities)
-    results: dict[str, list] = {"quality": []}
-    results.update({k: [] for k in METRIC_KEYS})
-    per_image = []
-    seconds = {"encode": [], "decode": []}
+    per_image: list[list[dict[str, float]]] = [[] for _ in qualities]
+    seconds = {"encode": [0.0] * len(qualities), "decode": [0.0] * len(qualities)}
     kept = []
-    digests = [image_digest(image) for image in images] if journal is not None else []
-    for q in qualities:
-        rows = []
-        t_enc = t_dec = 0.0
-        for i, image in enumerate(images):
-            shown = i < keep
-            record = journal.find(codec, q, digests[i], stream=shown) if journal is not None else None
+    # image by image, every quality of one before the next: an interrupted run with a journal
+    # leaves whole images measured, and each image's programs serve all its qualities
+    for i, image in enumerate(images):
+        shown = i < keep
+        digest = image_digest(image) if journal is not None else ""
+        for j, q in enumerate(qualities):
+            record = journal.find(codec, q, digest, stream=shown) if journal is not None else None
             if record is not None:
-                row, t_enc, t_dec = dict(record["row"]), t_enc + record["encode_s"], t_dec + record["decode_s"]
+                row, t_enc, t_dec = dict(record["row"]), record["encode_s"], record["decode_s"]
                 decoded = codec.decode(Journal.stream(record)) if shown else None
             else:
                 compiled_code.release_if_crowded()  # many image sizes: programs for each (module doc)
@@ -109,23 +107,21 @@ def evaluate_codec(
                 data = codec.encode(image, q)
                 t1 = time.perf_counter()
                 decoded = codec.decode(data)
-                t2 = time.perf_counter()
-                t_enc, t_dec = t_enc + t1 - t0, t_dec + t2 - t1
+                t_enc, t_dec = t1 - t0, time.perf_counter() - t1
                 row = distortion(image, np.asarray(decoded))
                 row["bpp"] = metrics.bpp(len(data), image.shape[0], image.shape[1])
                 if journal is not None:
-                    journal.add(codec, q, digests[i], row, t1 - t0, t2 - t1, data if shown else None)
-            rows.append(row)
+                    journal.add(codec, q, digest, row, t_enc, t_dec, data if shown else None)
+            per_image[j].append(row)
+            seconds["encode"][j] += t_enc
+            seconds["decode"][j] += t_dec
             if shown:
                 kept.append((q, np.asarray(decoded)))
             if progress is not None:
                 progress.update(1)
-        results["quality"].append(q)
-        for k in METRIC_KEYS:
-            results[k].append(float(np.mean([r[k] for r in rows])))
-        per_image.append(rows)
-        seconds["encode"].append(t_enc)
-        seconds["decode"].append(t_dec)
+    results: dict[str, list] = {"quality": qualities}
+    for k in METRIC_KEYS:
+        results[k] = [float(np.mean([r[k] for r in rows])) for rows in per_image]
     return {
         "name": codec.name,
         "description": codec.description,
