@@ -7,6 +7,21 @@ Training minimises ``E_q[λ(q)·255²·MSE + bpp]``. The rate is taken at the no
 straight-through gradient (Minnen & Singh, "Channel-wise autoregressive entropy models",
 ICIP 2020, Sec. 3.1), the symbol the decoder really gets.
 
+With ``model.trainable = "analysis"`` only the encoder's parameters learn (``g_a``, the gains
+and ``h_a``); the synthesis, its inverse gains and modulation, ``h_s`` and the hyper-latent's
+density keep their exact values, so the integer network and the coding tables are unchanged
+and the model's streams stay decodable by the original decoder. That is the second stage of
+Guo, Zhang, Feng & Chen, "Soft then hard: rethinking the quantization in neural image
+compression", ICML 2021: the encoder fine-tuned against the decoder it will be paired with.
+
+With ``model.quantizer = "sga"`` the latent is instead quantised, for the rate and the
+synthesis alike, by stochastic Gumbel annealing (Yang, Bamler & Mandt, "Improving inference
+for neural image compression", NeurIPS 2020, Sec. 3.2): ``ŷ = μ + SGA(y − μ, τ)``, a soft
+rounding that turns hard as the temperature ``τ`` falls linearly over the run
+(``model.sga_temperature``, from its first value to its second). It is the objective the
+encoder-side search minimises per image (:mod:`jaxcodec.codecs.refinement`), here taught to
+the encoder itself; the hyper-latent keeps the mixed quantisation.
+
 A run can start from the trained transforms of a factorized-prior model with the same
 ``N`` and ``M`` (``model.init_transforms_from``): ``g_a`` and ``g_s`` are copied, and the
 gains start at ``(λ_q/λ_source)^{±½}`` (the high-rate rule of
@@ -45,6 +60,20 @@ def _ste_round(x: jax.Array) -> jax.Array:
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
+# Training proxies of rounding the latent (module docstring).
+QUANTIZERS = ("mixed", "sga")
+# The parameter groups that learn (``model.trainable``): everything, or the encoder's side only.
+TRAINABLE = ("all", "analysis")
+ENCODER_PARTS = ("g_a", "gain", "h_a")
+
+
+def _encoder_labels(params: Any) -> Any:
+    """``"train"`` for the leaves only the encoder uses (``params/{g_a,gain,h_a}/...``), ``"frozen"``
+    for the decoder's and the entropy model's."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "train" if path[1].key in ENCODER_PARTS else "frozen", params)
+
+
 class MeanScaleTask:
     """Training task of :class:`MeanScaleHyperprior` (one model, every quality)."""
 
@@ -78,6 +107,16 @@ class MeanScaleTask:
         self.rate_balance = float(m.get("rate_balance", 0.0) or 0.0)
         if not 0.0 <= self.rate_balance <= 1.0:
             raise ConfigError(f"model.rate_balance must be in [0, 1], got {self.rate_balance:g}")
+        self.quantizer = str(m.get("quantizer", "mixed") or "mixed")
+        if self.quantizer not in QUANTIZERS:
+            raise ConfigError(f"model.quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}")
+        tau = tuple(float(v) for v in m.get("sga_temperature", (0.5, 0.05)))
+        if len(tau) != 2 or not all(0.0 < v for v in tau):
+            raise ConfigError(f"model.sga_temperature must be two positive values START,END, got {tau}")
+        self.sga_temperature = tau
+        self.trainable = str(m.get("trainable", "all") or "all")
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"model.trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
         if self.freeze_transforms_steps < 0:
             raise ConfigError(f"model.freeze_transforms_steps must be >= 0, got {self.freeze_transforms_steps}")
 
@@ -89,6 +128,8 @@ class MeanScaleTask:
         tx = optax.adam(learning_rate_schedule(self.config))
         if self.config.model.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(self.config.model.clip_norm)), tx)
+        if self.trainable == "analysis":  # the decoder, h_s and the densities get no updates
+            tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, _encoder_labels)
         return tx
 
     def _check_batch(self, x: jax.Array) -> None:
@@ -160,8 +201,17 @@ class MeanScaleTask:
                     own[name] = widening.widen_table(own[name], new[name])
         return {**params, "params": own}
 
-    def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None):
-        """``(x̂, bits per image, MSE per image)``: noisy rates with ``rng``, rounded without."""
+    def temperature(self, step: jax.Array) -> jax.Array:
+        """SGA temperature at ``step``: linear over ``config.num_steps`` between the two values of
+        ``model.sga_temperature``, then held at the second."""
+        start, end = self.sga_temperature
+        share = jnp.clip(jnp.asarray(step, jnp.float32) / max(int(self.config.num_steps) - 1, 1), 0.0, 1.0)
+        return start + (end - start) * share
+
+    def forward(self, params: Any, x: jax.Array, quality: jax.Array, rng: jax.Array | None,
+                step: jax.Array | int = 0):
+        """``(x̂, bits per image, MSE per image)``: the training quantiser (``model.quantizer``, at
+        the temperature of ``step`` for SGA) with ``rng``, rounded latents without."""
         apply = self.model.apply
         y = apply(params, x, quality, method=MeanScaleHyperprior.analysis)
         z = apply(params, y, method=MeanScaleHyperprior.hyper_analysis)
@@ -172,6 +222,10 @@ class MeanScaleTask:
         mean, scale = apply(params, z_hat, method=MeanScaleHyperprior.entropy_parameters)
         if rng is None:
             y_rate = y_hat = jnp.round(y - mean) + mean
+        elif self.quantizer == "sga":
+            from jaxcodec.codecs.refinement import sga_round
+
+            y_rate = y_hat = sga_round(y - mean, self.temperature(step), jax.random.fold_in(rng, 1)) + mean
         else:
             noise = jax.random.uniform(jax.random.fold_in(rng, 1), y.shape, y.dtype, -0.5, 0.5)
             y_rate, y_hat = y + noise, _ste_round(y - mean) + mean
@@ -206,14 +260,14 @@ class MeanScaleTask:
         weights = lambda_for_quality(quality) ** (-self.rate_balance)
         return weights / jnp.mean(weights)
 
-    def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array) -> tuple[jax.Array, dict]:
+    def loss_fn(self, params: Any, x: jax.Array, rng: jax.Array, step: jax.Array | int = 0) -> tuple[jax.Array, dict]:
         """``mean_i w_i·(λ(q_i)·255²·MSE_i + bpp_i)`` with ``q_i ~ U[model.quality_range]`` per
         image (``[1, Q]`` by default; one value trains a single rung) and ``w_i`` of
         :meth:`quality_weights`; the ``loss`` it reports is the plain mean."""
         self._check_batch(x)
         q_rng, noise_rng = jax.random.split(rng)
         quality = self.draw_qualities(q_rng, x.shape[0])
-        x_hat, bits, mse = self.forward(params, x, quality, noise_rng)
+        x_hat, bits, mse = self.forward(params, x, quality, noise_rng, step)
         bpp = bits / (x.shape[1] * x.shape[2])
         per_image = lambda_for_quality(quality) * 255.0**2 * mse + bpp
         objective = jnp.mean(self.quality_weights(quality) * per_image)
@@ -224,7 +278,7 @@ class MeanScaleTask:
         import optax
 
         with conv_dtype(self.compute_dtype):  # mixed precision: model.compute_dtype
-            grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng)
+            grads, metrics = jax.grad(self.loss_fn, has_aux=True)(state["params"], batch, rng, state["step"])
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         if self.freeze_transforms_steps or self.transforms_lr_scale != 1.0:
             # copied transforms held while the entropy model learns, then (optionally) slower
@@ -284,6 +338,9 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.rate_balance = 0.0  # β: each image's loss weighted by λ(q)^−β (MeanScaleTask.quality_weights)
     config.model.quality_margin = 0.0  # qualities drawn this far beyond each end, clipped (MeanScaleTask.draw_qualities)
     config.model.synthesis_modulation = False  # per-quality affine maps inside g_s (a conditional decoder)
+    config.model.quantizer = "mixed"  # "sga": the latent soft-rounded by SGA for rate and synthesis
+    config.model.sga_temperature = (0.5, 0.05)  # SGA's τ, linear from the first to the second over the run
+    config.model.trainable = "all"  # "analysis": only g_a, the gains and h_a learn (encoder fine-tuning)
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
