@@ -74,6 +74,7 @@ class LadderCodec:
         self._members = dict(members)
         self.qualities = sorted(self._members)
         self.description = description or f"{name} (qualities {self.qualities})"
+        self.refine_steps, self.refine_lr = 0, None  # the members' encoder search (refined)
 
     def member(self, quality: int) -> Codec:
         """The codec of one quality, loaded on first use."""
@@ -95,9 +96,12 @@ class LadderCodec:
         return member.encode(image, member.qualities[-1])
 
     def refined(self, steps: int, lr: float | None = None) -> "LadderCodec":
-        """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.codecs.refinement`)."""
-        return LadderCodec(self.name, {q: functools.partial(lambda q: refined(self.member(q), steps, lr=lr), q)
-                                       for q in self.qualities}, self.description)
+        """The ladder with every member's encoder refining its latents (:mod:`jaxcodec.codecs.refinement`);
+        ``refine_steps``/``refine_lr`` tell what the members do (``lr`` None: each member's own)."""
+        ladder = LadderCodec(self.name, {q: functools.partial(lambda q: refined(self.member(q), steps, lr=lr), q)
+                                         for q in self.qualities}, self.description)
+        ladder.refine_steps, ladder.refine_lr = steps, lr
+        return ladder
 
     def decode(self, data: bytes) -> np.ndarray:
         return self._by_member(data, "decode")

@@ -151,7 +151,29 @@ def test_journal_records_are_found_by_codec_quality_and_pixels(tmp_path):
     assert again.find(codec, 2.0, image_digest(image)) is None
     assert again.find(codec, 2.5, image_digest(image.T.copy())) is None  # same pixels, another shape
     assert again.find(types.SimpleNamespace(name="c", description="e"), 2.5, image_digest(image)) is None
+    refining = types.SimpleNamespace(name="c", description="d", refine_steps=5, refine_lr=0.02, hyper_steps=0)
+    assert again.find(refining, 2.5, image_digest(image)) is None  # same model, another encoder
     assert again.reused == 1
+
+
+def test_a_refining_encoder_is_measured_apart_from_its_plain_model(folder, tmp_path):
+    """A model and its refining encoder share a name and a description; in one resumable run each
+    is measured (the journal holds both), reports what a run without a journal does, and a
+    second run takes every figure from the journal."""
+    codecs = ["bmshj2017-factorized-q1", "bmshj2017-factorized-q1+refine=3", "bmshj2017-factorized+refine=2"]
+    out = tmp_path / "out"
+    resumed = evaluation.run(f"folder:{folder}", codecs, str(out), show_progress=False, grid=0, resume=True)
+    plain = evaluation.run(f"folder:{folder}", codecs, str(tmp_path / "plain"), show_progress=False, grid=0)
+    records = _records(out)
+    assert len(records) == 3 * (1 + 1 + 9)
+    own_lr = zoo.get_codec(codecs[1]).refine_lr  # the rung's own step size
+    assert {r["encoder"] for r in records} == {"plain", f"refine_steps=3 refine_lr={own_lr!r}",
+                                               "refine_steps=2 refine_lr=None"}
+    for name in codecs:
+        assert resumed["codecs"][name]["results"] == plain["codecs"][name]["results"], name
+    assert resumed["codecs"][codecs[1]]["results"] != resumed["codecs"][codecs[0]]["results"]
+    again = evaluation.run(f"folder:{folder}", codecs, str(out), show_progress=False, grid=0, resume=True)
+    assert again["resumed"] == len(records) and len(_records(out)) == len(records)
 
 
 def test_eval_py_resume_reports_what_it_reused(folder, tmp_path):

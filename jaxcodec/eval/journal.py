@@ -5,8 +5,12 @@ encoded, decoded and measured at one quality: the codec's name and description, 
 quality, a digest of the image's pixels, the figures and the seconds spent (and, for the
 images a picture of the reconstructions shows, the stream, so that the picture can be
 drawn again by decoding it). A run started again with the same ``--out`` looks each
-measurement up before making it: the same codec (name and description), quality and
-pixels give the recorded figures, anything else is measured afresh. The codecs are
+measurement up before making it: the same codec (name, description and encoder settings),
+quality and pixels give the recorded figures, anything else is measured afresh. The encoder
+settings are those a name does not tell: a refining encoder (``NAME+refine=N:K``) keeps its
+model's name and description but writes other streams, so its search (steps, step size,
+hyper-latent steps) is part of what a record is found by; a record without them, written
+before they were recorded, is measured again. The codecs are
 deterministic (a refining encoder's search included: its seed is fixed), so a resumed
 evaluation reports what an uninterrupted one would, timings aside.
 
@@ -38,6 +42,19 @@ def image_digest(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def encoder_settings(codec: Any) -> str:
+    """What a codec's encoder does beyond its model: ``"plain"``, or its refining search
+    (:mod:`jaxcodec.codecs.refinement`, :mod:`jaxcodec.codecs.hyper_refinement`)."""
+    parts = []
+    steps = int(getattr(codec, "refine_steps", 0) or 0)
+    if steps:
+        parts.append(f"refine_steps={steps} refine_lr={getattr(codec, 'refine_lr', None)!r}")
+    hyper = int(getattr(codec, "hyper_steps", 0) or 0)
+    if hyper:
+        parts.append(f"hyper_steps={hyper}")
+    return " ".join(parts) or "plain"
+
+
 def _quality_key(quality: Any) -> str:
     if isinstance(quality, np.generic):
         quality = quality.item()
@@ -49,7 +66,7 @@ class Journal:
 
     def __init__(self, path: str):
         self.path = path
-        self._records: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self._records: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
         self.reused = 0
         torn = False
         if os.path.exists(path):
@@ -59,9 +76,10 @@ class Journal:
             for line in content.splitlines():
                 try:
                     record = json.loads(line)
-                    key = (record["codec"], record["description"], record["quality"], record["image"])
+                    key = (record["codec"], record["description"], record["encoder"], record["quality"],
+                           record["image"])
                 except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash: measured again
+                    continue  # a line cut short by a crash (or without encoder settings): measured again
                 self._records[key] = record
         self._torn = torn
         self._file = None  # opened by the first record: a run that records nothing writes nothing
@@ -72,7 +90,8 @@ class Journal:
     def find(self, codec: Any, quality: Any, digest: str, *, stream: bool = False) -> dict[str, Any] | None:
         """The record of ``codec`` at ``quality`` on the image of ``digest`` (one that kept its
         stream, if ``stream``), or None. Each record found counts in :attr:`reused`."""
-        record = self._records.get((codec.name, codec.description, _quality_key(quality), digest))
+        record = self._records.get((codec.name, codec.description, encoder_settings(codec), _quality_key(quality),
+                                    digest))
         if record is None or (stream and "stream" not in record):
             return None
         self.reused += 1
@@ -81,8 +100,8 @@ class Journal:
     def add(self, codec: Any, quality: Any, digest: str, row: dict[str, float], encode_s: float, decode_s: float,
             stream: bytes | None = None) -> None:
         """Records one measurement (the line flushed to the operating system)."""
-        record = {"codec": codec.name, "description": codec.description, "quality": _quality_key(quality),
-                  "image": digest, "row": row, "encode_s": encode_s, "decode_s": decode_s}
+        record = {"codec": codec.name, "description": codec.description, "encoder": encoder_settings(codec),
+                  "quality": _quality_key(quality), "image": digest, "row": row, "encode_s": encode_s, "decode_s": decode_s}
         if stream is not None:
             record["stream"] = base64.b64encode(stream).decode("ascii")
         if self._file is None:
@@ -91,7 +110,7 @@ class Journal:
                 self._file.write("\n")
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        self._records[(record["codec"], record["description"], record["quality"], digest)] = record
+        self._records[(record["codec"], record["description"], record["encoder"], record["quality"], digest)] = record
 
     @staticmethod
     def stream(record: dict[str, Any]) -> bytes:
