@@ -186,3 +186,21 @@ def test_eval_py_resume_reports_what_it_reused(folder, tmp_path):
     assert run.returncode == 0, run.stderr
     assert f"resuming: {measured} measurements recorded in {out / JOURNAL_NAME}" in run.stderr
     assert f"{measured} measurements taken from the journal in {out}" in run.stdout
+
+
+def test_codecs_sharing_a_name_and_description_are_told_apart_by_the_name_asked_for(folder, tmp_path, monkeypatch):
+    """Two workdirs at the same step share a model's name and description: in one resumable run
+    each is measured under the name it was asked for, and a second run reuses both."""
+    twins = {}
+    for label, inner in (("first", zoo.get_codec("jpeg")), ("second", zoo.get_codec("webp"))):
+        twin = Counting(inner)
+        twin.name, twin.description, twin.qualities = "twin", "one model at one step", [50, 90]
+        twins[label] = twin
+    monkeypatch.setattr(zoo, "get_codec", lambda name, **kwargs: twins[name])
+    out = tmp_path / "out"
+    result = evaluation.run(f"folder:{folder}", ["first", "second"], str(out), show_progress=False, grid=0, resume=True)
+    assert twins["first"].encodes == twins["second"].encodes == 3 * 2
+    assert result["codecs"]["first"]["results"] != result["codecs"]["second"]["results"]
+    again = evaluation.run(f"folder:{folder}", ["first", "second"], str(out), show_progress=False, grid=0, resume=True)
+    assert again["resumed"] == 12
+    assert twins["first"].encodes == twins["second"].encodes == 3 * 2

@@ -5,12 +5,13 @@ encoded, decoded and measured at one quality: the codec's name and description, 
 quality, a digest of the image's pixels, the figures and the seconds spent (and, for the
 images a picture of the reconstructions shows, the stream, so that the picture can be
 drawn again by decoding it). A run started again with the same ``--out`` looks each
-measurement up before making it: the same codec (name, description and encoder settings),
-quality and pixels give the recorded figures, anything else is measured afresh. The encoder
-settings are those a name does not tell: a refining encoder (``NAME+refine=N:K``) keeps its
-model's name and description but writes other streams, so its search (steps, step size,
-hyper-latent steps) is part of what a record is found by; a record without them, written
-before they were recorded, is measured again. The codecs are
+measurement up before making it: the same codec (as named on the command line, and by its
+own name, description and encoder settings), quality and pixels give the recorded figures,
+anything else is measured afresh. Two workdirs at the same step share a model's name and
+description, hence the name given; the encoder settings are those no name tells: a refining
+encoder (``NAME+refine=N:K``) keeps its model's name and description but writes other
+streams, so its search (steps, step size, hyper-latent steps) is part of what a record is
+found by. A record without these, written before they were recorded, is measured again. The codecs are
 deterministic (a refining encoder's search included: its seed is fixed), so a resumed
 evaluation reports what an uninterrupted one would, timings aside.
 
@@ -66,7 +67,7 @@ class Journal:
 
     def __init__(self, path: str):
         self.path = path
-        self._records: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+        self._records: dict[tuple[str, str, str, str, str, str], dict[str, Any]] = {}
         self.reused = 0
         torn = False
         if os.path.exists(path):
@@ -76,8 +77,8 @@ class Journal:
             for line in content.splitlines():
                 try:
                     record = json.loads(line)
-                    key = (record["codec"], record["description"], record["encoder"], record["quality"],
-                           record["image"])
+                    key = (record["label"], record["codec"], record["description"], record["encoder"],
+                           record["quality"], record["image"])
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a crash (or without encoder settings): measured again
                 self._records[key] = record
@@ -87,20 +88,22 @@ class Journal:
     def __len__(self) -> int:
         return len(self._records)
 
-    def find(self, codec: Any, quality: Any, digest: str, *, stream: bool = False) -> dict[str, Any] | None:
-        """The record of ``codec`` at ``quality`` on the image of ``digest`` (one that kept its
-        stream, if ``stream``), or None. Each record found counts in :attr:`reused`."""
-        record = self._records.get((codec.name, codec.description, encoder_settings(codec), _quality_key(quality),
-                                    digest))
+    def find(self, codec: Any, quality: Any, digest: str, *, stream: bool = False,
+             label: str = "") -> dict[str, Any] | None:
+        """The record of ``codec`` (named ``label`` on the command line) at ``quality`` on the
+        image of ``digest`` (one that kept its stream, if ``stream``), or None. Each record found
+        counts in :attr:`reused`."""
+        record = self._records.get((label, codec.name, codec.description, encoder_settings(codec),
+                                    _quality_key(quality), digest))
         if record is None or (stream and "stream" not in record):
             return None
         self.reused += 1
         return record
 
     def add(self, codec: Any, quality: Any, digest: str, row: dict[str, float], encode_s: float, decode_s: float,
-            stream: bytes | None = None) -> None:
+            stream: bytes | None = None, label: str = "") -> None:
         """Records one measurement (the line flushed to the operating system)."""
-        record = {"codec": codec.name, "description": codec.description, "encoder": encoder_settings(codec),
+        record = {"label": label, "codec": codec.name, "description": codec.description, "encoder": encoder_settings(codec),
                   "quality": _quality_key(quality), "image": digest, "row": row, "encode_s": encode_s, "decode_s": decode_s}
         if stream is not None:
             record["stream"] = base64.b64encode(stream).decode("ascii")
@@ -110,7 +113,8 @@ class Journal:
                 self._file.write("\n")
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        self._records[(record["codec"], record["description"], record["encoder"], record["quality"], digest)] = record
+        self._records[(label, record["codec"], record["description"], record["encoder"], record["quality"],
+                       digest)] = record
 
     @staticmethod
     def stream(record: dict[str, Any]) -> bytes:

@@ -69,6 +69,7 @@ def evaluate_codec(
     progress: Any = None,
     keep: int = 0,
     journal: Journal | None = None,
+    label: str = "",
 ) -> dict[str, Any]:
     """Measures one codec at each quality on every image.
 
@@ -81,6 +82,8 @@ def evaluate_codec(
         ``"decoded"``, not serialised) for a picture of the reconstructions.
       journal: measurements already made are taken from it, new ones recorded in it
         (:mod:`jaxcodec.eval.journal`).
+      label: the name the codec was asked for by (``eval.py --codecs``), part of what its
+        journal records are found by.
 
     Returns:
       ``{"name", "description", "results": {"quality": [...], METRIC: [...]}}``
@@ -97,7 +100,7 @@ def evaluate_codec(
         shown = i < keep
         digest = image_digest(image) if journal is not None else ""
         for j, q in enumerate(qualities):
-            record = journal.find(codec, q, digest, stream=shown) if journal is not None else None
+            record = journal.find(codec, q, digest, stream=shown, label=label) if journal is not None else None
             if record is not None:
                 row, t_enc, t_dec = dict(record["row"]), record["encode_s"], record["decode_s"]
                 decoded = codec.decode(Journal.stream(record)) if shown else None
@@ -111,7 +114,7 @@ def evaluate_codec(
                 row = distortion(image, np.asarray(decoded))
                 row["bpp"] = metrics.bpp(len(data), image.shape[0], image.shape[1])
                 if journal is not None:
-                    journal.add(codec, q, digest, row, t_enc, t_dec, data if shown else None)
+                    journal.add(codec, q, digest, row, t_enc, t_dec, data if shown else None, label=label)
             per_image[j].append(row)
             seconds["encode"][j] += t_enc
             seconds["decode"][j] += t_dec
@@ -173,7 +176,7 @@ def evaluate(
         for name, codec in codecs.items():
             if bar is not None:
                 bar.set_description(name)
-            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal)
+            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal, label=name)
     finally:
         if bar is not None:
             bar.close()
