@@ -11,9 +11,9 @@ anything else is measured afresh. Two workdirs at the same step share a model's 
 description, hence the name given; the encoder settings are those no name tells: a refining
 encoder (``NAME+refine=N:K``) keeps its model's name and description but writes other
 streams, so its search (steps, step size, hyper-latent steps) is part of what a record is
-found by. A record without these, written before they were recorded, is measured again. The codecs are
-deterministic (a refining encoder's search included: its seed is fixed), so a resumed
-evaluation reports what an uninterrupted one would, timings aside.
+found by. A record without these, written before they were recorded, is measured again.
+The codecs are deterministic (a refining encoder's search included: its seed is fixed), so a
+resumed evaluation reports what an uninterrupted one would, timings aside.
 
 Each line is flushed as it is written, so a process that is killed loses nothing it
 measured (it is not synced to disk one by one: a fast codec measures a small image in about
