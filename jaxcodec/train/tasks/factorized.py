@@ -54,9 +54,15 @@ QUANTIZERS = ("noise", "ste")
 TRAINABLE = ("all", "analysis")
 
 
-def _analysis_labels(params: Any) -> Any:
-    """``"train"`` for the analysis transform's leaves (``params/g_a/...``), ``"frozen"`` for the rest."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: "train" if path[1].key == "g_a" else "frozen", params)
+def only_parts_learn(tx: optax.GradientTransformation, parts: tuple[str, ...]) -> optax.GradientTransformation:
+    """``tx`` for the leaves under ``params/PART/...`` for each of ``parts``; every other leaf gets
+    no update (and no optimiser state)."""
+    import optax
+
+    def labels(params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(lambda path, _: "train" if path[1].key in parts else "frozen", params)
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
 
 
 def _per_image_psnr(x: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -111,7 +117,7 @@ class FactorizedTask:
         if m.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(m.clip_norm)), tx)
         if self.trainable == "analysis":  # g_a learns; g_s and the density get no updates
-            tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, _analysis_labels)
+            tx = only_parts_learn(tx, ("g_a",))
         return tx
 
     # -- pure functions of params -------------------------------------------------------

@@ -43,12 +43,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxcodec.codecs.refinement import sga_round
 from jaxcodec.entropy import deep_factorized as factorized_prior
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.errors import ConfigError, JaxcodecError, one_line
 from jaxcodec.models.hyperprior import LAMBDAS, MODEL_NAME, MeanScaleHyperprior, lambda_for_quality
 from jaxcodec.ops.conv import conv_dtype
-from jaxcodec.train.tasks.factorized import compute_dtype, learning_rate_schedule
+from jaxcodec.train.tasks.factorized import compute_dtype, learning_rate_schedule, only_parts_learn
 
 
 def _bits(likelihoods: jax.Array) -> jax.Array:
@@ -64,14 +65,7 @@ def _ste_round(x: jax.Array) -> jax.Array:
 QUANTIZERS = ("mixed", "sga")
 # The parameter groups that learn (``model.trainable``): everything, or the encoder's side only.
 TRAINABLE = ("all", "analysis")
-ENCODER_PARTS = ("g_a", "gain", "h_a")
-
-
-def _encoder_labels(params: Any) -> Any:
-    """``"train"`` for the leaves only the encoder uses (``params/{g_a,gain,h_a}/...``), ``"frozen"``
-    for the decoder's and the entropy model's."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "train" if path[1].key in ENCODER_PARTS else "frozen", params)
+ENCODER_PARTS = ("g_a", "gain", "h_a")  # the parameters only the encoder uses
 
 
 class MeanScaleTask:
@@ -129,7 +123,7 @@ class MeanScaleTask:
         if self.config.model.get("clip_norm"):
             tx = optax.chain(optax.clip_by_global_norm(float(self.config.model.clip_norm)), tx)
         if self.trainable == "analysis":  # the decoder, h_s and the densities get no updates
-            tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, _encoder_labels)
+            tx = only_parts_learn(tx, ENCODER_PARTS)
         return tx
 
     def _check_batch(self, x: jax.Array) -> None:
@@ -223,8 +217,6 @@ class MeanScaleTask:
         if rng is None:
             y_rate = y_hat = jnp.round(y - mean) + mean
         elif self.quantizer == "sga":
-            from jaxcodec.codecs.refinement import sga_round
-
             y_rate = y_hat = sga_round(y - mean, self.temperature(step), jax.random.fold_in(rng, 1)) + mean
         else:
             noise = jax.random.uniform(jax.random.fold_in(rng, 1), y.shape, y.dtype, -0.5, 0.5)
