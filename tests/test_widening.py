@@ -12,9 +12,9 @@ from jaxcodec.train import widening
 from jaxcodec.train.tasks import hyperprior as hyperprior_task
 
 
-def _task(features, hyper_features=0, modulation=True):
+def _task(features, hyper_features=0, modulation=True, latent_channels=12):
     config = hyperprior_task.default_config()
-    config.model.features, config.model.latent_channels = features, 12
+    config.model.features, config.model.latent_channels = features, latent_channels
     config.model.hyper_features = hyper_features
     config.model.synthesis_modulation = modulation
     config.learning_rate = 1e-3
@@ -68,6 +68,41 @@ def test_new_channels_are_live_and_learn(narrow_and_wide):
     before = wide.forward(widened, x, jnp.asarray([4.0, 4.0]), None)[0]
     after = wide.forward(stepped["params"], x, jnp.asarray([4.0, 4.0]), None)[0]
     assert float(jnp.max(jnp.abs(after - before))) > 0
+
+
+def test_more_latent_channels_code_what_the_narrow_model_did():
+    """M=12 embedded in M=20: the same pixels at every quality, the old channels under the same
+    means and scales, the new ones rounded to zero under the smallest scale (a few bits at
+    most), and the integer network's scale indexes of the old channels unchanged."""
+    x = jnp.asarray(np.random.default_rng(8).random((2, 64, 64, 3)), jnp.float32)
+    narrow, wide = _task(8), _task(8, latent_channels=20)
+    source = _perturbed(jax.device_get(narrow.init_state(jax.random.key(0), x)["params"]), 9)
+    widened = wide.complete_start(source, jax.device_get(wide.init_state(jax.random.key(1), x)["params"]))
+    assert widened["params"]["h_s"]["conv2"]["kernel"].shape[-1] == 40
+    assert widened["params"]["gain"].shape == (8, 20)
+    quality = jnp.asarray([1.0, 8.0])
+    for rng in (None, jax.random.key(4)):
+        expected, got = narrow.forward(source, x, quality, rng), wide.forward(widened, x, quality, rng)
+        np.testing.assert_allclose(np.asarray(got[0]), np.asarray(expected[0]), rtol=1e-5, atol=1e-6)  # pixels
+        np.testing.assert_allclose(np.asarray(got[2]), np.asarray(expected[2]), rtol=1e-5, atol=1e-9)  # MSE
+    bits_narrow, bits_wide = (np.asarray(t.forward(p, x, quality, None)[1]) for t, p in ((narrow, source), (wide, widened)))
+    assert np.all(bits_wide >= bits_narrow - 1e-3) and np.all(bits_wide - bits_narrow < 0.01 * bits_narrow)
+    apply = wide.model.apply
+    z_hat = jnp.round(apply(widened, apply(widened, x, quality, method=wide.model.analysis), method=wide.model.hyper_analysis))
+    mean_w, scale_w = apply(widened, z_hat, method=wide.model.entropy_parameters)
+    mean_n, scale_n = narrow.model.apply(source, z_hat, method=narrow.model.entropy_parameters)
+    np.testing.assert_allclose(np.asarray(mean_w[..., :12]), np.asarray(mean_n), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(scale_w[..., :12]), np.asarray(scale_n), rtol=1e-5, atol=1e-6)
+    assert float(jnp.max(jnp.abs(scale_w[..., 12:]))) < 0.11  # below the smallest coding scale
+    codec_n, codec_w = narrow.make_codec({"params": source}), wide.make_codec({"params": widened})
+    image = np.ascontiguousarray(data.open_dataset("sample:photos", "test").native(0)[:64, :96])
+    for q in (1, 8):
+        zn, sn, _ = codec_n.latents(image, q)
+        zw, sw, _ = codec_w.latents(image, q)
+        np.testing.assert_array_equal(zw, zn)
+        np.testing.assert_array_equal(sw[..., :12], sn)
+        assert not np.any(sw[..., 12:])
+        np.testing.assert_array_equal(codec_w.decode(codec_w.encode(image, q)), codec_n.decode(codec_n.encode(image, q)))
 
 
 def test_subpixel_outputs_widen_per_group():

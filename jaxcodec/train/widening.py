@@ -12,7 +12,14 @@ between an old and a new channel, which the fresh initialisation ``γ = 0.1·I``
 
 Sub-pixel convolutions (:class:`jaxcodec.layers.SubPixelConv`) keep ``4·F`` outputs laid out
 as ``(r·2 + s)·F + c`` (:func:`jaxcodec.ops.pixel_shuffle.depth_to_space`), so their output
-axis is widened per sub-pixel group.
+axis is widened per sub-pixel group; any output axis made of equal blocks (the hyper-synthesis'
+``[μ, σ]``) widens per block the same way (``output_groups``).
+
+The same embedding adds *latent* channels (``M' > M``): ``g_a``'s last layer gains outputs
+with small fresh kernels, ``g_s``'s and ``h_a``'s first layers take the new inputs with zero
+weights, and ``h_s`` predicts a mean and a scale for each new channel from small fresh
+weights, so the new channels start near zero under the smallest coding scale: they cost
+almost no bits and change no pixel until training gives them a use.
 """
 
 from __future__ import annotations
@@ -33,20 +40,20 @@ SUBPIXEL_GROUPS = 4  # 2x2 sub-pixel offsets per output channel
 NEW_KERNEL_SCALE = 0.01
 
 
-def _grouped(shape: tuple[int, ...], grouped_axis: int | None) -> tuple[int, ...]:
+def _grouped(shape: tuple[int, ...], grouped_axis: int | None, groups: int) -> tuple[int, ...]:
     if grouped_axis is None:
         return shape
     axis = grouped_axis % len(shape)
-    return shape[:axis] + (SUBPIXEL_GROUPS, shape[axis] // SUBPIXEL_GROUPS) + shape[axis + 1 :]
+    return shape[:axis] + (groups, shape[axis] // groups) + shape[axis + 1 :]
 
 
 def _embed(source: np.ndarray, fresh: np.ndarray, grouped_axis: int | None, in_axis: int | None,
-           scale: float = 1.0) -> np.ndarray:
-    """``fresh·scale`` with ``source`` in its leading corner (per sub-pixel group along
-    ``grouped_axis``), and zeros from the new inputs (``in_axis`` beyond the source's size)
-    into every old output."""
-    src = np.asarray(source, np.float32).reshape(_grouped(source.shape, grouped_axis))
-    out = (np.asarray(fresh, np.float32) * np.float32(scale)).reshape(_grouped(fresh.shape, grouped_axis))
+           scale: float = 1.0, groups: int = SUBPIXEL_GROUPS) -> np.ndarray:
+    """``fresh·scale`` with ``source`` in its leading corner (per block of ``groups`` equal
+    blocks along ``grouped_axis``), and zeros from the new inputs (``in_axis`` beyond the
+    source's size) into every old output."""
+    src = np.asarray(source, np.float32).reshape(_grouped(source.shape, grouped_axis, groups))
+    out = (np.asarray(fresh, np.float32) * np.float32(scale)).reshape(_grouped(fresh.shape, grouped_axis, groups))
     out[tuple(slice(0, n) for n in src.shape)] = src
     if in_axis is not None and fresh.shape[in_axis] > source.shape[in_axis]:
         silenced = [slice(0, n) for n in src.shape]  # old outputs ...
@@ -55,18 +62,19 @@ def _embed(source: np.ndarray, fresh: np.ndarray, grouped_axis: int | None, in_a
     return out.reshape(fresh.shape)
 
 
-def _walk(source: Mapping, fresh: Mapping, subpixel: bool, new_scale: float) -> dict:
+def _walk(source: Mapping, fresh: Mapping, groups: int, new_scale: float) -> dict:
     """Every leaf of ``fresh`` with its ``source`` embedded: a kernel ``(k, k, in, out)``
-    silences its new inputs and scales its fresh values by ``new_scale``; kernels and biases of
-    sub-pixel layers widen per group; GDN's β and γ need the embedding alone."""
+    silences its new inputs and scales its fresh values by ``new_scale``; kernels and biases
+    whose outputs come in ``groups > 1`` blocks widen per block; GDN's β and γ need the
+    embedding alone."""
     out = {}
     for name, value in fresh.items():
         if isinstance(value, Mapping):
-            out[name] = _walk(source[name], value, subpixel, new_scale)
+            out[name] = _walk(source[name], value, groups, new_scale)
             continue
-        grouped = -1 if subpixel and name in ("kernel", "bias") else None
+        grouped = -1 if groups > 1 and name in ("kernel", "bias") else None
         in_axis, scale = (2, new_scale) if name == "kernel" else (None, 1.0)
-        out[name] = _embed(np.asarray(source[name]), np.asarray(value), grouped, in_axis, scale)
+        out[name] = _embed(np.asarray(source[name]), np.asarray(value), grouped, in_axis, scale, groups)
     return out
 
 
@@ -89,9 +97,13 @@ def widen_table(source: np.ndarray, fresh: np.ndarray) -> np.ndarray:
     return _embed(np.asarray(source), np.asarray(fresh), None, None)
 
 
-def widen(source: Mapping, fresh: Mapping, subpixel: bool = False, new_scale: float = NEW_KERNEL_SCALE) -> dict:
+def widen(source: Mapping, fresh: Mapping, subpixel: bool = False, new_scale: float = NEW_KERNEL_SCALE,
+          output_groups: int | None = None) -> dict:
     """The parameters ``fresh`` of a wider transform with the narrower trained ``source``
     embedded so that the wider one computes the same function (module docstring).
     ``subpixel``: the transform's convolutions are sub-pixel up-samplings (``g_s``);
-    ``new_scale``: factor on the fresh kernels of the new channels (:data:`NEW_KERNEL_SCALE`)."""
-    return _walk(source, fresh, subpixel, float(new_scale))
+    ``output_groups``: instead, the outputs are that many equal blocks, each widened in place
+    (2 for ``h_s``'s ``[μ, σ]``); ``new_scale``: factor on the fresh kernels of the new
+    channels (:data:`NEW_KERNEL_SCALE`)."""
+    groups = int(output_groups) if output_groups else (SUBPIXEL_GROUPS if subpixel else 1)
+    return _walk(source, fresh, groups, float(new_scale))

@@ -174,25 +174,30 @@ class MeanScaleTask:
 
     def complete_start(self, params: Any, fresh: Any) -> Any:
         """``params`` of a start (``config.init_from``) completed to this run's model, which
-        reproduces the start exactly: a start trained without ``model.synthesis_modulation``
-        gains this run's fresh, identity modulation; a start with fewer hidden channels in
-        ``g_a``/``g_s`` (``model.features``) is embedded in the wider transforms
-        (:func:`jaxcodec.train.widening.widen`; the hyper-networks must keep their width,
-        ``model.hyper_features``)."""
+        reproduces the start: a start trained without ``model.synthesis_modulation`` gains this
+        run's fresh, identity modulation; a start with fewer hidden channels in ``g_a``/``g_s``
+        (``model.features``) or fewer latent channels (``model.latent_channels``) is embedded in
+        the wider networks (:func:`jaxcodec.train.widening.widen`: new latent channels code as
+        zeros under the smallest scale, almost no bits, until they learn a use; the hyper-latent
+        keeps its width, ``model.hyper_features``)."""
         from jaxcodec.train import widening
 
         own, new = dict(params["params"]), fresh["params"]
         for name in ("synthesis_log_scale", "synthesis_bias"):
             if name in new and name not in own:
                 own[name] = np.asarray(new[name])
-        widened = [part for part in ("g_a", "g_s") if part in own and part in new
-                   and widening.can_widen(own[part], new[part])]
-        for part in widened:
-            own[part] = widening.widen(own[part], new[part], subpixel=part == "g_s")
-        if widened:
-            for name in ("synthesis_log_scale", "synthesis_bias"):
-                if name in own and widening.can_widen(own[name], new[name]):
-                    own[name] = widening.widen_table(own[name], new[name])
+        for part in ("g_a", "g_s", "h_a"):
+            if part in own and part in new and widening.can_widen(own[part], new[part]):
+                own[part] = widening.widen(own[part], new[part], subpixel=part == "g_s")
+        if "h_s" in own and "h_s" in new and widening.can_widen(own["h_s"], new["h_s"]):
+            hidden = {name: layer for name, layer in own["h_s"].items() if name != "conv2"}
+            own["h_s"] = {  # sub-pixel up-samplings, then one convolution out to [μ, σ]
+                **widening.widen(hidden, {name: new["h_s"][name] for name in hidden}, subpixel=True),
+                "conv2": widening.widen(own["h_s"]["conv2"], new["h_s"]["conv2"], output_groups=2),
+            }
+        for name in ("gain", "inverse_gain", "synthesis_log_scale", "synthesis_bias"):
+            if name in own and name in new and widening.can_widen(own[name], new[name]):
+                own[name] = widening.widen_table(own[name], new[name])
         return {**params, "params": own}
 
     def temperature(self, step: jax.Array) -> jax.Array:

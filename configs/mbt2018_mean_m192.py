@@ -1,0 +1,33 @@
+r"""Mean-scale hyperprior (Minnen et al. 2018) with gain units, N=128 and **M=192** latent
+channels, started from the shipped ``mbt2018-mean`` (N=128, M=128) with 64 latent channels
+added without changing what it codes.
+
+Why: at its top qualities the M=128 model sits at its transforms' ceiling. On the validation
+photos shrunk 2×, ``g_s(g_a(x))`` with the latent not quantised at all reaches about 36.0 dB
+where quality 8 gives 35.5 dB, and every one of the 128 channels carries bits from quality 4
+up: more bits cannot buy more than that half decibel, and the rate-distortion curve flattens
+(docs/training.md, "The transforms' ceiling"). More latent channels raise the ceiling, as
+CompressAI's M=192/320 models do for the higher rates.
+
+The widening (:func:`jaxcodec.train.widening.widen`, through ``config.init_from``): ``g_a``
+gains 64 outputs with small fresh kernels, ``g_s`` and ``h_a`` take them with zero weights,
+``h_s`` predicts their means and scales from small fresh weights (below the smallest coding
+scale), the gains of the new channels start at the usual ``(λ_q/λ_mid)^{±½}``. Step 0 codes
+the pixels of the shipped model, its old channels' symbols, and zeros in the new ones::
+
+    python train.py --config configs/mbt2018_mean_m192.py --workdir /work/runs/m192 \
+        --config.data.train=folder:/work/runs/photos/train --config.data.flip=True
+
+Quick check: ``--config.num_steps=20 --config.data.train=sample:photos``.
+"""
+
+import ml_collections
+
+from jaxcodec.train import config_files
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = config_files.beside(__file__, "mbt2018_mean_wide.py")
+    config.model.latent_channels = 192
+    config.init_from = "mbt2018-mean"
+    return config
