@@ -9,11 +9,13 @@ up: more bits cannot buy more than that half decibel, and the rate-distortion cu
 (docs/training.md, "The transforms' ceiling"). More latent channels raise the ceiling, as
 CompressAI's M=192/320 models do for the higher rates.
 
-The widening (:func:`jaxcodec.train.widening.widen`, through ``config.init_from``): ``g_a``
-gains 64 outputs with small fresh kernels, ``g_s`` and ``h_a`` take them with zero weights,
-``h_s`` predicts their means and scales from small fresh weights (below the smallest coding
-scale), the gains of the new channels start at the usual ``(λ_q/λ_mid)^{±½}``. Step 0 codes
-the pixels of the shipped model, its old channels' symbols, and zeros in the new ones::
+The widening (``MeanScaleTask.complete_start``, through ``config.init_from``): ``g_a`` gains
+64 outputs with small fresh kernels, ``h_a`` takes them with zero weights, ``g_s`` with fresh
+full-scale ones, ``h_s`` predicts them a zero mean and scales from small fresh weights (below
+the smallest coding scale), the gains of the new channels start at the usual
+``(λ_q/λ_mid)^{±½}``. Step 0 codes the pixels of the shipped model (exactly: the new channels'
+symbols are zeros about a zero mean), its old channels' symbols, and its rate within a bit
+per image; the distortion's gradient reaches the new channels from the first step::
 
     python train.py --config configs/mbt2018_mean_m192.py --workdir /work/runs/m192 \
         --config.data.train=folder:/work/runs/photos/train --config.data.flip=True

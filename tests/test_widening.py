@@ -72,8 +72,9 @@ def test_new_channels_are_live_and_learn(narrow_and_wide):
 
 def test_more_latent_channels_code_what_the_narrow_model_did():
     """M=12 embedded in M=20: the same pixels at every quality, the old channels under the same
-    means and scales, the new ones rounded to zero under the smallest scale (a few bits at
-    most), and the integer network's scale indexes of the old channels unchanged."""
+    means and scales, the new ones rounded to zero about a zero mean under the smallest scale
+    (a few bits at most), the real codec's old symbols unchanged; and the new channels live:
+    the distortion's gradient reaches them from the first step."""
     x = jnp.asarray(np.random.default_rng(8).random((2, 64, 64, 3)), jnp.float32)
     narrow, wide = _task(8), _task(8, latent_channels=20)
     source = _perturbed(jax.device_get(narrow.init_state(jax.random.key(0), x)["params"]), 9)
@@ -94,6 +95,11 @@ def test_more_latent_channels_code_what_the_narrow_model_did():
     np.testing.assert_allclose(np.asarray(mean_w[..., :12]), np.asarray(mean_n), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(scale_w[..., :12]), np.asarray(scale_n), rtol=1e-5, atol=1e-6)
     assert float(jnp.max(jnp.abs(scale_w[..., 12:]))) < 0.11  # below the smallest coding scale
+    assert not np.any(np.asarray(mean_w[..., 12:]))  # a zero mean: the new channels decode as exact zeros
+    # the distortion alone (no rate term) pulls on g_a's new outputs, as on the old ones
+    grads = jax.grad(lambda p: wide.forward(p, x, quality, jax.random.key(5))[2].sum())(widened)
+    kernel_grads = np.abs(np.asarray(grads["params"]["g_a"]["conv3"]["kernel"]))
+    assert kernel_grads[..., 12:].mean() > 0.05 * kernel_grads[..., :12].mean()
     codec_n, codec_w = narrow.make_codec({"params": source}), wide.make_codec({"params": widened})
     image = np.ascontiguousarray(data.open_dataset("sample:photos", "test").native(0)[:64, :96])
     for q in (1, 8):

@@ -16,10 +16,11 @@ axis is widened per sub-pixel group; any output axis made of equal blocks (the h
 ``[μ, σ]``) widens per block the same way (``output_groups``).
 
 The same embedding adds *latent* channels (``M' > M``): ``g_a``'s last layer gains outputs
-with small fresh kernels, ``g_s``'s and ``h_a``'s first layers take the new inputs with zero
-weights, and ``h_s`` predicts a mean and a scale for each new channel from small fresh
-weights, so the new channels start near zero under the smallest coding scale: they cost
-almost no bits and change no pixel until training gives them a use.
+with small fresh kernels, ``h_a``'s first layer takes the new inputs with zero weights, and
+``h_s`` predicts a mean and a scale for each new channel from small fresh weights, so the new
+channels start near zero under the smallest coding scale and cost almost no bits. (A latent
+channel silenced on its way into ``g_s`` too never comes alive; the mean-scale task gives it
+live weights there and a zero mean instead: :mod:`jaxcodec.train.tasks.hyperprior`.)
 """
 
 from __future__ import annotations

@@ -68,6 +68,28 @@ TRAINABLE = ("all", "analysis")
 ENCODER_PARTS = ("g_a", "gain", "h_a")  # the parameters only the encoder uses
 
 
+def _live_new_latents(g_s: Any, h_s: Any, fresh_g_s: Any, old: int, new: int) -> tuple[dict, dict]:
+    """New latent channels ``old..new`` made trainable without changing what the model codes.
+
+    Silenced on the way out like hidden channels (zero weights into ``g_s``), a latent channel
+    stays dead: the training rate pins it at its mean under the smallest scale, and its only
+    pull the other way runs through those zero weights (measured: after 3,500 steps from the
+    shipped model, not one new symbol at any quality, the channels' spread shrinking). So
+    ``g_s`` takes the new channels with fresh, full-scale weights, and ``h_s`` predicts them a
+    mean of exactly zero (zero weights and bias): their small values round to zero symbols
+    about a zero mean, ``ŷ = 0`` exactly, so the pixels are unchanged, while the distortion's
+    gradient reaches them at full strength from the first step."""
+    conv0 = dict(g_s["conv0"])
+    kernel = np.array(conv0["kernel"], np.float32)
+    kernel[:, :, old:new, :] = np.asarray(fresh_g_s["conv0"]["kernel"], np.float32)[:, :, old:new, :]
+    conv0["kernel"] = kernel
+    conv2 = dict(h_s["conv2"])
+    kernel2, bias2 = np.array(conv2["kernel"], np.float32), np.array(conv2["bias"], np.float32)
+    kernel2[..., old:new], bias2[old:new] = 0.0, 0.0  # outputs [μ (new channels), σ (new channels)]
+    conv2["kernel"], conv2["bias"] = kernel2, bias2
+    return {**g_s, "conv0": conv0}, {**h_s, "conv2": conv2}
+
+
 class MeanScaleTask:
     """Training task of :class:`MeanScaleHyperprior` (one model, every quality)."""
 
@@ -177,12 +199,14 @@ class MeanScaleTask:
         reproduces the start: a start trained without ``model.synthesis_modulation`` gains this
         run's fresh, identity modulation; a start with fewer hidden channels in ``g_a``/``g_s``
         (``model.features``) or fewer latent channels (``model.latent_channels``) is embedded in
-        the wider networks (:func:`jaxcodec.train.widening.widen`: new latent channels code as
-        zeros under the smallest scale, almost no bits, until they learn a use; the hyper-latent
-        keeps its width, ``model.hyper_features``)."""
+        the wider networks (:func:`jaxcodec.train.widening.widen`; new latent channels code as
+        zero symbols about a zero mean, almost no bits and no change to the pixels, and reach
+        the synthesis through live weights, :func:`_live_new_latents`; the hyper-latent keeps
+        its width, ``model.hyper_features``)."""
         from jaxcodec.train import widening
 
         own, new = dict(params["params"]), fresh["params"]
+        old_latents, new_latents = np.shape(own["gain"])[-1], np.shape(new["gain"])[-1]
         for name in ("synthesis_log_scale", "synthesis_bias"):
             if name in new and name not in own:
                 own[name] = np.asarray(new[name])
@@ -198,6 +222,8 @@ class MeanScaleTask:
         for name in ("gain", "inverse_gain", "synthesis_log_scale", "synthesis_bias"):
             if name in own and name in new and widening.can_widen(own[name], new[name]):
                 own[name] = widening.widen_table(own[name], new[name])
+        if new_latents > old_latents:
+            own["g_s"], own["h_s"] = _live_new_latents(own["g_s"], own["h_s"], new["g_s"], old_latents, new_latents)
         return {**params, "params": own}
 
     def temperature(self, step: jax.Array) -> jax.Array:
