@@ -44,7 +44,7 @@ def shrunk_copies(src: str, dst: str, max_side: int) -> list[tuple[int, int]]:
     with fileio.atomic_dir(dst, prefix=".shrunk-copies.") as tmp:
         for name in names:
             image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
-            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image  # alpha is dropped on reading
             image = shrink(np.ascontiguousarray(image), max_side)
             imageio.write_image(os.path.join(tmp, os.path.splitext(name)[0] + ".png"), image)
             sizes.append(image.shape[:2])

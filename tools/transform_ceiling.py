@@ -28,14 +28,14 @@ import numpy as np
 
 from jaxcodec import data, zoo
 from jaxcodec.entropy import gaussian_conditional
+from jaxcodec.eval import metrics
 from jaxcodec.errors import JaxcodecError
 
 BUSY_SHARE = 0.002  # a channel carrying more than this share of the latent's bits is busy
 
 
-def _psnr(decoded: jnp.ndarray, original: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(np.asarray(decoded, np.float64), 0.0, 1.0) - original) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+def _psnr(decoded: jnp.ndarray, original: jnp.ndarray) -> float:
+    return float(metrics.psnr(jnp.clip(decoded, 0.0, 1.0)[None], original[None])[0])
 
 
 def measure(codec, image: np.ndarray, quality: float) -> dict[str, float]:
@@ -44,7 +44,7 @@ def measure(codec, image: np.ndarray, quality: float) -> dict[str, float]:
     model, params = codec.model, codec.params
     h, w = image.shape[:2]
     x = jnp.asarray(codec.padded(image))
-    original = np.asarray(x[0, :h, :w], np.float64)
+    original = x[0, :h, :w]
     q = jnp.full((1,), float(quality))
     y = model.apply(params, x, q, method=model.analysis)
     z_hat = jnp.round(model.apply(params, y, method=model.hyper_analysis))
