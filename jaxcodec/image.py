@@ -177,6 +177,26 @@ def to_float32(image: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or floats in [0, 1]")
 
 
+def image_files(folder: str | os.PathLike) -> list[str]:
+    """Paths of the image files directly in ``folder`` (:func:`is_image_file`), sorted by name;
+    :class:`ImageError` if ``folder`` is not a folder or holds none."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ImageError(f"{folder} is not a folder")
+    files = [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image_file(n)]
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+        raise ImageError(f"{folder} holds no image files")
+    return files
+
+
+def read_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 RGB ``(H, W, 3)``: deep colour rounded to 8 bits, grey repeated
+    into three channels, alpha dropped."""
+    image = to_uint8(read_image_raw(path))
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float pixels in [0, 1] → uint8 by rounding ``x * 255`` (exact inverse of ``to_float32``)."""
     image = np.asarray(image)

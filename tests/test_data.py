@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 from pathlib import Path
 
 import imagecodecs
@@ -218,6 +219,29 @@ def test_image_round_trips(tmp_path):
     np.testing.assert_array_equal(imageio.decode_image(buffer.getvalue())[:, :, 0], rgb[:, :, 0])
     with pytest.raises(ImageError, match="16-bit images need"):
         imageio.write_image(tmp_path / "deep.jpg", deep)
+
+
+def test_image_files_and_rgb_uint8(tmp_path):
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (4, 5), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (4, 5, 4), dtype=np.uint8)
+    deep = rng.integers(0, 65536, (4, 5, 3), dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "b_grey.png")
+    Image.fromarray(rgba).save(tmp_path / "a_rgba.png")
+    imageio.write_image(tmp_path / "c_deep.png", deep)
+    (tmp_path / "notes.txt").write_text("not an image")
+    Image.fromarray(grey).save(tmp_path / ".hidden.png")
+    (tmp_path / "sub.png").mkdir()  # a folder is not a file of the folder's images
+    files = imageio.image_files(tmp_path)
+    assert [os.path.basename(f) for f in files] == ["a_rgba.png", "b_grey.png", "c_deep.png"]
+    np.testing.assert_array_equal(imageio.read_rgb_uint8(files[0]), rgba[..., :3])
+    np.testing.assert_array_equal(imageio.read_rgb_uint8(files[1]), np.stack([grey] * 3, axis=-1))
+    expected = np.floor(deep.astype(np.float64) * 255.0 / 65535.0 + 0.5).astype(np.uint8)  # round half up
+    np.testing.assert_array_equal(imageio.read_rgb_uint8(files[2]), expected)
+    with pytest.raises(ImageError, match="holds no image files"):
+        imageio.image_files(tmp_path / "sub.png")
+    with pytest.raises(ImageError, match="is not a folder"):
+        imageio.image_files(tmp_path / "a_rgba.png")
 
 
 # --------------------------------------------------------------------------- npz and samples

@@ -17,28 +17,19 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
-
 from jaxcodec import fileio
-from jaxcodec import image as imageio  # noqa: E402
-from jaxcodec.errors import JaxcodecError  # noqa: E402
+from jaxcodec import image as imageio
+from jaxcodec.errors import JaxcodecError
 
 
 def jpeg_copies(src: str, dst: str, quality: int) -> int:
     """Writes ``dst/NAME.jpg`` for every image of ``src``; returns how many."""
-    if not os.path.isdir(src):
-        raise JaxcodecError(f"{src} is not a folder")
-    names = sorted(n for n in os.listdir(src) if imageio.is_image_file(n))
-    if not names:
-        raise JaxcodecError(f"{src} holds no image files")
+    files = imageio.image_files(src)
     with fileio.atomic_dir(dst, prefix=".jpeg-copies.") as tmp:
-        for name in names:
-            image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
-            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image  # grey -> RGB; alpha is dropped on reading
-            out = os.path.join(tmp, os.path.splitext(name)[0] + ".jpg")
-            imageio.write_image(out, image, quality=quality, subsampling=0)
-    return len(names)
+        for path in files:
+            out = os.path.join(tmp, os.path.splitext(os.path.basename(path))[0] + ".jpg")
+            imageio.write_image(out, imageio.read_rgb_uint8(path), quality=quality, subsampling=0)
+    return len(files)
 
 
 def main() -> None:

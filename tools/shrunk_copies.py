@@ -35,18 +35,12 @@ def shrunk_copies(src: str, dst: str, max_side: int) -> list[tuple[int, int]]:
     ``max_side``; returns the ``(height, width)`` of each copy, in name order."""
     if max_side < 1:
         raise JaxcodecError(f"max side must be at least 1 pixel, got {max_side}")
-    if not os.path.isdir(src):
-        raise JaxcodecError(f"{src} is not a folder")
-    names = sorted(n for n in os.listdir(src) if imageio.is_image_file(n))
-    if not names:
-        raise JaxcodecError(f"{src} holds no image files")
+    files = imageio.image_files(src)
     sizes = []
     with fileio.atomic_dir(dst, prefix=".shrunk-copies.") as tmp:
-        for name in names:
-            image = imageio.to_uint8(imageio.read_image_raw(os.path.join(src, name)))
-            image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image  # alpha is dropped on reading
-            image = shrink(np.ascontiguousarray(image), max_side)
-            imageio.write_image(os.path.join(tmp, os.path.splitext(name)[0] + ".png"), image)
+        for path in files:
+            image = shrink(np.ascontiguousarray(imageio.read_rgb_uint8(path)), max_side)
+            imageio.write_image(os.path.join(tmp, os.path.splitext(os.path.basename(path))[0] + ".png"), image)
             sizes.append(image.shape[:2])
     return sizes
 

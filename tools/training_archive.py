@@ -69,13 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="order in which photos are taken when not all fit")
     args = parser.parse_args(argv)
     try:
-        if not os.path.isdir(args.photos):
-            raise JaxcodecError(f"{args.photos} is not a folder")
         if not 1 <= args.quality <= 100 or args.max_side < 64:
             raise JaxcodecError("--quality must lie in 1..100 and --max-side be at least 64")
-        files = [os.path.join(args.photos, n) for n in sorted(os.listdir(args.photos)) if imageio.is_image_file(n)]
-        if not files:
-            raise JaxcodecError(f"{args.photos} holds no image files")
+        files = imageio.image_files(args.photos)
         if os.path.basename(os.path.normpath(args.photos)) == "val":
             raise JaxcodecError(f"{args.photos} looks like a validation split; pack the train split only")
         tree = tree_bytes()

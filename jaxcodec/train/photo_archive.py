@@ -86,10 +86,9 @@ def encode_photo(image: np.ndarray, quality: int) -> tuple[bytes, float]:
 
 def _rgb(path: Path) -> np.ndarray:
     try:
-        image = imageio.to_uint8(imageio.read_image_raw(path))
+        return imageio.read_rgb_uint8(path)
     except ImageError as error:
         raise DatasetError(str(error)) from None
-    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
 
 
 def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
