@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxcodec import data, zoo
+from jaxcodec.train.tasks import hyperprior as hyperprior_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "transform_ceiling.py")
@@ -21,6 +24,12 @@ def _load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _hyperprior_task(latent_channels: int) -> hyperprior_task.MeanScaleTask:
+    config = hyperprior_task.default_config()
+    config.model.features, config.model.latent_channels = 8, latent_channels
+    return hyperprior_task.MeanScaleTask(config)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +58,28 @@ def test_rounded_figures_follow_the_real_stream(codec_and_image):
     assert busy[0] < busy[1] == codec.latent_channels  # few channels at the lowest rate, all at the top
 
 
+def test_channels_from_tells_live_channels_from_dead_ones(codec_and_image):
+    """Channels that carry the image: replacing the shipped model's upper half by its predicted
+    means costs decibels, and their symbols are not all zero. Channels that carry nothing: a
+    model widened from M=12 to M=20 (new channels rounding to zero about a zero mean) loses
+    nothing without them, and none of their symbols is nonzero."""
+    codec, image = codec_and_image
+    tool = _load_tool()
+    got = tool.measure(codec, image, 8, channels_from=64)
+    assert got["without"] < got["unquantised"] - 3.0
+    assert got["nonzero"] > 0.05
+    assert tool.measure(codec, image, 8)["unquantised"] == got["unquantised"]  # the old figures unchanged
+    x = jnp.asarray(image[None, :64, :64] / 255.0, jnp.float32)
+    narrow, wide = (_hyperprior_task(m) for m in (12, 20))
+    source = jax.device_get(narrow.init_state(jax.random.key(0), x)["params"])
+    widened = wide.complete_start(source, jax.device_get(wide.init_state(jax.random.key(1), x)["params"]))
+    got = tool.measure(wide.make_codec({"params": widened}), image[:64, :96], 8, channels_from=12)
+    assert got["nonzero"] == 0.0
+    assert abs(got["without"] - got["unquantised"]) < 0.05
+
+
 def test_bad_arguments_exit_with_one_line():
-    for args in (["--model", "jpeg"], ["--model", "nosuch"], ["--qualities", "0.5"]):
+    for args in (["--model", "jpeg"], ["--model", "nosuch"], ["--qualities", "0.5"], ["--channels-from", "128"]):
         run = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, cwd=ROOT)
         assert run.returncode != 0
         assert run.stderr.strip().splitlines()[-1].startswith("error: "), run.stderr
