@@ -166,3 +166,42 @@ def test_codec_with_narrower_hyper_networks_round_trips():
         assert z_hat.shape[-1] == 8
         np.testing.assert_array_equal(codec.decode_symbols(stream), np.concatenate([z_hat.ravel(), symbols.ravel()]))
         assert codec.decode(stream).shape == image.shape
+
+
+def test_free_latents_wake_the_new_channels_then_end():
+    """``model.free_latents_from``: during its first steps the new channels reach the synthesis
+    with the training noise and leave the rate, so ``g_s``'s weights from them get a gradient
+    (under the mixed quantisation their symbols are zeros and that gradient is exactly zero);
+    from ``model.free_latents_steps`` on the task is the plain one again, bit for bit."""
+    x = jnp.asarray(np.random.default_rng(8).random((2, 64, 64, 3)), jnp.float32)
+    narrow, plain = _task(8), _task(8, latent_channels=20)
+    free = _task(8, latent_channels=20)
+    free.config.model.free_latents_from, free.config.model.free_latents_steps = 12, 5
+    free = hyperprior_task.MeanScaleTask(free.config)
+    source = _perturbed(jax.device_get(narrow.init_state(jax.random.key(0), x)["params"]), 9)
+    widened = plain.complete_start(source, jax.device_get(plain.init_state(jax.random.key(1), x)["params"]))
+    quality, rng = jnp.asarray([1.0, 8.0]), jax.random.key(4)
+
+    def g_s_grad(task, step):
+        grads = jax.grad(lambda p: task.forward(p, x, quality, rng, step)[2].sum())(widened)
+        return np.abs(np.asarray(grads["params"]["g_s"]["conv0"]["kernel"]))
+
+    assert not np.any(g_s_grad(plain, 0)[:, :, 12:])  # zero symbols: no gradient to the weights from them
+    woken = g_s_grad(free, 0)
+    assert woken[:, :, 12:].mean() > 0.01 * woken[:, :, :12].mean()
+    # the rate of the free channels is left out: the bits are the old channels' (and the hyper-latent's)
+    bits_free = np.asarray(free.forward(widened, x, quality, rng, 0)[1])
+    bits_plain = np.asarray(plain.forward(widened, x, quality, rng, 0)[1])
+    assert np.all(bits_free < bits_plain)
+    for after in (5, 9):  # the warm-up is over: the plain task exactly
+        for got, expected in zip(free.forward(widened, x, quality, rng, after), plain.forward(widened, x, quality, rng, after)):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+    for bad in ((20, 5), (-1, 5), (12, -1)):
+        config = free.config.copy_and_resolve_references()
+        config.model.free_latents_from, config.model.free_latents_steps = bad
+        with pytest.raises(ConfigError, match="free_latents"):
+            hyperprior_task.MeanScaleTask(config)
+    config = free.config.copy_and_resolve_references()
+    config.model.quantizer = "sga"
+    with pytest.raises(ConfigError, match="free_latents_from needs"):
+        hyperprior_task.MeanScaleTask(config)

@@ -14,6 +14,15 @@ and the model's streams stay decodable by the original decoder. That is the seco
 Guo, Zhang, Feng & Chen, "Soft then hard: rethinking the quantization in neural image
 compression", ICML 2021: the encoder fine-tuned against the decoder it will be paired with.
 
+With ``model.free_latents_from = K`` and ``model.free_latents_steps = S``, for the first ``S``
+steps the latent channels from ``K`` on are trained *free*: the synthesis receives them with the
+additive noise (``y + u``, no rounding) and the rate leaves them out. It wakes the channels that
+a widening added to a trained model (:func:`_live_new_latents`): under the mixed quantisation
+their small values round to zero, so ``g_s``'s weights from them get no gradient and the rate
+holds them at their mean (measured: no symbol in 2,000 steps). Free, they learn what the
+synthesis can use, as a linear autoencoder of the residual would; after ``S`` steps the rate
+prices them like the others (docs/training.md, "The transforms' ceiling").
+
 With ``model.quantizer = "sga"`` the latent is instead quantised, for the rate and the
 synthesis alike, by stochastic Gumbel annealing (Yang, Bamler & Mandt, "Improving inference
 for neural image compression", NeurIPS 2020, Sec. 3.2): ``ŷ = μ + SGA(y − μ, τ)``, a soft
@@ -135,6 +144,13 @@ class MeanScaleTask:
             raise ConfigError(f"model.trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
         if self.freeze_transforms_steps < 0:
             raise ConfigError(f"model.freeze_transforms_steps must be >= 0, got {self.freeze_transforms_steps}")
+        self.free_latents_from = int(m.get("free_latents_from", 0) or 0)
+        self.free_latents_steps = int(m.get("free_latents_steps", 0) or 0)
+        if not 0 <= self.free_latents_from < int(m.latent_channels) or self.free_latents_steps < 0:
+            raise ConfigError(f"model.free_latents_from must lie in 0..{int(m.latent_channels) - 1} and "
+                              f"model.free_latents_steps be >= 0, got {self.free_latents_from}, {self.free_latents_steps}")
+        if self.free_latents_from and self.quantizer != "mixed":
+            raise ConfigError("model.free_latents_from needs model.quantizer=mixed")
 
     @functools.cached_property
     def tx(self) -> Any:
@@ -252,9 +268,14 @@ class MeanScaleTask:
         else:
             noise = jax.random.uniform(jax.random.fold_in(rng, 1), y.shape, y.dtype, -0.5, 0.5)
             y_rate, y_hat = y + noise, _ste_round(y - mean) + mean
+        likelihood = gaussian_conditional.likelihood(y_rate, mean, scale)
+        if rng is not None and self.free_latents_from and self.quantizer == "mixed":
+            free = (jnp.arange(y.shape[-1]) >= self.free_latents_from) & (jnp.asarray(step) < self.free_latents_steps)
+            y_hat = jnp.where(free, y_rate, y_hat)
+            likelihood = jnp.where(free, 1.0, likelihood)
         x_hat = apply(params, y_hat, quality, method=MeanScaleHyperprior.synthesis)
         bits = _bits(apply(params, z_rate, method=MeanScaleHyperprior.hyper_likelihood))
-        bits = bits + _bits(gaussian_conditional.likelihood(y_rate, mean, scale))
+        bits = bits + _bits(likelihood)
         return x_hat, bits, jnp.mean((x_hat - x) ** 2, axis=(1, 2, 3))
 
     def draw_qualities(self, rng: jax.Array, count: int) -> jax.Array:
@@ -364,6 +385,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.quantizer = "mixed"  # "sga": the latent soft-rounded by SGA for rate and synthesis
     config.model.sga_temperature = (0.5, 0.05)  # SGA's τ, linear from the first to the second over the run
     config.model.trainable = "all"  # "analysis": only g_a, the gains and h_a learn (encoder fine-tuning)
+    config.model.free_latents_from = 0  # K > 0: latent channels K.. train free (MeanScaleTask.forward) ...
+    config.model.free_latents_steps = 0  # ... for this many first steps: waking channels added by widening
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ""  # required: folder:PATH of training photos
