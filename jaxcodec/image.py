@@ -183,8 +183,8 @@ def image_files(folder: str | os.PathLike) -> list[str]:
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise ImageError(f"{folder} is not a folder")
-    files = [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image_file(n)]
-    files = [f for f in files if os.path.isfile(f)]
+    paths = (os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image_file(n))
+    files = [path for path in paths if os.path.isfile(path)]
     if not files:
         raise ImageError(f"{folder} holds no image files")
     return files

@@ -269,7 +269,7 @@ class MeanScaleTask:
             noise = jax.random.uniform(jax.random.fold_in(rng, 1), y.shape, y.dtype, -0.5, 0.5)
             y_rate, y_hat = y + noise, _ste_round(y - mean) + mean
         likelihood = gaussian_conditional.likelihood(y_rate, mean, scale)
-        if rng is not None and self.free_latents_from and self.quantizer == "mixed":
+        if rng is not None and self.free_latents_from:  # the mixed quantiser (checked in __init__)
             free = (jnp.arange(y.shape[-1]) >= self.free_latents_from) & (jnp.asarray(step) < self.free_latents_steps)
             y_hat = jnp.where(free, y_rate, y_hat)
             likelihood = jnp.where(free, 1.0, likelihood)
