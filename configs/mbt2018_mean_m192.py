@@ -27,7 +27,9 @@ in 2,000 CPU steps: not one symbol, and the synthesis does 0.05 dB better with t
 their means): their symbols are zeros, so ``g_s``'s weights from them get no gradient. So for its
 first 1,000 steps the run trains them *free* (``model.free_latents_from``/``free_latents_steps``:
 the synthesis sees them with the training noise, the rate leaves them out), then prices them
-like the others (docs/training.md, "The transforms' ceiling").
+like the others (docs/training.md, "The transforms' ceiling"). Measured from the shipped
+weights on 2 CPU cores, they wake (8.6% nonzero symbols at quality 8 at step 1,000) and fade
+again once priced (0.22% at step 2,000): widened this way the model keeps its ceiling.
 """
 
 import ml_collections
