@@ -1,4 +1,4 @@
-"""Rate-distortion evaluation of codecs on a dataset, from real bytes.
+r"""Rate-distortion evaluation of codecs on a dataset, from real bytes.
 
   python eval.py --data sample:photos --codecs jpeg,webp,avif,jpegxl,jpeg2000 --out out/photos
 
@@ -8,7 +8,12 @@ into ``--out``. ``--codecs`` takes classical codec names, shipped model names
 are smaller than 11x11 are skipped, each with a ``skipped ...`` line, and listed in the
 report (``--noskip_bad`` stops at the first instead); a failed run leaves no ``--out``.
 With ``--resume`` each measurement is recorded in ``--out`` as it is made, and the same
-command run again after an interruption measures only what is missing.
+command run again after an interruption measures only what is missing. ``--reference
+out/val/results.json`` adds the curves of an earlier run on the same images without measuring
+them again (``--anchors`` picks the codecs BD-rates are computed against)::
+
+  python eval.py --data folder:photos/val --codecs runs/new_model --reference out/val/results.json \
+      --anchors mbt2018-mean,jpeg --grid 0 --out out/val_new
 """
 
 import sys
@@ -27,6 +32,9 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.DEFINE_list("match_bpp", None, "Rates (bpp) at which to measure every codec, each image at the quality "
                   "whose rate is closest, instead of each codec's own qualities.")
 flags.DEFINE_bool("skip_bad", True, "Skip (and report) unreadable or too small images instead of stopping.")
+flags.DEFINE_list("reference", [], "results.json files of earlier runs (or results/ tables) whose curves join the "
+                  "report without being measured again, checked against these images.")
+flags.DEFINE_list("anchors", None, "Codecs (evaluated or stored) to compute BD-rates against; default jpeg,webp,avif.")
 flags.DEFINE_bool("resume", False, "Record each measurement in --out as it is made and reuse those already "
                   "recorded there: an interrupted evaluation, run again, picks up where it stopped.")
 FLAGS = flags.FLAGS
@@ -58,6 +66,7 @@ def main(argv):
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
             skip_bad=FLAGS.skip_bad, match_bpp=_rates(FLAGS.match_bpp), resume=FLAGS.resume,
+            references=FLAGS.reference, anchors=FLAGS.anchors,
         )
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

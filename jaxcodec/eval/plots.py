@@ -20,7 +20,8 @@ def _pyplot():
 
 
 def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float | None = None) -> None:
-    """Writes a PNG with PSNR–bpp and MS-SSIM–bpp curves, one line per codec.
+    """Writes a PNG with PSNR–bpp and MS-SSIM–bpp curves, one line per codec (dashed for a
+    stored curve, one not measured in this run).
 
     Args:
       results: the document from :func:`jaxcodec.eval.rate_distortion.evaluate`.
@@ -33,9 +34,11 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
         r = entry["results"]
         order = np.argsort(r["bpp"])
         bpp = np.asarray(r["bpp"])[order]
-        style = "-" if len(bpp) > 1 else ""
+        stored = "stored" in entry  # a curve of an earlier run (eval.py --reference): dashed
+        style = ("--" if stored else "-") if len(bpp) > 1 else ""
+        label = f"{name} (stored)" if stored else name
         for ax, key in zip(axes, ("psnr-rgb", "ms-ssim-rgb")):
-            ax.plot(bpp, np.asarray(r[key], dtype=float)[order], style, marker="o", ms=3, label=name)
+            ax.plot(bpp, np.asarray(r[key], dtype=float)[order], style, marker="o", ms=3, label=label)
     for ax, label in zip(axes, ("PSNR (dB)", "MS-SSIM")):
         ax.set_xlabel("bits per pixel (from real bytes)")
         ax.set_ylabel(label)

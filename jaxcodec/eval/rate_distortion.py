@@ -32,6 +32,7 @@ import numpy as np
 from jaxcodec.runtime import compiled_code
 from jaxcodec.eval import metrics
 from jaxcodec.eval.bdrate import bd_rate
+from jaxcodec.eval import reference
 from jaxcodec.eval.journal import JOURNAL_NAME, Journal, image_digest
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
@@ -165,7 +166,9 @@ def evaluate(
 
     The document is what ``eval.py`` writes as ``results.json``:
     ``{"dataset", "num_images", "codecs": {NAME: {...}}, "bd_rate_vs_jpeg": {NAME: %},
-    "bd_rate": {ANCHOR: {NAME: %}}, "bd_rate_ms_ssim": {ANCHOR: {NAME: %}}}``.
+    "bd_rate": {ANCHOR: {NAME: %}}, "bd_rate_ms_ssim": {ANCHOR: {NAME: %}}, "image_digests": [...]}``
+    (the anchors: :data:`BD_ANCHORS`; ``image_digests``: :func:`jaxcodec.eval.journal.image_digest`
+    of each image, which a later run's ``--reference`` checks).
     """
     images = [to_uint8(im) for im in images]
     total = sum(len(c.qualities) for c in codecs.values()) * len(images)
@@ -180,12 +183,18 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
-    out["bd_rate"] = {a: bd_rates(out["codecs"], a) for a in BD_ANCHORS if a in out["codecs"]}
-    out["bd_rate_ms_ssim"] = {
-        a: bd_rates(out["codecs"], a, "ms-ssim-rgb") for a in BD_ANCHORS if a in out["codecs"]
-    }
-    out["bd_rate_vs_jpeg"] = out["bd_rate"].get("jpeg", {})
+    out["image_digests"] = [image_digest(image) for image in images]
+    add_bd_rates(out, BD_ANCHORS)
     return out
+
+
+def add_bd_rates(results: dict[str, Any], anchors: Sequence[str]) -> None:
+    """Sets the document's BD-rate tables (``bd_rate``, ``bd_rate_ms_ssim``: ``{ANCHOR: {NAME:
+    %}}``, and ``bd_rate_vs_jpeg``) against each of ``anchors`` that is among its codecs."""
+    codecs = results["codecs"]
+    results["bd_rate"] = {a: bd_rates(codecs, a) for a in anchors if a in codecs}
+    results["bd_rate_ms_ssim"] = {a: bd_rates(codecs, a, "ms-ssim-rgb") for a in anchors if a in codecs}
+    results["bd_rate_vs_jpeg"] = results["bd_rate"].get("jpeg", {})
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -198,6 +207,10 @@ def _progress_bar(total: int, enabled: bool):
 
 def _fmt(x: float, digits: int) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def _fmt_g(x: float) -> str:
+    return f"{x:.3g}" if x is not None and math.isfinite(x) else "n/a"
 
 
 def markdown_table(results: Mapping[str, Any]) -> str:
@@ -216,7 +229,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
         for i, q in enumerate(r["quality"]):
             lines.append(
                 f"| {name} | {q} | {_fmt(r['bpp'][i], 3)} | {_fmt(r['psnr-rgb'][i], 2)} | "
-                f"{_fmt(r['ms-ssim-rgb'][i], 4)} | {_fmt(r['ssim'][i], 4)} | {r['mse'][i]:.3g} |"
+                f"{_fmt(r['ms-ssim-rgb'][i], 4)} | {_fmt(r['ssim'][i], 4)} | {_fmt_g(r['mse'][i])} |"
             )
     for key, label in (("bd_rate", "PSNR"), ("bd_rate_ms_ssim", "MS-SSIM")):
         for anchor, table in results.get(key, {}).items():
@@ -225,6 +238,16 @@ def markdown_table(results: Mapping[str, Any]) -> str:
             lines += ["", f"BD-rate ({label}) against {anchor} (negative = fewer bits):", ""]
             lines += ["| codec | BD-rate |", "|---|---|"]
             lines += [f"| {n} | {_fmt(v, 1) + '%' if _fmt(v, 1) != 'n/a' else 'n/a (curves do not overlap)'} |" for n, v in table.items()]
+    stored: dict[str, list[str]] = {}
+    for name, entry in results["codecs"].items():
+        if "stored" in entry:
+            stored.setdefault(entry["stored"], []).append(name)
+    if stored:
+        unverified = set(results.get("unverified_references", ()))
+        lines += ["", "Stored curves, not measured in this run:", ""]
+        lines += [f"- from {path}: {', '.join(names)}" + (" (the file records no image digests: not checked against "
+                                                         "these images)" if path in unverified else "")
+                  for path, names in stored.items()]
     if skipped:
         lines += ["", f"Skipped {len(skipped)} image{'s' if len(skipped) > 1 else ''}:", ""]
         lines += [f"- {s['image']}: {s['reason']}" for s in skipped]
@@ -282,6 +305,8 @@ def write_grid(results: Mapping[str, Any], path: str) -> None:
 
     rows, labels = [list(results["originals"])], ["original"]
     for name, entry in results["codecs"].items():
+        if "decoded" not in entry:  # a stored curve (--reference)
+            continue
         qs = entry["results"]["quality"]
         q = qs[len(qs) // 2]
         i = qs.index(q)
@@ -307,8 +332,15 @@ def run(
     skip_bad: bool = True,
     match_bpp: Sequence[float] | None = None,
     resume: bool = False,
+    references: Sequence[str] = (),
+    anchors: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
+
+    ``references`` are stored results (:mod:`jaxcodec.eval.reference`): their curves join the
+    report without being measured again, once checked against this run's images.
+    ``anchors`` are the codecs BD-rates are computed against (default :data:`BD_ANCHORS`,
+    those of them in the report); each one named must be evaluated or stored.
 
     With ``match_bpp`` every codec is measured at those rates instead of its own qualities:
     each image at the quality whose rate is closest (:class:`jaxcodec.rate_control.AtRate`).
@@ -329,10 +361,17 @@ def run(
 
     if not codec_names:
         raise ConfigError("no codecs to evaluate (--codecs is empty)")
+    stored = [reference.load(path) for path in references]
+    named = list(reference.merge(dict.fromkeys(codec_names), stored))
+    for anchor in anchors or ():
+        if anchor not in named:
+            raise ConfigError(f"--anchors {anchor}: neither evaluated (--codecs) nor stored (--reference)")
     images, skipped = load_images(data, split, limit=limit, data_dir=data_dir, skip_bad=skip_bad)
     if not images:
         raise DatasetError(f"no images to evaluate in {data} split {split!r}" + (" (limit 0)" if limit == 0 else "")
                            + (f" ({len(skipped)} skipped)" if skipped else ""))
+    digests = [image_digest(image) for image in images]
+    unverified = [r.path for r in stored if not reference.check_images(r, digests)]  # before any work
     fit_images = None
     codecs = {}
     for name in codec_names:
@@ -357,6 +396,10 @@ def run(
             if len(journal):
                 print(f"resuming: {len(journal)} measurements recorded in {journal.path}", file=sys.stderr, flush=True)
         results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid, journal=journal)
+        if stored:
+            results["unverified_references"] = unverified
+            results["codecs"] = reference.merge(results["codecs"], stored)
+        add_bd_rates(results, anchors or BD_ANCHORS)
         results["skipped"] = skipped
         results["num_skipped"] = len(skipped)
         if journal is not None:
