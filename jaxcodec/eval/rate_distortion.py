@@ -237,7 +237,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
                 continue
             lines += ["", f"BD-rate ({label}) against {anchor} (negative = fewer bits):", ""]
             lines += ["| codec | BD-rate |", "|---|---|"]
-            lines += [f"| {n} | {_fmt(v, 1) + '%' if _fmt(v, 1) != 'n/a' else 'n/a (curves do not overlap)'} |" for n, v in table.items()]
+            lines += [f"| {n} | {_fmt(v, 2) + '%' if _fmt(v, 2) != 'n/a' else 'n/a (curves do not overlap)'} |" for n, v in table.items()]
     stored: dict[str, list[str]] = {}
     for name, entry in results["codecs"].items():
         if "stored" in entry:
