@@ -148,18 +148,19 @@ def decompress(data: bytes, model: str | os.PathLike | Codec | None = None) -> n
     return zoo.decode_stream(data)
 
 
-def check_stream(data: bytes) -> None:
+def check_stream(data: bytes) -> tuple[str, Any] | None:
     """What decoding checks before it allocates, for :func:`info`: the declared size against
     the pixel limit (:mod:`jaxcodec.limits`) and, for a shipped model's stream, the payload
     against the fewest bytes its symbols can take (the codec's ``check_stream``); a forged
-    header is a :class:`~jaxcodec.errors.BitstreamError`."""
+    header is a :class:`~jaxcodec.errors.BitstreamError`. Returns ``(name, codec)`` of the
+    shipped model that made the stream, or None (a standard codec's file, a workdir's model)."""
     from jaxcodec import artefact, limits, zoo
     from jaxcodec.codecs import standard as classical
     from jaxcodec.codecs import container
     from jaxcodec.errors import BitstreamError
 
     if classical.identify(data) is not None:
-        return
+        return None
     header = container.unpack(data)[0]
     limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
     for name, entry in zoo.shipped_models().items():
@@ -168,12 +169,15 @@ def check_stream(data: bytes) -> None:
             codec = zoo.load_codec(entry["path"])
             if hasattr(codec, "check_stream"):
                 codec.check_stream(data)
-            return
+            return name, codec
+    return None
 
 
 def info(data: bytes) -> dict[str, Any]:
-    """The header fields of a ``.jxc`` stream, as a dict; for a standard codec's stream
-    (:func:`jaxcodec.codecs.standard.identify`), its codec, size and image shape."""
+    """The header fields of a ``.jxc`` stream, as a dict, with the shipped model that made it
+    (``shipped_model``, when one did) and its quality as the model states it (``--quality
+    3.5`` reads 3.5); for a standard codec's stream (:func:`jaxcodec.codecs.standard.identify`),
+    its codec, size and image shape."""
     from jaxcodec.codecs import container, registry
     from jaxcodec.codecs import standard as classical
 
@@ -182,17 +186,21 @@ def info(data: bytes) -> dict[str, Any]:
         h, w, c = registry.get_codec(standard).decode(data).shape
         return {"codec": standard, "height": h, "width": w, "channels": c, "total_bytes": len(data),
                 "bpp": len(data) * 8 / (h * w)}
-    check_stream(data)
+    shipped = check_stream(data)
     header, payload = container.unpack(data)
+    quality: Any = header.quality
+    if shipped is not None and hasattr(shipped[1], "stream_quality"):
+        quality = shipped[1].stream_quality(header)  # e.g. a continuous-rate model's 3.5, stored as 3500
     return {
         "model": header.model,
+        **({"shipped_model": shipped[0]} if shipped is not None else {}),
         "format_version": header.layout,
         "table_hash": header.table_hash.hex(),
         "height": header.height,
         "width": header.width,
         "channels": header.channels,
         "latent_shape": list(header.latent_shape),
-        "quality": header.quality,
+        "quality": quality,
         "payload_bytes": len(payload),
         "total_bytes": len(data),
         "bpp": len(data) * 8 / (header.height * header.width),

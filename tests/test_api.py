@@ -1,4 +1,4 @@
-"""jaxcodec.api.read_image: the image files `python -m jaxcodec compress` reads."""
+"""jaxcodec.api: read_image (the image files `python -m jaxcodec compress` reads), the model argument, info."""
 
 import numpy as np
 import pytest
@@ -83,3 +83,17 @@ def test_model_argument_takes_names_paths_codecs_and_none(monkeypatch):
     assert api.compress(digit, None, quality=50) == api.compress(digit, classical.jpeg(), quality=50)
     with pytest.raises(ModelError, match="model must be a model name, a workdir path or a codec, got int"):
         api.compress(digit, 42)
+
+
+def test_info_names_the_shipped_model_and_its_quality_as_given():
+    import skimage.data
+
+    from jaxcodec.codecs import container
+
+    photo = skimage.data.astronaut()[:64, :64]
+    data = api.compress(photo, "mbt2018-mean", quality=3.5)
+    assert container.unpack(data)[0].quality == 3500  # the header stores thousandths
+    got = api.info(data)
+    assert (got["model"], got["shipped_model"], got["quality"]) == ("mbt2018_mean", "mbt2018-mean", 3.5)
+    rung = api.info(api.compress(photo, "bmshj2017-factorized", quality=2))
+    assert (rung["shipped_model"], rung["quality"]) == ("bmshj2017-factorized-q2", 2)

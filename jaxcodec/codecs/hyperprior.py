@@ -434,9 +434,14 @@ class MeanScaleCodec:
                                  f"{header.height}x{header.width}x{header.channels} image")
         limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
         try:
-            return check_quality(header.quality / QUALITY_STEP, self.rungs)
+            return check_quality(self.stream_quality(header), self.rungs)
         except ConfigError:
-            raise BitstreamError(f"{self.name}: header quality {header.quality / QUALITY_STEP:g} is outside 1..{self.rungs}") from None
+            raise BitstreamError(f"{self.name}: header quality {self.stream_quality(header):g} is outside 1..{self.rungs}") from None
+
+    @staticmethod
+    def stream_quality(header: container.Header) -> float:
+        """The quality a stream was coded at: its header holds ``round(1000·q)``."""
+        return header.quality / QUALITY_STEP
 
     def _payload_chunks(self, header: container.Header, payload: bytes) -> tuple[bytes, list[tuple[slice, slice, bytes]]]:
         """``(ẑ bytes, [(rows, cols, bytes) of each coded tile])``, every length checked
