@@ -297,3 +297,34 @@ def test_a_lease_needs_no_tensorboardx(archive, tmp_path):
                           "--config.num_steps=2"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert lease.read_manifest(str(tmp_path / "p"))["step"] == 2
+
+
+def test_a_lease_writes_its_compilation_cache_and_the_next_one_loads_it(archive, tmp_path):
+    """``--compile-cache``: the first run (no cache yet) writes the programs it compiled into its
+    package folder; a second run on a fresh machine (an empty cache folder) given that file
+    compiles none of them again."""
+    import subprocess
+    import sys
+    import tarfile
+
+    def lease_run(name, cache_tar):
+        env = dict(os.environ, JAXCODEC_CACHE_DIR=str(tmp_path / f"cache-{name}"))
+        run = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_lease.py"), "--config", CONFIG,
+                              "--archive", archive, "--out", str(tmp_path / name), *TINY, "--config.num_steps=2",
+                              "--compile-cache", str(cache_tar)], cwd=ROOT, capture_output=True, text=True, env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        line = next(x for x in run.stdout.splitlines() if x.startswith("compilation cache: "))
+        loaded, kept = map(int, re.match(r"compilation cache: (\d+) programs loaded .*, (\d+) compiled and kept", line).groups())
+        return run.stdout, loaded, kept
+
+    out, loaded, kept = lease_run("first", tmp_path / "none.tar")
+    assert "none yet, this run writes one" in out
+    assert loaded == 0 and kept >= 1  # the training step at least
+    written = tmp_path / "first" / "xla-cache.tar"
+    with tarfile.open(written) as tar:
+        names = tar.getnames()
+    assert sum(n.endswith("-cache") for n in names) == kept
+    lease.check_limits(str(tmp_path / "first"))  # the package and the cache still fit what a lease hands back
+    out, loaded, _ = lease_run("second", written)
+    assert f"compilation cache {written}: {len(names)} files" in out
+    assert loaded == kept

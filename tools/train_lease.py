@@ -26,9 +26,12 @@ The one command of a lease on one H200 (carry ``lease/photos-train.tar``,
         lease/wheels/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 && python3 \
         tools/train_lease.py --config configs/mbt2018_mean.py --archive lease/photos-train.tar \
         --minutes 9 --config.batch_size=16 --config.data.crop=256 --config.data.flip=True \
-        --config.learning_rate=3e-4
+        --config.learning_rate=3e-4 --compile-cache lease/xla-cache.tar
 
-The package comes back as ``$OUT``'s files. Then, on the CPU::
+The package comes back as ``$OUT``'s files, with ``xla-cache.tar``: the programs the lease
+compiled (``--compile-cache``; carried to the next lease as ``lease/xla-cache.tar``, it spares
+that lease the compiling, which took two of the H200 lease's eight minutes, when the machine
+kind, JAX and the program are the same, and costs nothing when they are not). Then, on the CPU::
 
     python tools/train_lease.py check PACKAGE                 # limits and hashes
     python tools/train_lease.py unpack PACKAGE WORKDIR        # a training workdir train.py resumes
@@ -63,6 +66,7 @@ except ImportError as error:  # a lease machine without the carried wheels
     sys.exit(1)
 
 DEFAULT_OUT = os.path.join("lease", "package")
+CACHE_FILE = "xla-cache.tar"  # the compilation cache a run writes beside its package (--compile-cache)
 
 
 def _value(text: str):
@@ -163,6 +167,9 @@ def _train(argv: list[str]) -> int:
     parser.add_argument("--save-minutes", type=float, default=3.0, help="package written this often (default 3)")
     parser.add_argument("--log-seconds", type=float, default=20.0, help="a progress line at most this often")
     parser.add_argument("--max-mib", type=float, default=60.0, help="a package's arrays at most (default 60)")
+    parser.add_argument("--compile-cache", help="a compilation cache an earlier lease wrote (its xla-cache.tar): "
+                        "start with its programs, and write the cache back into the package folder as "
+                        f"{CACHE_FILE} (a path that does not exist yet starts an empty one)")
     args, overrides = parser.parse_known_args(argv)
     if args.minutes <= 0 or args.save_minutes <= 0:
         raise ConfigError("--minutes and --save-minutes must be positive")
@@ -170,16 +177,54 @@ def _train(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="jaxcodec-lease-") as tmp:
         if args.archive:  # the hash first, before anything heavy
             photo_archive.verify(args.archive, args.sha256)
+        cache = _seed_cache(args.compile_cache)
         config, state, step = _start(args, overrides)
         data = _data(args, config, tmp)
         from jaxcodec.train import lease
-        from jaxcodec.runtime import xla_cache
 
-        xla_cache.enable()  # a second run of the same program on this machine skips compiling
         lease.train_for(config, out, minutes=args.minutes, start=state, start_step=step,
                         save_minutes=args.save_minutes, log_seconds=args.log_seconds,
                         max_bytes=int(args.max_mib * 2**20), began=BEGAN, extra={"data": data})
+        if args.compile_cache:
+            _write_cache(cache, out)
     return 0
+
+
+def _seed_cache(tar_path: str | None) -> str | None:
+    """Turns the compilation cache on before anything compiles (JAX decides once per process
+    whether to use it), first filled from ``tar_path`` when given; returns its folder."""
+    from jaxcodec.runtime import xla_cache
+
+    if tar_path:
+        folder = xla_cache.cache_dir()
+        if folder is None:
+            raise ConfigError(f"--compile-cache needs the compilation cache on ({xla_cache.ENV} is off)")
+        if os.path.exists(tar_path):
+            print(f"compilation cache {tar_path}: {xla_cache.unpack(tar_path, folder)} files", flush=True)
+        else:
+            print(f"compilation cache {tar_path}: none yet, this run writes one", flush=True)
+    return xla_cache.enable()  # a second run of the same program on this machine skips compiling
+
+
+def _write_cache(folder: str | None, out: str) -> None:
+    """Writes the cache into the package folder as :data:`CACHE_FILE`, if it fits what a lease
+    hands back beside the package, and prints what the cache did in this run."""
+    from jaxcodec.runtime import xla_cache
+    from jaxcodec.train import lease
+
+    counts = xla_cache.counts()
+    line = (f"compilation cache: {counts['loaded']} programs loaded ({counts['saved_seconds']:.0f}s of compiling "
+            f"saved), {counts['kept']} compiled and kept")
+    files, size = lease.check_limits(out)
+    room = min(lease.FILE_BYTES, lease.TOTAL_BYTES - size)
+    written = None
+    if folder is not None and files < lease.MAX_FILES:
+        written = xla_cache.pack(folder, os.path.join(out, CACHE_FILE), room)
+    if written is None:
+        print(f"{line}; not written (no entry, or no room beside the package: {files} files, "
+              f"{size / 2**20:.1f} MiB)", flush=True)
+    else:
+        print(f"{line}; written to {os.path.join(out, CACHE_FILE)} ({written / 2**20:.2f} MiB)", flush=True)
 
 
 def _travel(paths: list[str]) -> int:
