@@ -112,11 +112,29 @@ def test_a_table_without_digests_joins_unverified_and_says_so(photos, tmp_path):
     assert "not checked against these images" in (tmp_path / "out" / "table.md").read_text()
 
 
+def test_a_compressai_result_file_is_one_curve(photos, tmp_path):
+    """The form of CompressAI's published curves (``results/image/kodak/*.json``): here the JPEG
+    curve measured above, written that way, gives the BD-rate the results.json gives."""
+    base, same, _, jpeg = photos
+    curve = jpeg["codecs"]["jpeg"]["results"]
+    (tmp_path / "jpeg.json").write_text(json.dumps({"name": "jpeg", "description": "Inference (ans)", "results": {
+        "psnr": curve["psnr-rgb"], "ms-ssim": curve["ms-ssim-rgb"], "bpp": curve["bpp"], "encoding_time": [0.1] * len(curve["bpp"])}}))
+    stored = reference.load(tmp_path / "jpeg.json")
+    assert stored.codecs["jpeg"]["results"]["quality"] == list(range(1, len(curve["bpp"]) + 1))
+    got = evaluation.run(f"folder:{same}", ["webp"], str(tmp_path / "a"), show_progress=False, grid=0,
+                         references=[str(tmp_path / "jpeg.json")])
+    want = evaluation.run(f"folder:{same}", ["webp"], str(tmp_path / "b"), show_progress=False, grid=0,
+                          references=[str(base / "jpeg" / "results.json")])
+    assert got["bd_rate"]["jpeg"]["webp"] == pytest.approx(want["bd_rate"]["jpeg"]["webp"], abs=1e-9)
+    assert got["bd_rate_ms_ssim"]["jpeg"]["webp"] == pytest.approx(want["bd_rate_ms_ssim"]["jpeg"]["webp"], abs=1e-9)
+
+
 @pytest.mark.parametrize("content, message", [
     ("not json", "not a JSON file"),
     ("[1, 2]", "not a results document"),
     ('{"columns": ["quality", "bpp"], "x": [[1, 0.5]]}', "curve 'x' has no psnr-rgb"),
     ('{"codecs": {}}', "holds no curve"),
+    ('{"name": "x", "results": {"psnr": [30, 31]}}', "results has no bpp list"),
     ('{"codecs": {"x": {"results": {"quality": [1], "bpp": ["a"], "psnr-rgb": [30]}}}}', "'a' is not a number"),
 ])
 def test_a_bad_reference_is_one_line_and_eval_py_exits_non_zero(photos, tmp_path, content, message):

@@ -20,7 +20,11 @@ The two forms read:
   "psnr-rgb", ...}}}, "num_images", "image_digests"?}``;
 * a ``results/`` table: ``{"columns": ["quality", "bpp", "psnr_rgb", "ms_ssim_rgb"], NAME:
   [[row], ...], "num_images"?, ...}``; every top-level list of rows as long as ``columns`` is a
-  codec, and the column names take ``_`` for ``-``.
+  codec, and the column names take ``_`` for ``-``;
+* a CompressAI result file (its repository's ``results/image/kodak/*.json``, or what its
+  ``compressai.utils.eval_model`` writes): ``{"name", "description", "results": {"bpp",
+  "psnr" or "psnr-rgb", "ms-ssim" or "ms-ssim-rgb", ...}}``, one curve, its points numbered
+  1, 2, … as qualities.
 """
 
 from __future__ import annotations
@@ -107,6 +111,20 @@ def _count(value: Any) -> int | None:
     return value
 
 
+_COMPRESSAI_KEYS = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
+
+
+def _from_compressai(doc: dict[str, Any], path: str) -> Reference:
+    columns = {_COMPRESSAI_KEYS.get(k, k): v for k, v in doc["results"].items() if _COMPRESSAI_KEYS.get(k, k) in METRICS}
+    if not isinstance(columns.get("bpp"), list):
+        raise ValueError("results has no bpp list")
+    columns["quality"] = list(range(1, len(columns["bpp"]) + 1))
+    name = str(doc.get("name") or os.path.splitext(os.path.basename(path))[0])
+    entry = {"name": name, "description": str(doc.get("description", "")), "results": _curve(columns, name),
+             "stored": path}
+    return Reference(path, {name: entry}, None, None)
+
+
 def load(path: str | os.PathLike) -> Reference:
     """The curves stored in ``path`` (module docstring); a file that is not one of the two
     forms, or holds no curve, is a :class:`jaxcodec.errors.ConfigError` of one line."""
@@ -125,8 +143,11 @@ def load(path: str | os.PathLike) -> Reference:
             reference = _from_results(doc, path)
         elif isinstance(doc.get("columns"), list):
             reference = _from_table(doc, path)
+        elif isinstance(doc.get("results"), dict):
+            reference = _from_compressai(doc, path)
         else:
-            raise ValueError("neither an eval.py results.json (codecs) nor a results/ table (columns)")
+            raise ValueError("neither an eval.py results.json (codecs), a results/ table (columns) "
+                             "nor a CompressAI result file (results)")
     except (ValueError, TypeError) as error:
         raise ConfigError(f"--reference {path}: {error}") from None
     if not reference.codecs:
