@@ -14,7 +14,7 @@ exactly the images of the new run, in any order. A reference without them (an ol
 must match; otherwise its curves are taken as stated, and the report says which references were
 not verified.
 
-The two forms read:
+The three forms read:
 
 * an ``eval.py`` results document: ``{"codecs": {NAME: {"results": {"quality", "bpp",
   "psnr-rgb", ...}}}, "num_images", "image_digests"?}``;
@@ -126,8 +126,8 @@ def _from_compressai(doc: dict[str, Any], path: str) -> Reference:
 
 
 def load(path: str | os.PathLike) -> Reference:
-    """The curves stored in ``path`` (module docstring); a file that is not one of the two
-    forms, or holds no curve, is a :class:`jaxcodec.errors.ConfigError` of one line."""
+    """The curves stored in ``path`` (module docstring); a file of none of the three forms,
+    or one that holds no curve, is a :class:`jaxcodec.errors.ConfigError` of one line."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
