@@ -66,7 +66,10 @@ def enable(environ=None) -> str | None:
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     # JAX would also point XLA's GPU autotuning cache into this folder; that option's path is
     # part of every program's key, so the entries would only hit in the very same folder.
-    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
+    try:
+        jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
+    except (AttributeError, KeyError, ValueError):  # a JAX without the option: keys hold no such path
+        pass
     _listen()
     return path
 
