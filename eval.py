@@ -14,6 +14,10 @@ them again (``--anchors`` picks the codecs BD-rates are computed against)::
 
   python eval.py --data folder:photos/val --codecs runs/new_model --reference out/val/results.json \
       --anchors mbt2018-mean,jpeg --grid 0 --out out/val_new
+
+With ``--codecs=`` (none) the report compares stored curves alone, reading no image::
+
+  python eval.py --codecs= --reference out/val/results.json,out/val_new/results.json --out out/both
 """
 
 import sys

@@ -150,3 +150,34 @@ def test_a_bad_reference_is_one_line_and_eval_py_exits_non_zero(photos, tmp_path
         assert run.returncode == 1
         assert run.stderr.strip().splitlines()[-1] == f"error: --reference {bad}: not a JSON file"
         assert not (tmp_path / "out").exists()
+
+
+def test_stored_curves_alone_are_compared_without_reading_an_image(photos, tmp_path, monkeypatch):
+    base, same, _, _ = photos
+    webp = evaluation.run(f"folder:{same}", ["webp"], str(tmp_path / "webp"), show_progress=False, grid=0)
+    both = evaluation.run(f"folder:{same}", ["jpeg", "webp"], str(tmp_path / "both"), show_progress=False, grid=0)
+    monkeypatch.setattr(evaluation, "load_images", lambda *a, **k: pytest.fail("read images to compare stored curves"))
+    got = evaluation.run("unused", [], str(tmp_path / "cmp"), show_progress=False,
+                         references=[str(base / "jpeg" / "results.json"), str(tmp_path / "webp" / "results.json")])
+    assert list(got["codecs"]) == ["jpeg", "webp"] and got["unverified_references"] == []
+    assert got["num_images"] == 2 and got["image_digests"] == webp["image_digests"]
+    assert got["bd_rate"]["jpeg"]["webp"] == pytest.approx(both["bd_rate"]["jpeg"]["webp"], abs=1e-9)
+    assert sorted(os.listdir(tmp_path / "cmp")) == ["rd.png", "results.json", "table.md"]
+    assert "Dataset: `folder:" in (tmp_path / "cmp" / "table.md").read_text()
+
+
+def test_stored_curves_of_different_images_are_not_compared(photos, tmp_path):
+    base, _, other, _ = photos
+    evaluation.run(f"folder:{other}", ["webp"], str(tmp_path / "webp"), show_progress=False, grid=0)
+    with pytest.raises(JaxcodecError, match=r"was measured on other images: 1 of its 2"):
+        evaluation.run("unused", [], str(tmp_path / "cmp"), show_progress=False,
+                       references=[str(base / "jpeg" / "results.json"), str(tmp_path / "webp" / "results.json")])
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"columns": ["quality", "bpp", "psnr_rgb"], "num_images": 5, "x": [[1, 0.5, 30.0]]}))
+    with pytest.raises(JaxcodecError, match=r"was measured on 5 images, not the 2"):
+        evaluation.run("unused", [], str(tmp_path / "cmp"), show_progress=False,
+                       references=[str(base / "jpeg" / "results.json"), str(table)])
+    with pytest.raises(JaxcodecError, match=r"^--anchors avif: not among the stored curves"):
+        evaluation.run("unused", [], str(tmp_path / "cmp"), show_progress=False, anchors=["avif"],
+                       references=[str(base / "jpeg" / "results.json")])
+    assert not (tmp_path / "cmp").exists()

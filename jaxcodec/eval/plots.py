@@ -46,7 +46,8 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
         if max_bpp is not None:
             ax.set_xlim(0, max_bpp)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{results['dataset']} — {results['num_images']} images", fontsize=10)
+    count = results["num_images"]
+    fig.suptitle(f"{results['dataset']}" + (f" — {count} images" if count else ""), fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

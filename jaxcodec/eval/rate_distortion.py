@@ -217,7 +217,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     """The results document as a Markdown table: one row per codec and quality."""
     skipped = results.get("skipped") or []
     lines = [
-        f"Dataset: `{results['dataset']}` ({results['num_images']} images"
+        f"Dataset: `{results['dataset']}` ({results['num_images'] or 'an unstated number of'} images"
         + (f"; {len(skipped)} skipped, listed below" if skipped else "") + "). "
         "Means over images; bpp from real bytes; MSE on the [0, 1] scale.",
         "",
@@ -338,7 +338,8 @@ def run(
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
 
     ``references`` are stored results (:mod:`jaxcodec.eval.reference`): their curves join the
-    report without being measured again, once checked against this run's images.
+    report without being measured again, once checked against this run's images. With no
+    ``codec_names``, the report compares the stored curves alone (:func:`compare`).
     ``anchors`` are the codecs BD-rates are computed against (default :data:`BD_ANCHORS`,
     those of them in the report); each one named must be evaluated or stored.
 
@@ -359,9 +360,11 @@ def run(
     from jaxcodec.fileio import first_missing, make_dirs
     from jaxcodec.zoo import get_codec
 
-    if not codec_names:
+    if not codec_names and not references:
         raise ConfigError("no codecs to evaluate (--codecs is empty)")
     stored = [reference.load(path) for path in references]
+    if not codec_names:
+        return compare(stored, out_dir, anchors)
     named = list(reference.merge(dict.fromkeys(codec_names), stored))
     for anchor in anchors or ():
         if anchor not in named:
@@ -412,6 +415,32 @@ def run(
     finally:
         if journal is not None:
             journal.close()
+    return results
+
+
+def compare(stored: Sequence[reference.Reference], out_dir: str, anchors: Sequence[str] | None = None) -> dict[str, Any]:
+    """The report of stored curves alone (``eval.py --codecs= --reference A,B``): no image is
+    read or measured; the files are checked against one another
+    (:func:`jaxcodec.eval.reference.check_together`), the BD-rates computed against
+    ``anchors`` (default :data:`BD_ANCHORS`) and ``results.json``, ``table.md`` and ``rd.png``
+    written into ``out_dir``."""
+    codecs = reference.merge({}, stored)
+    for anchor in anchors or ():
+        if anchor not in codecs:
+            raise ConfigError(f"--anchors {anchor}: not among the stored curves")
+    unverified = reference.check_together(stored)
+    datasets = sorted({r.dataset for r in stored if r.dataset})
+    counts = sorted({r.num_images for r in stored if r.num_images is not None} |
+                    {len(r.digests) for r in stored if r.digests is not None})
+    results: dict[str, Any] = {
+        "dataset": datasets[0] if len(datasets) == 1 else "stored curves",
+        "num_images": counts[0] if len(counts) == 1 else None,
+        "codecs": codecs, "unverified_references": unverified, "skipped": [], "num_skipped": 0,
+    }
+    if len(counts) == 1 and all(r.digests is not None for r in stored):
+        results["image_digests"] = stored[0].digests
+    add_bd_rates(results, anchors or BD_ANCHORS)
+    results["paths"] = write_report(results, out_dir)
     return results
 
 

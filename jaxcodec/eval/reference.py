@@ -52,6 +52,7 @@ class Reference:
     codecs: dict[str, dict[str, Any]]
     digests: list[str] | None
     num_images: int | None
+    dataset: str | None = None
 
 
 def _number(value: Any) -> float:
@@ -87,7 +88,8 @@ def _from_results(doc: dict[str, Any], path: str) -> Reference:
     digests = doc.get("image_digests")
     if digests is not None and not (isinstance(digests, list) and all(isinstance(d, str) for d in digests)):
         raise ValueError("image_digests is not a list of digests")
-    return Reference(path, codecs, digests, _count(doc.get("num_images")))
+    dataset = doc.get("dataset")
+    return Reference(path, codecs, digests, _count(doc.get("num_images")), dataset if isinstance(dataset, str) else None)
 
 
 def _from_table(doc: dict[str, Any], path: str) -> Reference:
@@ -169,6 +171,26 @@ def check_images(reference: Reference, digests: Sequence[str]) -> bool:
         raise DatasetError(f"--reference {reference.path} was measured on {reference.num_images} images, "
                            f"not the {len(digests)} evaluated here")
     return False
+
+
+def check_together(references: Sequence[Reference]) -> list[str]:
+    """For stored curves compared among themselves (no image measured): the files that
+    record image digests must record the same images, and the stated image counts must
+    agree; a :class:`jaxcodec.errors.DatasetError` otherwise. Returns the paths of the files
+    that could not be checked (no digests, where another file has them; all, where none has)."""
+    with_digests = [r for r in references if r.digests is not None]
+    if not with_digests:
+        counts = {r.num_images for r in references if r.num_images is not None}
+        if len(counts) > 1:
+            raise DatasetError("the stored curves were measured on different numbers of images: "
+                               + ", ".join(f"{r.path}: {r.num_images}" for r in references if r.num_images is not None))
+        return [r.path for r in references]
+    first = with_digests[0]
+    unverified = []
+    for r in references:
+        if r is not first and not check_images(r, first.digests):
+            unverified.append(r.path)
+    return unverified
 
 
 def merge(codecs: dict[str, Any], references: Sequence[Reference]) -> dict[str, Any]:
