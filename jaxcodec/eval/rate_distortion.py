@@ -71,6 +71,7 @@ def evaluate_codec(
     keep: int = 0,
     journal: Journal | None = None,
     label: str = "",
+    digests: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Measures one codec at each quality on every image.
 
@@ -85,6 +86,8 @@ def evaluate_codec(
         (:mod:`jaxcodec.eval.journal`).
       label: the name the codec was asked for by (``eval.py --codecs``), part of what its
         journal records are found by.
+      digests: the images' :func:`jaxcodec.eval.journal.image_digest`, if already computed
+        (the journal finds records by them).
 
     Returns:
       ``{"name", "description", "results": {"quality": [...], METRIC: [...]}}``
@@ -99,7 +102,7 @@ def evaluate_codec(
     # leaves whole images measured, and each image's programs serve all its qualities
     for i, image in enumerate(images):
         shown = i < keep
-        digest = image_digest(image) if journal is not None else ""
+        digest = "" if journal is None else digests[i] if digests is not None else image_digest(image)
         for j, q in enumerate(qualities):
             record = journal.find(codec, q, digest, stream=shown, label=label) if journal is not None else None
             if record is not None:
@@ -161,6 +164,7 @@ def evaluate(
     show_progress: bool = True,
     keep: int = 0,
     journal: Journal | None = None,
+    digests: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluates several codecs on the same images; returns the results document.
 
@@ -168,9 +172,10 @@ def evaluate(
     ``{"dataset", "num_images", "codecs": {NAME: {...}}, "bd_rate_vs_jpeg": {NAME: %},
     "bd_rate": {ANCHOR: {NAME: %}}, "bd_rate_ms_ssim": {ANCHOR: {NAME: %}}, "image_digests": [...]}``
     (the anchors: :data:`BD_ANCHORS`; ``image_digests``: :func:`jaxcodec.eval.journal.image_digest`
-    of each image, which a later run's ``--reference`` checks).
+    of each image, which a later run's ``--reference`` checks; computed here unless given).
     """
     images = [to_uint8(im) for im in images]
+    digests = list(digests) if digests is not None else [image_digest(image) for image in images]
     total = sum(len(c.qualities) for c in codecs.values()) * len(images)
     bar = _progress_bar(total, show_progress)
     out: dict[str, Any] = {"dataset": dataset, "num_images": len(images), "codecs": {}}
@@ -179,11 +184,12 @@ def evaluate(
         for name, codec in codecs.items():
             if bar is not None:
                 bar.set_description(name)
-            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal, label=name)
+            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal, label=name,
+                                                 digests=digests)
     finally:
         if bar is not None:
             bar.close()
-    out["image_digests"] = [image_digest(image) for image in images]
+    out["image_digests"] = digests
     add_bd_rates(out, BD_ANCHORS)
     return out
 
@@ -205,12 +211,8 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="img", dynamic_ncols=True, mininterval=1.0)
 
 
-def _fmt(x: float, digits: int) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
-
-
-def _fmt_g(x: float) -> str:
-    return f"{x:.3g}" if x is not None and math.isfinite(x) else "n/a"
+def _fmt(x: float, digits: int, kind: str = "f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}{kind}}"
 
 
 def markdown_table(results: Mapping[str, Any]) -> str:
@@ -229,7 +231,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
         for i, q in enumerate(r["quality"]):
             lines.append(
                 f"| {name} | {q} | {_fmt(r['bpp'][i], 3)} | {_fmt(r['psnr-rgb'][i], 2)} | "
-                f"{_fmt(r['ms-ssim-rgb'][i], 4)} | {_fmt(r['ssim'][i], 4)} | {_fmt_g(r['mse'][i])} |"
+                f"{_fmt(r['ms-ssim-rgb'][i], 4)} | {_fmt(r['ssim'][i], 4)} | {_fmt(r['mse'][i], 3, 'g')} |"
             )
     for key, label in (("bd_rate", "PSNR"), ("bd_rate_ms_ssim", "MS-SSIM")):
         for anchor, table in results.get(key, {}).items():
@@ -365,10 +367,8 @@ def run(
     stored = [reference.load(path) for path in references]
     if not codec_names:
         return compare(stored, out_dir, anchors)
-    named = list(reference.merge(dict.fromkeys(codec_names), stored))
-    for anchor in anchors or ():
-        if anchor not in named:
-            raise ConfigError(f"--anchors {anchor}: neither evaluated (--codecs) nor stored (--reference)")
+    _check_anchors(anchors, reference.merge(dict.fromkeys(codec_names), stored),
+                   "neither evaluated (--codecs) nor stored (--reference)")
     images, skipped = load_images(data, split, limit=limit, data_dir=data_dir, skip_bad=skip_bad)
     if not images:
         raise DatasetError(f"no images to evaluate in {data} split {split!r}" + (" (limit 0)" if limit == 0 else "")
@@ -398,7 +398,8 @@ def run(
             journal = Journal(os.path.join(out_dir, JOURNAL_NAME))
             if len(journal):
                 print(f"resuming: {len(journal)} measurements recorded in {journal.path}", file=sys.stderr, flush=True)
-        results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid, journal=journal)
+        results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid, journal=journal,
+                           digests=digests)
         if stored:
             results["unverified_references"] = unverified
             results["codecs"] = reference.merge(results["codecs"], stored)
@@ -418,6 +419,13 @@ def run(
     return results
 
 
+def _check_anchors(anchors: Sequence[str] | None, names: Mapping[str, Any], missing: str) -> None:
+    """A :class:`ConfigError` for the first of ``anchors`` not among ``names``."""
+    for anchor in anchors or ():
+        if anchor not in names:
+            raise ConfigError(f"--anchors {anchor}: {missing}")
+
+
 def compare(stored: Sequence[reference.Reference], out_dir: str, anchors: Sequence[str] | None = None) -> dict[str, Any]:
     """The report of stored curves alone (``eval.py --codecs= --reference A,B``): no image is
     read or measured; the files are checked against one another
@@ -425,9 +433,7 @@ def compare(stored: Sequence[reference.Reference], out_dir: str, anchors: Sequen
     ``anchors`` (default :data:`BD_ANCHORS`) and ``results.json``, ``table.md`` and ``rd.png``
     written into ``out_dir``."""
     codecs = reference.merge({}, stored)
-    for anchor in anchors or ():
-        if anchor not in codecs:
-            raise ConfigError(f"--anchors {anchor}: not among the stored curves")
+    _check_anchors(anchors, codecs, "not among the stored curves")
     unverified = reference.check_together(stored)
     datasets = sorted({r.dataset for r in stored if r.dataset})
     counts = sorted({r.num_images for r in stored if r.num_images is not None} |
