@@ -328,3 +328,12 @@ def test_a_lease_writes_its_compilation_cache_and_the_next_one_loads_it(archive,
     out, loaded, _ = lease_run("second", written)
     assert f"compilation cache {written}: {len(names)} files" in out
     assert loaded == kept
+
+
+def test_a_damaged_compile_cache_is_one_line_and_writes_no_package(archive, tmp_path, capsys):
+    (tmp_path / "junk.tar").write_text("not a tar file")
+    assert _tool().main(["--config", CONFIG, "--archive", archive, "--out", str(tmp_path / "p"), *TINY,
+                         "--compile-cache", str(tmp_path / "junk.tar")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: compilation cache {tmp_path / 'junk.tar'}: cannot read it") and err.count("\n") == 1, err
+    assert not (tmp_path / "p").exists()
