@@ -61,7 +61,8 @@ def main(argv):
     from jaxcodec.runtime import allocator
     from jaxcodec.runtime import xla_cache
     from jaxcodec.errors import JaxcodecError
-    from jaxcodec.eval.rate_distortion import markdown_table, run
+    from jaxcodec.eval.rate_distortion import run
+    from jaxcodec.eval.report import markdown_table
 
     try:
         allocator.configure()  # before JAX starts its threads (see jaxcodec.runtime.allocator)
