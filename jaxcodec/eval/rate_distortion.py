@@ -32,7 +32,7 @@ from jaxcodec.eval import metrics
 from jaxcodec.eval.bdrate import bd_rate
 from jaxcodec.eval import reference
 from jaxcodec.eval.journal import JOURNAL_NAME, Journal, image_digest
-from jaxcodec.eval.report import write_report
+from jaxcodec.eval.report import markdown_table, write_report  # noqa: F401 (markdown_table: its earlier home)
 from jaxcodec.codecs.protocol import Codec
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 from jaxcodec.image import to_uint8
