@@ -13,7 +13,8 @@ skipped and reported (one ``skipped ...`` line on stderr per image, and the repo
 ``skipped`` list and count) while the rest are evaluated; with ``skip_bad=False`` the
 first such image stops the run. A run that fails leaves no ``--out`` folder it created,
 unless it keeps a journal of what it measured (``resume``, :mod:`jaxcodec.eval.journal`),
-which the same command, run again, finishes from.
+which the same command, run again, finishes from. The files a run writes into ``--out``
+(``results.json``, ``table.md``, ``rd.png``, ``grid.png``) are :mod:`jaxcodec.eval.report`'s.
 """
 
 from __future__ import annotations
