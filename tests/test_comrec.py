@@ -278,6 +278,34 @@ def test_broken_payload_raises_bitstream_error(codec, payload):
         codec.decode(container.pack(header, payload))
 
 
+def test_an_edited_payload_with_a_new_crc_is_an_error_not_another_image(codec):
+    """The header's content check covers the compact image the JPEG decodes to (read here by
+    Pillow directly); a payload edited and packed again (so its CRC is right) still decodes as
+    a JPEG, to another image, and the check refuses it; a stream without a check decodes as before."""
+    image = skimage.data.astronaut()[:64, 100:196]
+    stream = codec.encode(image, QUALITY)
+    header, jpeg = container.unpack(stream)
+    by_pillow = np.asarray(Image.open(io.BytesIO(jpeg)))
+    digest = container.content_digest(header)
+    digest.update(by_pillow.astype("<i4").tobytes())
+    assert header.check == digest.digest()
+    unchecked = dataclasses.replace(header, check=b"")
+    np.testing.assert_array_equal(codec.decode(container.pack(unchecked, jpeg)), codec.decode(stream))
+
+    def decodes_to_another_image(data):
+        try:
+            return not np.array_equal(np.asarray(Image.open(io.BytesIO(data))), by_pillow)
+        except OSError:  # a broken JPEG: refused without the check too
+            return False
+
+    # one bit flipped inside the entropy-coded scan that still leaves a decodable JPEG
+    candidates = (jpeg[:i] + bytes([jpeg[i] ^ 1]) + jpeg[i + 1 :] for i in range(len(jpeg) // 2, len(jpeg) - 2))
+    edited = next(data for data in candidates if decodes_to_another_image(data))
+    assert not np.array_equal(codec.decode(container.pack(unchecked, edited)), codec.decode(stream))
+    with pytest.raises(BitstreamError, match="content check failed"):
+        codec.decode(container.pack(header, edited))
+
+
 def test_inconsistent_header_and_bad_inputs(codec):
     image = skimage.data.rocket()[:32, :32]
     header, jpeg = container.unpack(codec.encode(image, QUALITY))

@@ -2,10 +2,18 @@
 IEEE TCSVT 2018): ComCNN → 8 bits → a baseline JPEG of the compact image by libjpeg
 (Pillow) as the payload → bicubic up-sampling + RecCNN, in tiles with exact halos
 (:mod:`jaxcodec.tiling`).
+
+The stream's symbols are the compact image the JPEG decodes to (libjpeg's integer decoding,
+the same on every machine). Its header carries the content check over them
+(:func:`jaxcodec.codecs.container.content_digest`, fed the compact pixels as little-endian
+``int32`` in C order), computed by the encoder from its own decoding of the JPEG and verified
+before RecCNN runs, so a payload edited and given a new CRC is an error, not another image.
+Streams written without the check decode as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any, Sequence
 
@@ -141,6 +149,7 @@ class ComRecCodec:
         quality = check_quality(quality)
         image = _check_image(image, self.name)
         compact = self.compact(image)
+        payload = jpeg_encode(compact, quality, self.subsampling)
         header = container.Header(
             model=self.name,
             table_hash=self.table_hash,
@@ -149,8 +158,10 @@ class ComRecCodec:
             channels=image.shape[2],
             latent_shape=compact.shape,
             quality=quality,
+            check=b"\0" * container.CHECK_SIZE,
         )
-        return container.pack(header, jpeg_encode(compact, quality, self.subsampling))
+        header = dataclasses.replace(header, check=_content_check(header, jpeg_decode(payload, compact.shape)))
+        return container.pack(header, payload)
 
     def decode_symbols(self, data: bytes) -> np.ndarray:
         """The decoded ``uint8`` compact image of a stream of :meth:`encode`: libjpeg's
@@ -172,7 +183,11 @@ class ComRecCodec:
                 f"header's compact shape {header.latent_shape} does not fit a {header.height}x{header.width} image"
             )
         limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
-        return header, jpeg_decode(payload, expected)
+        compact = jpeg_decode(payload, expected)
+        if header.check and _content_check(header, compact) != header.check:
+            raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "
+                                 "compact image that was coded (a damaged or edited stream)")
+        return header, compact
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decompresses a stream of :meth:`encode` into ``uint8`` ``(H, W, C)``.
@@ -189,6 +204,13 @@ class ComRecCodec:
                 grey[r : r + 256] = np.round(out[r : r + 256].astype(np.float32).mean(axis=2, keepdims=True))
             out = grey
         return out
+
+
+def _content_check(header: container.Header, compact: np.ndarray) -> bytes:
+    """The header's content check over the decoded compact image (module docstring)."""
+    digest = container.content_digest(header)
+    digest.update(np.ascontiguousarray(compact).astype("<i4").tobytes())
+    return digest.digest()
 
 
 def _check_image(image: np.ndarray, name: str) -> np.ndarray:
