@@ -209,7 +209,8 @@ class ComRecCodec:
 def _content_check(header: container.Header, compact: np.ndarray) -> bytes:
     """The header's content check over the decoded compact image (module docstring)."""
     digest = container.content_digest(header)
-    digest.update(np.ascontiguousarray(compact).astype("<i4").tobytes())
+    for r in range(0, compact.shape[0], 256):  # a band of rows at a time: int32 copies of a band only
+        digest.update(np.ascontiguousarray(compact[r : r + 256]).astype("<i4").tobytes())
     return digest.digest()
 
 
