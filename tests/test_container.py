@@ -76,6 +76,24 @@ def test_version_2_layout_adds_tile_side_and_content_check():
     assert peek_header(TILED_STREAM) == TILED
 
 
+@pytest.mark.parametrize("shape", [(0,), (5,), (7, 3, 2), (64, 9, 4)])
+def test_content_check_feeds_symbols_as_little_endian_int32_in_bands(monkeypatch, shape):
+    """content_check(header, a, b) is the digest of the header and then the arrays' C-order
+    little-endian int32 bytes (built here with struct), whether the arrays are fed whole or,
+    past the feed limit, a band of rows at a time."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(-(2**31), 2**31, shape, dtype=np.int64).astype(np.int32)
+    b = rng.integers(0, 256, (3, 4), dtype=np.uint8)
+    raw = b"".join(struct.pack("<i", int(v)) for v in list(a.reshape(-1)) + list(b.reshape(-1).astype(int)))
+    expected = container.content_digest(TILED)
+    expected.update(raw)
+    assert container.content_check(TILED, a, b) == expected.digest()
+    monkeypatch.setattr(container, "_FEED_ELEMENTS", 13)  # bands of one or two rows, the last one short
+    assert container.content_check(TILED, a, b) == expected.digest()
+    if a.size:
+        assert container.content_check(TILED, b, a) != expected.digest()
+
+
 def test_content_digest_covers_every_header_field_but_the_check():
     """The check is BLAKE2b (4-byte digest) over the header's bytes up to the check and
     then what the codec feeds it; changing any field changes it, the check itself does not."""

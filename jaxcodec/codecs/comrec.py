@@ -5,7 +5,7 @@ IEEE TCSVT 2018): ComCNN → 8 bits → a baseline JPEG of the compact image by 
 
 The stream's symbols are the compact image the JPEG decodes to (libjpeg's integer decoding,
 the same on every machine). Its header carries the content check over them
-(:func:`jaxcodec.codecs.container.content_digest`, fed the compact pixels as little-endian
+(:func:`jaxcodec.codecs.container.content_check`, fed the compact pixels as little-endian
 ``int32`` in C order), computed by the encoder from its own decoding of the JPEG and verified
 before RecCNN runs, so a payload edited and given a new CRC is an error, not another image.
 Streams written without the check decode as before.
@@ -160,7 +160,7 @@ class ComRecCodec:
             quality=quality,
             check=b"\0" * container.CHECK_SIZE,
         )
-        header = dataclasses.replace(header, check=_content_check(header, jpeg_decode(payload, compact.shape)))
+        header = dataclasses.replace(header, check=container.content_check(header, jpeg_decode(payload, compact.shape)))
         return container.pack(header, payload)
 
     def decode_symbols(self, data: bytes) -> np.ndarray:
@@ -184,7 +184,7 @@ class ComRecCodec:
             )
         limits.check_pixels(header.height, header.width, "the stream", BitstreamError)
         compact = jpeg_decode(payload, expected)
-        if header.check and _content_check(header, compact) != header.check:
+        if header.check and container.content_check(header, compact) != header.check:
             raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "
                                  "compact image that was coded (a damaged or edited stream)")
         return header, compact
@@ -204,14 +204,6 @@ class ComRecCodec:
                 grey[r : r + 256] = np.round(out[r : r + 256].astype(np.float32).mean(axis=2, keepdims=True))
             out = grey
         return out
-
-
-def _content_check(header: container.Header, compact: np.ndarray) -> bytes:
-    """The header's content check over the decoded compact image (module docstring)."""
-    digest = container.content_digest(header)
-    for r in range(0, compact.shape[0], 256):  # a band of rows at a time: int32 copies of a band only
-        digest.update(np.ascontiguousarray(compact[r : r + 256]).astype("<i4").tobytes())
-    return digest.digest()
 
 
 def _check_image(image: np.ndarray, name: str) -> np.ndarray:

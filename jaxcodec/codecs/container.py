@@ -85,10 +85,12 @@ import struct
 import zlib
 from typing import Iterator
 
+import numpy as np
+
 from jaxcodec.codecs.byte_reader import ByteReader, varint
 from jaxcodec.errors import BitstreamError
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "MODEL_IDS", "Header", "content_digest", "crc_bytes", "join_parts", "pack", "peek_header", "split_parts",
+__all__ = ["FORMAT_VERSION", "MAGIC", "MODEL_IDS", "Header", "content_check", "content_digest", "feed_symbols", "crc_bytes", "join_parts", "pack", "peek_header", "split_parts",
            "unpack"]
 
 MAGIC = b"JXC"
@@ -263,6 +265,32 @@ def content_digest(header: Header) -> "hashlib._Hash":
     digest = hashlib.blake2b(digest_size=CHECK_SIZE, person=b"jxc-content")
     digest.update(_header_bytes(dataclasses.replace(header, check=b"\0" * CHECK_SIZE), check=b""))
     return digest
+
+
+#: Symbols fed to a content digest at a time (:func:`feed_symbols`): a bounded int32 copy.
+_FEED_ELEMENTS = 1 << 22
+
+
+def feed_symbols(digest: "hashlib._Hash", symbols: np.ndarray) -> None:
+    """Feeds integer ``symbols`` to a running :func:`content_digest` as little-endian
+    ``int32`` in C order, a band of the first axis at a time (the digest is that of the
+    whole array's bytes; no int32 copy of a large array is made)."""
+    symbols = np.asarray(symbols)
+    if symbols.ndim == 0 or symbols.size <= _FEED_ELEMENTS:
+        digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
+        return
+    band = max(1, _FEED_ELEMENTS // max(1, symbols.size // symbols.shape[0]))
+    for start in range(0, symbols.shape[0], band):
+        digest.update(np.ascontiguousarray(symbols[start : start + band]).astype("<i4").tobytes())
+
+
+def content_check(header: Header, *symbols: np.ndarray) -> bytes:
+    """The content check of ``header`` over the arrays ``symbols``, fed in order
+    (:func:`content_digest`, :func:`feed_symbols`)."""
+    digest = content_digest(header)
+    for part in symbols:
+        feed_symbols(digest, part)
+    return digest.digest()
 
 
 def join_parts(parts: list[bytes]) -> bytes:

@@ -265,7 +265,7 @@ class FactorizedCodec:
         chunks = []
         for rows, cols in self.stream_tiles(h, w, STREAM_TILE):
             tile = symbols[rows, cols]
-            digest.update(tile.astype("<i4").tobytes())
+            container.feed_symbols(digest, tile)
             values = np.append(tile.reshape(-1), np.int32(GUARD_VALUE))
             chunks.append(entropy.encode_symbols(values, self.tile_table_ids(tile.shape[0] * tile.shape[1]),
                                                  *self.guarded_tables))
@@ -334,7 +334,7 @@ class FactorizedCodec:
                 raise BitstreamError(f"{self.name}: corrupt entropy-coded data (tile {i + 1} of {len(tiles)} "
                                      "does not end with its guard)")
             tile = values[:-1].reshape(shape)
-            digest.update(tile.astype("<i4").tobytes())
+            container.feed_symbols(digest, tile)
             symbols[rows, cols] = tile
         if digest.digest() != header.check:
             raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "

@@ -397,13 +397,13 @@ class MeanScaleCodec:
             quality=round(q * QUALITY_STEP), tile=STREAM_TILE, check=b"\0" * container.CHECK_SIZE,
         )
         digest = container.content_digest(header)
-        digest.update(np.ascontiguousarray(z_hat).astype("<i4").tobytes())
+        container.feed_symbols(digest, z_hat)
         z_bytes = entropy.encode_symbols(np.append(z_hat.reshape(-1), np.int32(GUARD_VALUE)),
                                          np.append(self._z_ids(z_hat.shape[0] * z_hat.shape[1]), np.int32(self.hyper_channels)),
                                          *self.guarded_z_tables)
         chunks = []
         for _, _, symbols, indexes in tiles:
-            digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
+            container.feed_symbols(digest, symbols)
             chunks.append(entropy.encode_symbols(np.append(symbols.reshape(-1), np.int32(GUARD_VALUE)),
                                                  np.append(indexes.reshape(-1), np.int32(gaussian_conditional.NUM_SCALES)),
                                                  *self.guarded_y_tables))
@@ -414,10 +414,7 @@ class MeanScaleCodec:
     def _content_check(header: container.Header, z_hat: np.ndarray, symbols: np.ndarray) -> bytes:
         """The header's content check (:func:`jaxcodec.codecs.container.content_digest`) over
         ``ẑ`` and then the latent symbols, little-endian int32 in coding order."""
-        digest = container.content_digest(header)
-        digest.update(np.ascontiguousarray(z_hat).astype("<i4").tobytes())
-        digest.update(np.ascontiguousarray(symbols).astype("<i4").tobytes())
-        return digest.digest()
+        return container.content_check(header, z_hat, symbols)
 
     def _check_header(self, header: container.Header) -> float:
         """The stream's quality, once its model, tables, shapes, quality and declared size
@@ -496,7 +493,7 @@ class MeanScaleCodec:
             z_values = z_values[:-1]
         z_hat = z_values.reshape(zh, zw, n)
         digest = container.content_digest(header)
-        digest.update(z_hat.astype("<i4").tobytes())
+        container.feed_symbols(digest, z_hat)
         out = np.empty((h, w, m), np.float32 if dequantise else np.int32)
         if legacy:
             mean, indexes = np.empty((h, w, m)), np.empty((h, w, m), np.int32)
@@ -505,7 +502,7 @@ class MeanScaleCodec:
             limits.check_payload(len(parts[0][2]), self._y_costs, np.bincount(indexes.reshape(-1), minlength=len(self._y_costs)),
                                  f"{self.name}: the payload")
             symbols = entropy.decode_symbols(parts[0][2], indexes.reshape(-1), self.y_freqs, self.y_offsets).reshape(h, w, m)
-            digest.update(symbols.astype("<i4").tobytes())
+            container.feed_symbols(digest, symbols)
             out[...] = (symbols.astype(np.float64) + mean) if dequantise else symbols
         else:
             for i, ((rows, cols, chunk), (_, _, mean, indexes)) in enumerate(
@@ -519,7 +516,7 @@ class MeanScaleCodec:
                     raise BitstreamError(f"{self.name}: corrupt entropy-coded data (tile {i + 1} of {len(parts)} "
                                          "does not end with its guard)")
                 symbols = values[:-1].reshape(mean.shape)
-                digest.update(symbols.astype("<i4").tobytes())
+                container.feed_symbols(digest, symbols)
                 out[rows, cols] = (symbols.astype(np.float64) + mean) if dequantise else symbols
         if header.check and digest.digest() != header.check:
             raise BitstreamError(f"{self.name}: content check failed: the payload does not decode to the "

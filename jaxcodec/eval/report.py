@@ -23,7 +23,13 @@ NOT_SERIALISED = ("decoded", "originals", "paths", "resumed")
 
 
 def format_number(x: float, digits: int, kind: str = "f") -> str:
+    """``x`` with ``digits`` digits (format ``kind``), or ``n/a`` for a missing or non-finite value."""
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}{kind}}"
+
+
+def _bd_rate_cell(value: float) -> str:
+    text = format_number(value, 2)
+    return "n/a (curves do not overlap)" if text == "n/a" else text + "%"
 
 
 def markdown_table(results: Mapping[str, Any]) -> str:
@@ -50,7 +56,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
                 continue
             lines += ["", f"BD-rate ({label}) against {anchor} (negative = fewer bits):", ""]
             lines += ["| codec | BD-rate |", "|---|---|"]
-            lines += [f"| {n} | {format_number(v, 2) + '%' if format_number(v, 2) != 'n/a' else 'n/a (curves do not overlap)'} |" for n, v in table.items()]
+            lines += [f"| {n} | {_bd_rate_cell(v)} |" for n, v in table.items()]
     stored: dict[str, list[str]] = {}
     for name, entry in results["codecs"].items():
         if "stored" in entry:
