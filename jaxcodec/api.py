@@ -100,6 +100,7 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
     ``bpp`` (the closest rate) or ``psnr`` (the smallest stream that reaches it).
     """
     codec = get_model(model)
+    label = model if isinstance(model, str) else codec.name  # the name the caller knows the model by
     image = as_uint8_image(image)
     if refine:
         from jaxcodec.zoo import refined
@@ -120,7 +121,7 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
         except (TypeError, ValueError):
             quality = None
         if quality is None or not span[0] <= quality <= span[1]:
-            raise JaxcodecError(f"{codec.name} takes a quality between {span[0]:g} and {span[1]:g}")
+            raise JaxcodecError(f"{label} takes a quality between {span[0]:g} and {span[1]:g}")
         if quality.is_integer() and isinstance(codec.qualities[0], (int, np.integer)):
             quality = int(quality)
     elif quality not in codec.qualities:
@@ -129,7 +130,7 @@ def compress(image: Any, model: str | os.PathLike | Codec | None = DEFAULT_MODEL
         except (TypeError, ValueError):
             pass
         if quality not in codec.qualities:
-            raise JaxcodecError(f"{codec.name} has no quality {quality!r}; available: {list(codec.qualities)}")
+            raise JaxcodecError(f"{label} has no quality {quality!r}; available: {list(codec.qualities)}")
     return codec.encode(image, quality)
 
 

@@ -85,6 +85,19 @@ def test_model_argument_takes_names_paths_codecs_and_none(monkeypatch):
         api.compress(digit, 42)
 
 
+def test_a_quality_out_of_range_is_refused_in_the_name_the_caller_used():
+    """Streams carry a family name (``mbt2018_mean``, ``mnist_conv_ae``); a refusal names the
+    model as the caller gave it."""
+    from jaxcodec.errors import JaxcodecError
+
+    photo = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(JaxcodecError, match=r"^mbt2018-mean takes a quality between 1 and 8$"):
+        api.compress(photo, "mbt2018-mean", quality=9)
+    digit = np.zeros((28, 28), np.uint8)
+    with pytest.raises(JaxcodecError, match=r"^mnist-conv-ae has no quality 99; available: "):
+        api.compress(digit, "mnist-conv-ae", quality=99)
+
+
 def test_info_names_the_shipped_model_and_its_quality_as_given():
     import skimage.data
 
