@@ -30,7 +30,7 @@ def get_codec(name: str, **kwargs: Any) -> Any:
     their own keyword arguments (see :mod:`jaxcodec.codecs.baselines`): ``kmeans`` takes ``seed``
     and ``iterations``; ``pcaK`` (e.g. ``pca28``) is ``pca`` with ``k=K``; ``pca`` takes ``k``, ``bits`` and either ``train_images`` (uint8
     ``(N, H, W, C)``, fitted at once) or ``arrays`` (a dict from
-    :meth:`~jaxcodec.codecs.baselines.PCACodec.to_arrays`). An evaluation fits PCA once with
+    :meth:`~jaxcodec.codecs.pca.PCACodec.to_arrays`). An evaluation fits PCA once with
     ``get_codec("pca", train_images=train)`` and reuses the codec for every test image.
     """
     if name in _FACTORIES:
