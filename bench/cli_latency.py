@@ -63,14 +63,14 @@ _PREPARE = r"""
 import json, sys
 import numpy as np
 from PIL import Image
-from jaxcodec import api, data
+from jaxcodec import api, crops, data
 from jaxcodec.runtime import xla_cache
 height, width, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 photos = data.load_images("sample:photos")
 index = next((i for i, p in enumerate(photos) if p.shape[0] >= height and p.shape[1] >= width), None)
 if index is None:
     sys.exit(f"no photo of sample:photos is at least {height}x{width}")
-crop = data.center_crop(photos[index], height, width)
+crop = crops.center_crop(photos[index], height, width)
 Image.fromarray(np.rint(crop * 255.0).astype(np.uint8)).save(path)
 print(json.dumps({"photo": data.SAMPLE_PHOTOS[index], "source_shape": list(photos[index].shape),
                   "default_model": api.DEFAULT_MODEL, "cache_min_compile_s": xla_cache.MIN_COMPILE_SECONDS}))

@@ -26,7 +26,7 @@ import numpy as np
 
 
 from _common import codec_members, model_data_parser, run_main
-from jaxcodec import data
+from jaxcodec import crops, data
 from jaxcodec.eval import rate_distortion as evaluation
 from jaxcodec.errors import ConfigError
 
@@ -59,7 +59,7 @@ def main() -> None:
     picks = range(n) if not args.limit or args.limit >= n else np.linspace(0, n - 1, args.limit).round().astype(int)
     images = [dataset.native(int(i)) for i in picks]
     if args.crop:
-        images = [data.center_crop(im, min(args.crop, im.shape[0]), min(args.crop, im.shape[1])) for im in images]
+        images = [crops.center_crop(im, min(args.crop, im.shape[0]), min(args.crop, im.shape[1])) for im in images]
     refine = f", {args.refine} refinement steps at lr {args.lr or 'of each model'}" if args.refine else ""
     print(f"{len(images)} images of {args.data}{f', centre {args.crop}x{args.crop}' if args.crop else ''}{refine}")
     print(f"{'model':<36} {'lambda':>8} {'bpp':>8} {'PSNR':>7} {'objective':>10} {'change':>8}")

@@ -12,7 +12,7 @@ import skimage.data
 import skimage.transform
 from PIL import Image
 
-from jaxcodec import data
+from jaxcodec import crops, data
 from jaxcodec import image as imageio
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 from tests import tfds_fixture
@@ -104,7 +104,7 @@ def test_tfds_batches_cover_the_split(tfds_data_dir):
     batches = list(stream)
     assert [b.shape for b in batches] == [(4, 32, 32, 3)] * 4
     faces = tfds_fixture.faces("train")
-    expected = {data.resize_image(face[20:198], 32).tobytes(): i for i, face in enumerate(faces)}
+    expected = {crops.resize_image(face[20:198], 32).tobytes(): i for i, face in enumerate(faces)}
     seen = sorted(expected[_u8(image).tobytes()] for batch in batches for image in batch)
     assert seen == list(range(16))
 
@@ -404,7 +404,7 @@ def test_the_threaded_resize_gives_the_sequential_stream(tmp_path):
     for epoch in range(4):
         reference = np.random.default_rng([7, epoch, 0])
         order = reference.permutation(3)
-        expected = np.stack([imageio.to_float32(data.random_scaled_crop(photos[i], 64, 3.0, reference))
+        expected = np.stack([imageio.to_float32(crops.random_scaled_crop(photos[i], 64, 3.0, reference))
                              for i in order])
         for workers, stream in streams.items():
             np.testing.assert_array_equal(next(stream), expected, err_msg=f"workers={workers}")
@@ -467,13 +467,13 @@ def test_images_of_different_sizes_need_crop_or_image_size():
 
 def test_resize_image_matches_an_independent_resampler():
     photo = skimage.data.chelsea()  # 300 x 451: the central 300 x 300 square is resized
-    small = data.resize_image(photo, 100)
+    small = crops.resize_image(photo, 100)
     assert small.shape == (100, 100, 3) and small.dtype == np.uint8
     reference = skimage.transform.resize(photo[:, 75:375] / 255.0, (100, 100), anti_aliasing=True)
     assert 10 * np.log10(1 / np.mean((small / 255.0 - reference) ** 2)) > 30
-    np.testing.assert_array_equal(data.resize_image(photo[:64, :64], 64), photo[:64, :64])
+    np.testing.assert_array_equal(crops.resize_image(photo[:64, :64], 64), photo[:64, :64])
     deep = (photo[:, :, :1].astype(np.uint16) * 257)
-    np.testing.assert_allclose(data.resize_image(deep, 100), small[:, :, :1] / 255.0, atol=2 / 255)
+    np.testing.assert_allclose(crops.resize_image(deep, 100), small[:, :, :1] / 255.0, atol=2 / 255)
 
 
 def test_folder_decodes_each_image_once_and_keeps_it_read_only(tmp_path, monkeypatch):

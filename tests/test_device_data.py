@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcodec import data
+from jaxcodec import crops, data
 from jaxcodec.train import device_data
 from jaxcodec.train import engine
 from tests import engine_task
@@ -33,8 +33,8 @@ def test_stack_images_pads_like_the_host_pipeline():
     assert sizes.tolist() == [[30, 50], [16, 20], [40, 24]]
     np.testing.assert_array_equal(stacked[0, :30, :50], images[0])
     np.testing.assert_array_equal(stacked[2, :40, :24], images[2])
-    # the 12-row image is padded to 16 rows as data.random_crop pads it
-    padded = data.random_crop(images[1], 16, np.random.default_rng(0))
+    # the 12-row image is padded to 16 rows as crops.random_crop pads it
+    padded = crops.random_crop(images[1], 16, np.random.default_rng(0))
     assert _find(padded, stacked[1, :16, :20])
     # the rest is mirrored, not black
     np.testing.assert_array_equal(stacked[0, 30:40, :50], images[0][29:19:-1])
@@ -75,7 +75,7 @@ def test_every_image_once_per_epoch_and_batches_fixed_by_seed_and_step():
 @pytest.mark.parametrize("side,top,left", [(37, 11, 23), (24, 0, 0), (48, 40, 52), (30, 70, 0)])
 def test_scaled_patch_matches_pillows_lanczos(side, top, left):
     image = _smooth(100, 100, 7)
-    expected = data.resize_image(image[top:top + side, left:left + side], 24).astype(np.float64)
+    expected = crops.resize_image(image[top:top + side, left:left + side], 24).astype(np.float64)
     out = np.asarray(jax.jit(device_data.scaled_patch, static_argnames=("crop", "max_scale"))(
         image, np.int32(top), np.int32(left), np.float32(side), crop=24, max_scale=2.0))
     diff = np.abs(out - expected)

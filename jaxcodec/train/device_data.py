@@ -10,12 +10,12 @@ a ``jax.random`` key and the step number:
 * **order**: epochs of a permutation of the N images drawn from ``(key, epoch)``; example
   ``b`` of step ``s`` is position ``s·B + b`` of that sequence, so every image is seen
   once per epoch and a resumed run draws exactly the batches an uninterrupted one would;
-* **crop**: a uniformly placed ``crop × crop`` patch, as :func:`jaxcodec.data.random_crop`
+* **crop**: a uniformly placed ``crop × crop`` patch, as :func:`jaxcodec.crops.random_crop`
   (images smaller than the crop are first mirror-padded, centred, on the host);
 * **down-scaling** (``downscale > 1``): the patch shows a square of ``side = round(s·crop)``
   pixels, ``s`` log-uniform in ``[1, downscale]`` and capped by the image's shorter side,
   shrunk to ``crop`` with the same antialiased Lanczos-3 filter Pillow uses in
-  :func:`jaxcodec.data.random_scaled_crop` (``jax.image.scale_and_translate``; values
+  :func:`jaxcodec.crops.random_scaled_crop` (``jax.image.scale_and_translate``; values
   rounded to 8 bits as Pillow's are; within ±1 of Pillow inside the patch, the edges see
   the square's true neighbours where Pillow renormalises its filter);
 * **flip** (``flip``): a horizontal flip with probability ½ (the host pipeline has none).
@@ -52,7 +52,7 @@ _LEVELS = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 
 def _centre_pad(image: np.ndarray, size: int) -> np.ndarray:
-    """:func:`jaxcodec.data.random_crop`'s padding of an image smaller than ``size``."""
+    """:func:`jaxcodec.crops.random_crop`'s padding of an image smaller than ``size``."""
     h, w = image.shape[:2]
     ph, pw = max(size - h, 0), max(size - w, 0)
     if not ph and not pw:

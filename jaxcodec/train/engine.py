@@ -228,9 +228,9 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     keep = setting(config, "keep_checkpoints")
     if keep is not None:
         _positive_int(config, "keep_checkpoints")
-    from jaxcodec import data
+    from jaxcodec import crops
 
-    data.check_downscale(setting(config, "data.downscale"), setting(config, "data.crop"))
+    crops.check_downscale(setting(config, "data.downscale"), setting(config, "data.crop"))
 
 
 def _due(step: int, every: int, num_steps: int) -> bool:
