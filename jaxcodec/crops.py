@@ -85,7 +85,7 @@ def random_scaled_crop(image: np.ndarray, size: int, max_scale: float, rng: np.r
     packs more detail into each patch, as learned codecs get from down-sampled training
     photos (Ballé et al. 2017 trained on down-sampled ImageNet images; CompressAI's
     Vimeo-90k frames are 448 x 256 video). ``max_scale = 1`` is :func:`random_crop`,
-    drawing the same random numbers (:func:`batches` checks ``max_scale`` once,
+    drawing the same random numbers (:func:`jaxcodec.data.batches` checks ``max_scale`` once,
     :func:`check_downscale`).
     """
     return resize_image(random_source_square(image, size, max_scale, rng), size)  # size x size: as cropped
@@ -101,6 +101,3 @@ def random_source_square(image: np.ndarray, size: int, max_scale: float, rng: np
     side = max(size, min(int(round(size * scale)), *image.shape[:2]))
     return random_crop(image, side, rng)
 
-
-#: Preprocessing applied to every image of a TFDS dataset, keyed by its name (the part of
-#: ``NAME[/CONFIG][:VERSION]`` before any ``/`` or ``:``), before ``image_size``. CelebA's

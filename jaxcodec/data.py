@@ -100,6 +100,8 @@ def parse_spec(spec: str | Spec) -> Spec:
     return Spec(scheme, target)
 
 
+#: Preprocessing applied to every image of a TFDS dataset, keyed by its name (the part of
+#: ``NAME[/CONFIG][:VERSION]`` before any ``/`` or ``:``), before ``image_size``. CelebA's
 #: aligned faces are 218 x 178 (Liu et al., "Deep Learning Face Attributes in the Wild",
 #: ICCV 2015); the usual square crop keeps the central 178 x 178. Add entries for other sets.
 DATASET_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"celeb_a": center_square}

@@ -288,11 +288,11 @@ def test_hyperprior_streams_of_the_earlier_layout_decode_as_before(hyperprior):
     payload = struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes
     earlier = dataclasses.replace(header, tile=0)
     expected = hyperprior.decode(hyperprior.encode(image, 2))
-    for check in (hyperprior._content_check(earlier, z_hat, symbols), b""):
+    for check in (container.content_check(earlier, z_hat, symbols), b""):
         data = container.pack(dataclasses.replace(earlier, check=check), payload)
         np.testing.assert_array_equal(hyperprior.decode_symbols(data), np.concatenate([z_hat.ravel(), symbols.ravel()]))
         np.testing.assert_array_equal(hyperprior.decode(data), expected)
-    edited = container.pack(dataclasses.replace(earlier, check=hyperprior._content_check(earlier, z_hat, symbols + 1)),
+    edited = container.pack(dataclasses.replace(earlier, check=container.content_check(earlier, z_hat, symbols + 1)),
                             payload)
     with pytest.raises(BitstreamError, match="content check failed"):
         hyperprior.decode(edited)

@@ -410,12 +410,6 @@ class MeanScaleCodec:
         payload = struct.pack("<I", len(z_bytes)) + z_bytes + container.join_parts(chunks)
         return container.pack(dataclasses.replace(header, check=digest.digest()), payload)
 
-    @staticmethod
-    def _content_check(header: container.Header, z_hat: np.ndarray, symbols: np.ndarray) -> bytes:
-        """The header's content check (:func:`jaxcodec.codecs.container.content_digest`) over
-        ``ẑ`` and then the latent symbols, little-endian int32 in coding order."""
-        return container.content_check(header, z_hat, symbols)
-
     def _check_header(self, header: container.Header) -> float:
         """The stream's quality, once its model, tables, shapes, quality and declared size
         (:func:`jaxcodec.limits.check_pixels`) are checked."""

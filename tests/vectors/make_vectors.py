@@ -120,7 +120,7 @@ def untiled_stream(codec, image: np.ndarray, quality: float) -> bytes:
                                      codec.z_freqs, codec.z_offsets)
     y_bytes = entropy.encode_symbols(symbols.reshape(-1), indexes.reshape(-1), codec.y_freqs, codec.y_offsets)
     header = dataclasses.replace(container.unpack(codec.encode(image, quality))[0], tile=0)
-    header = dataclasses.replace(header, check=codec._content_check(header, z_hat, symbols))
+    header = dataclasses.replace(header, check=container.content_check(header, z_hat, symbols))
     return container.pack(header, struct.pack("<I", len(z_bytes)) + z_bytes + y_bytes)
 
 
