@@ -87,11 +87,16 @@ def test_a_results_table_is_read_as_its_rows_say():
     path = os.path.join(ROOT, "results", "val_photos_half.json")
     table = json.load(open(path))
     stored = reference.load(path)
-    assert stored.digests is None and stored.num_images == table["num_images"] == 20
+    assert stored.num_images == table["num_images"] == 20
+    assert stored.digests == table["image_digests"] and len(set(stored.digests)) == 20
+    with pytest.raises(JaxcodecError, match=r"was measured on other images: 1 of its 20 are not among the 20"):
+        reference.check_images(stored, stored.digests[:19] + ["0" * 32])
+    assert reference.check_images(stored, stored.digests[::-1]) is True  # the same photos, in any order
+    undigested = reference.Reference(path, stored.codecs, None, 20)
     with pytest.raises(JaxcodecError, match=r"was measured on 20 images, not the 19 evaluated here"):
-        reference.check_images(stored, [f"{i}" for i in range(19)])
-    assert reference.check_images(stored, [f"{i}" for i in range(20)]) is False  # not verified, not refused
-    assert set(stored.codecs) == {k for k, v in table.items() if k != "columns" and isinstance(v, list)}
+        reference.check_images(undigested, [f"{i}" for i in range(19)])
+    assert reference.check_images(undigested, [f"{i}" for i in range(20)]) is False  # not verified, not refused
+    assert set(stored.codecs) == {k for k, v in table.items() if k not in ("columns", "image_digests") and isinstance(v, list)}
     rows = np.array(table["mbt2018-mean"], dtype=float)
     curve = stored.codecs["mbt2018-mean"]["results"]
     assert curve["bpp"] == list(rows[:, 1]) and curve["psnr-rgb"] == list(rows[:, 2])
@@ -110,6 +115,25 @@ def test_a_table_without_digests_joins_unverified_and_says_so(photos, tmp_path):
                          references=[str(tmp_path / "table.json")])
     assert got["unverified_references"] == [str(tmp_path / "table.json")]
     assert "not checked against these images" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_a_table_with_digests_is_checked_against_the_images(photos, tmp_path):
+    base, same, other, jpeg = photos
+    curve = jpeg["codecs"]["jpeg"]["results"]
+    table = {"columns": ["quality", "bpp", "psnr_rgb"], "num_images": 2, "image_digests": jpeg["image_digests"],
+             "jpeg": [list(row) for row in zip(curve["quality"], curve["bpp"], curve["psnr-rgb"])]}
+    (tmp_path / "table.json").write_text(json.dumps(table))
+    got = evaluation.run(f"folder:{same}", ["webp"], str(tmp_path / "out"), show_progress=False, grid=0,
+                         references=[str(tmp_path / "table.json")])
+    assert got["unverified_references"] == [] and "image_digests" not in got["codecs"]
+    with pytest.raises(JaxcodecError, match=r"was measured on other images: 1 of its 2"):
+        evaluation.run(f"folder:{other}", ["webp"], str(tmp_path / "out2"), show_progress=False,
+                       references=[str(tmp_path / "table.json")])
+    assert not (tmp_path / "out2").exists()
+    table["num_images"] = 3
+    (tmp_path / "table.json").write_text(json.dumps(table))
+    with pytest.raises(JaxcodecError, match=r"^--reference .*: image_digests lists 2 images, num_images says 3$"):
+        reference.load(tmp_path / "table.json")
 
 
 def test_a_compressai_result_file_is_one_curve(photos, tmp_path):

@@ -8,9 +8,9 @@ the classical codecs and with earlier models at the cost of measuring the new mo
 
 BD-rates are only meaningful between curves of the same images. Every ``results.json`` that
 ``eval.py`` writes records a digest of each image it measured (``image_digests``,
-:func:`jaxcodec.eval.journal.image_digest`). A reference that has them must have measured
-exactly the images of the new run, in any order. A reference without them (an older run, or a
-``results/`` table) cannot be checked that way. If it states its number of images, that number
+:func:`jaxcodec.eval.journal.image_digest`), and a ``results/`` table may carry the same list.
+A reference that has them must have measured exactly the images of the new run, in any order.
+A reference without them (an older run, or a table that records none) cannot be checked that way. If it states its number of images, that number
 must match; otherwise its curves are taken as stated, and the report says which references were
 not verified.
 
@@ -19,8 +19,8 @@ The three forms read:
 * an ``eval.py`` results document: ``{"codecs": {NAME: {"results": {"quality", "bpp",
   "psnr-rgb", ...}}}, "num_images", "image_digests"?}``;
 * a ``results/`` table: ``{"columns": ["quality", "bpp", "psnr_rgb", "ms_ssim_rgb"], NAME:
-  [[row], ...], "num_images"?, ...}``; every top-level list of rows as long as ``columns`` is a
-  codec, and the column names take ``_`` for ``-``;
+  [[row], ...], "num_images"?, "image_digests"?, ...}``; every top-level list of rows as long
+  as ``columns`` is a codec, and the column names take ``_`` for ``-``;
 * a CompressAI result file (its repository's ``results/image/kodak/*.json``, or what its
   ``compressai.utils.eval_model`` writes): ``{"name", "description", "results": {"bpp",
   "psnr" or "psnr-rgb", "ms-ssim" or "ms-ssim-rgb", ...}}``, one curve, its points numbered
@@ -85,11 +85,23 @@ def _from_results(doc: dict[str, Any], path: str) -> Reference:
             raise ValueError(f"codec {name!r} has no results")
         codecs[name] = {"name": entry.get("name", name), "description": entry.get("description", ""),
                         "results": _curve(entry["results"], name), "stored": path}
-    digests = doc.get("image_digests")
-    if digests is not None and not (isinstance(digests, list) and all(isinstance(d, str) for d in digests)):
-        raise ValueError("image_digests is not a list of digests")
     dataset = doc.get("dataset")
-    return Reference(path, codecs, digests, _count(doc.get("num_images")), dataset if isinstance(dataset, str) else None)
+    return Reference(path, codecs, _digests(doc), _count(doc.get("num_images")),
+                     dataset if isinstance(dataset, str) else None)
+
+
+def _digests(doc: dict[str, Any]) -> list[str] | None:
+    """The file's ``image_digests`` (None when it records none); when it also states
+    ``num_images``, the two must agree."""
+    digests = doc.get("image_digests")
+    if digests is None:
+        return None
+    if not (isinstance(digests, list) and digests and all(isinstance(d, str) for d in digests)):
+        raise ValueError("image_digests is not a list of digests")
+    count = doc.get("num_images")
+    if count is not None and count != len(digests):
+        raise ValueError(f"image_digests lists {len(digests)} images, num_images says {count!r}")
+    return digests
 
 
 def _from_table(doc: dict[str, Any], path: str) -> Reference:
@@ -103,7 +115,7 @@ def _from_table(doc: dict[str, Any], path: str) -> Reference:
             continue  # another list in the file, not a curve
         by_column = {c: [row[i] for row in rows] for i, c in enumerate(columns)}
         codecs[name] = {"name": name, "description": description, "results": _curve(by_column, name), "stored": path}
-    return Reference(path, codecs, None, _count(doc.get("num_images")))
+    return Reference(path, codecs, _digests(doc), _count(doc.get("num_images")))
 
 
 def _count(value: Any) -> int | None:
