@@ -21,7 +21,8 @@ def _pyplot():
 
 def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float | None = None) -> None:
     """Writes a PNG with PSNR–bpp and MS-SSIM–bpp curves, one line per codec (dashed for a
-    stored curve, one not measured in this run).
+    stored curve, one not measured in this run); where curves overlap, the one listed first
+    is drawn on top.
 
     Args:
       results: the document from :func:`jaxcodec.eval.rate_distortion.evaluate`.
@@ -30,7 +31,8 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    for name, entry in results["codecs"].items():
+    count = len(results["codecs"])
+    for index, (name, entry) in enumerate(results["codecs"].items()):
         r = entry["results"]
         order = np.argsort(r["bpp"])
         bpp = np.asarray(r["bpp"])[order]
@@ -38,7 +40,8 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
         style = ("--" if stored else "-") if len(bpp) > 1 else ""
         label = f"{name} (stored)" if stored else name
         for ax, key in zip(axes, ("psnr-rgb", "ms-ssim-rgb")):
-            ax.plot(bpp, np.asarray(r[key], dtype=float)[order], style, marker="o", ms=3, label=label)
+            ax.plot(bpp, np.asarray(r[key], dtype=float)[order], style, marker="o", ms=3, label=label,
+                    zorder=2 + (count - index) / count)
     for ax, label in zip(axes, ("PSNR (dB)", "MS-SSIM")):
         ax.set_xlabel("bits per pixel (from real bytes)")
         ax.set_ylabel(label)
@@ -46,8 +49,8 @@ def plot_rd(results: Mapping[str, Any], path: str | os.PathLike, max_bpp: float 
         if max_bpp is not None:
             ax.set_xlim(0, max_bpp)
     axes[0].legend(fontsize=8)
-    count = results["num_images"]
-    fig.suptitle(f"{results['dataset']}" + (f" — {count} images" if count else ""), fontsize=10)
+    images = results["num_images"]
+    fig.suptitle(f"{results['dataset']}" + (f" — {images} images" if images else ""), fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
