@@ -33,7 +33,7 @@ README_PLOTS: dict[str, tuple[str, str, tuple[str, ...], float | None]] = {
         2.0),
     "rd_val_photos_half.png": (
         "val_photos_half.json", "validation split shrunk 2x to PNG (longer side 512)",
-        ("mbt2018-mean", "mbt2018-mean+refine=20 (99,721-step weights)", "mbt2018-mean (99,721 steps, shipped before)",
+        ("mbt2018-mean", "mbt2018-mean+refine=20", "mbt2018-mean (99,721 steps, shipped before)",
          "bmshj2017-factorized", "jpeg", "webp", "avif"),
         None),
 }
