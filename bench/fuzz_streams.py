@@ -6,7 +6,8 @@ r"""Damaged ``.jxc`` streams: does anything but a clean error or the right image
     .venv/bin/python bench/fuzz_streams.py --mutations 2000 --json out/fuzz.json
 
 A 192×256 crop of scikit-image's astronaut is compressed by ``--model`` (a factorized
-model; another family, such as ``mbt2018-mean``, is fuzzed in its own stream alone, in tiles too) as the codec
+model; another family, such as ``mbt2018-mean``, is fuzzed in its own stream alone, in tiles too;
+an MNIST or GAN model codes the embedded MNIST sample's first test digit at its middle bit depth) as the codec
 writes it now (``.jxc`` version 3: compact header, tiled payload, guard symbols, content
 check), and as a version-1 stream
 (one untiled payload, no guard, no check: what the codec wrote before tiling, and what
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import struct
 import time
 import zlib
@@ -48,13 +50,20 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     import numpy as np
     import skimage.data
 
+    import jaxcodec
     from jaxcodec import zoo
     from jaxcodec.codecs import container
     from jaxcodec.entropy import coder as entropy
     from jaxcodec.codecs import factorized as factorized_codec
     from jaxcodec.codecs import hyperprior as hyperprior_codec
 
+    from jaxcodec.codecs import latent as latent_codec
+
     codec = zoo.get_codec(model)
+    if isinstance(codec, latent_codec.LatentCodec):  # an MNIST or GAN codec: a test digit of the embedded sample
+        with np.load(pathlib.Path(jaxcodec.__file__).parent / "samples" / "mnist_sample.npz") as sample:
+            digit = sample["x_test"][0]
+        return {"stream": codec.encode(digit, codec.qualities[len(codec.qualities) // 2])}, codec
     image = skimage.data.astronaut()[100:292, 128:384]
     if not hasattr(codec, "freqs"):  # a model with its own stream (mbt2018-mean): that stream alone, in tiles
         saved, hyperprior_codec.STREAM_TILE = hyperprior_codec.STREAM_TILE, tile
