@@ -74,7 +74,12 @@ def test_a_missing_curve_is_one_line_and_nothing_is_written(tmp_path):
     assert Image.open(out).size == (1320, 528)
 
 
-@pytest.mark.parametrize("argv", [["--curve", "jpeg"], ["results/val_photos.json", "--curve", "jpeg"]])
-def test_misused_options_are_one_error_line(argv):
+@pytest.mark.parametrize("argv, message", [
+    (["--curve", "jpeg"], "--curve and --out go with a table"),
+    (["results/val_photos.json", "--curve", "jpeg"], "--out is required with a table"),
+    (["no/such/table.json", "--curve", "jpeg", "--out", "x.png"], "no/such/table.json: cannot read it"),
+])
+def test_misused_options_are_one_error_line(argv, message):
     run = subprocess.run([sys.executable, str(TOOL), *argv], capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}")

@@ -43,7 +43,10 @@ def select(path: str, curves: Sequence[str], title: str | None = None) -> dict[s
     """The document :func:`jaxcodec.eval.plots.plot_rd` draws: the named curves of the table at
     ``path``, in the order given, drawn as measured curves (solid) rather than as stored ones.
     A name the table lacks is a :class:`jaxcodec.errors.ConfigError` that lists what it holds."""
-    table = reference.load(path)
+    try:
+        table = reference.load(path)
+    except ConfigError as error:  # its message names eval.py's option; here the file is an argument
+        raise ConfigError(str(error).removeprefix("--reference ")) from None
     missing = [name for name in curves if name not in table.codecs]
     if missing:
         raise ConfigError(f"{path} holds no curve {missing[0]!r}; it holds: " + ", ".join(table.codecs))
