@@ -397,6 +397,11 @@ def _config_from_json(path: str) -> ml_collections.ConfigDict:
         raise ModelError(f"{path} is not valid JSON: {e}") from None
 
 
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """A training workdir's config (its ``config.json``); a one-line ModelError if it has none."""
+    return _config_from_json(os.path.join(workdir, CONFIG_FILE))
+
+
 # ---------------------------------------------------------------------------------
 # Training
 
