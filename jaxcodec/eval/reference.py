@@ -10,9 +10,9 @@ BD-rates are only meaningful between curves of the same images. Every ``results.
 ``eval.py`` writes records a digest of each image it measured (``image_digests``,
 :func:`jaxcodec.eval.journal.image_digest`), and a ``results/`` table may carry the same list.
 A reference that has them must have measured exactly the images of the new run, in any order.
-A reference without them (an older run, or a table that records none) cannot be checked that way. If it states its number of images, that number
-must match; otherwise its curves are taken as stated, and the report says which references were
-not verified.
+A reference without them (an older run, or a table that records none) cannot be checked that
+way. If it states its number of images, that number must match; otherwise its curves are taken
+as stated, and the report says which references were not verified.
 
 The three forms read:
 
