@@ -59,7 +59,8 @@ def checkpoint_steps(workdir: str) -> list[int]:
         return ckpt.all_steps()
 
 
-def average_checkpoints(workdir: str, out: str, steps: Sequence[int] | None = None, last: int | None = None) -> list[int]:
+def average_checkpoints(workdir: str, out: str, steps: Sequence[int] | None = None,
+                        last: int | None = None) -> list[int]:
     """Writes to ``out`` (a new workdir) the mean of ``workdir``'s checkpoints at ``steps``,
     or of its ``last`` newest, or of all it keeps; returns the steps averaged.
 
