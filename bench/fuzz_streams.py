@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import struct
 import time
 import zlib
@@ -50,8 +49,7 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
     import numpy as np
     import skimage.data
 
-    import jaxcodec
-    from jaxcodec import zoo
+    from jaxcodec import data, zoo
     from jaxcodec.codecs import container
     from jaxcodec.entropy import coder as entropy
     from jaxcodec.codecs import factorized as factorized_codec
@@ -61,8 +59,7 @@ def streams(model: str, tile: int) -> tuple[dict[str, bytes], object]:
 
     codec = zoo.get_codec(model)
     if isinstance(codec, latent_codec.LatentCodec):  # an MNIST or GAN codec: a test digit of the embedded sample
-        with np.load(pathlib.Path(jaxcodec.__file__).parent / "samples" / "mnist_sample.npz") as sample:
-            digit = sample["x_test"][0]
+        digit = np.round(data.load_images("sample:mnist", "test", limit=1)[0] * 255).astype(np.uint8)
         return {"stream": codec.encode(digit, codec.qualities[len(codec.qualities) // 2])}, codec
     image = skimage.data.astronaut()[100:292, 128:384]
     if not hasattr(codec, "freqs"):  # a model with its own stream (mbt2018-mean): that stream alone, in tiles
