@@ -63,7 +63,7 @@ _PREPARE = r"""
 import json, sys
 import numpy as np
 from PIL import Image
-from jaxcodec import api, crops, data
+from jaxcodec import api, crops, data, data_sources
 from jaxcodec.runtime import xla_cache
 height, width, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 photos = data.load_images("sample:photos")
@@ -72,7 +72,7 @@ if index is None:
     sys.exit(f"no photo of sample:photos is at least {height}x{width}")
 crop = crops.center_crop(photos[index], height, width)
 Image.fromarray(np.rint(crop * 255.0).astype(np.uint8)).save(path)
-print(json.dumps({"photo": data.SAMPLE_PHOTOS[index], "source_shape": list(photos[index].shape),
+print(json.dumps({"photo": data_sources.SAMPLE_PHOTOS[index], "source_shape": list(photos[index].shape),
                   "default_model": api.DEFAULT_MODEL, "cache_min_compile_s": xla_cache.MIN_COMPILE_SECONDS}))
 """
 

@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "train_and_evaluate": "jaxcodec.train.engine",
-    "load_checkpoint": "jaxcodec.train.engine",
+    "load_checkpoint": "jaxcodec.train.run_files",
     "get_codec": "jaxcodec.zoo",
     "shipped_models": "jaxcodec.zoo",
     "evaluate": "jaxcodec.eval.rate_distortion",

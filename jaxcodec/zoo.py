@@ -7,7 +7,7 @@ trade-offs: ``bmshj2017-factorized`` is the ladder ``bmshj2017-factorized-q1`` .
 ``-q9``, and its quality is the index in the ladder.
 
 :func:`get_codec` resolves, in order: a shipped model or family name, a model folder
-(an artefact, or a training workdir, which is restored through :mod:`jaxcodec.train.engine`),
+(an artefact, or a training workdir, which is restored through :mod:`jaxcodec.train.run_files`),
 then the classical codecs of :mod:`jaxcodec.codecs.standard`.
 """
 
@@ -139,8 +139,8 @@ def load_codec(path: str) -> Codec:
 
 @functools.lru_cache(maxsize=64)
 def load_workdir_codec(path: str) -> Codec:
-    """The codec of a trained workdir (restores its latest checkpoint through the engine)."""
-    from jaxcodec.train.engine import load_checkpoint
+    """The codec of a trained workdir (restores its latest checkpoint: :mod:`jaxcodec.train.run_files`)."""
+    from jaxcodec.train.run_files import load_checkpoint
     from jaxcodec.train.tasks import build_task
 
     config, state, tables = load_checkpoint(path)
@@ -222,15 +222,15 @@ def export_workdir(workdir: str, name: str, *, dest: str = WEIGHTS_DIR, descript
                    licence: str = "", half: bool = False) -> str:
     """Writes a training workdir's latest checkpoint into ``dest/name`` as an inference
     artefact (:func:`export_state`; ``half``: kernels stored as float16). Returns the new folder."""
-    from jaxcodec.train import engine
+    from jaxcodec.train import run_files
     from jaxcodec.train.tasks import build_task
 
     if not _NAME.match(name):
         raise ModelError(f"model name {name!r} must be letters, digits, '-', '_' or '.'")
-    if not os.path.isfile(os.path.join(workdir, engine.CONFIG_FILE)):
-        raise ModelError(f"{workdir} is not a training workdir (no {engine.CONFIG_FILE})")
+    if not os.path.isfile(os.path.join(workdir, run_files.CONFIG_FILE)):
+        raise ModelError(f"{workdir} is not a training workdir (no {run_files.CONFIG_FILE})")
     step = _latest_step(workdir)
-    config, state, tables = engine.load_checkpoint(workdir, step)
+    config, state, tables = run_files.load_checkpoint(workdir, step)
     data = config.get("data") or {}
     trained_on = os.path.basename(str(data.get("train", "")).rstrip("/")) or "unknown data"
     return export_state(build_task(config), state, name, dest=dest, tables=tables, description=description,
@@ -287,10 +287,10 @@ def export_state(task: Any, state: Any, name: str, *, dest: str = WEIGHTS_DIR, t
 
 
 def _latest_step(workdir: str) -> int:
-    from jaxcodec.train import engine
+    from jaxcodec.train import run_files
     from jaxcodec.train.checkpoint import Checkpointer
 
-    with Checkpointer(os.path.join(workdir, engine.CHECKPOINT_DIR), read_only=True) as ckpt:
+    with Checkpointer(os.path.join(workdir, run_files.CHECKPOINT_DIR), read_only=True) as ckpt:
         step = ckpt.latest_step()
     if step is None:
         raise ModelError(f"{workdir} has no checkpoint")

@@ -15,7 +15,7 @@ import skimage.data
 
 from jaxcodec import zoo
 from jaxcodec.errors import ConfigError
-from jaxcodec.train import averaging, engine
+from jaxcodec.train import averaging, engine, run_files
 from jaxcodec.train.tasks import hyperprior as hyperprior_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def run(tmp_path_factory):
 
 def _stored_params(workdir, step):
     """The parameters of one checkpoint, as float64 leaves."""
-    params = engine.load_checkpoint(str(workdir), step)[1]["params"]
+    params = run_files.load_checkpoint(str(workdir), step)[1]["params"]
     return [np.asarray(leaf, np.float64) for leaf in jax.tree.leaves(params)]
 
 
@@ -50,7 +50,7 @@ def test_the_mean_of_the_checkpoints_is_written_as_a_workdir_that_codes(run, tmp
     assert any(np.max(np.abs(a - b)) > 1e-4 for a, b in zip(two, three))  # the steps did move the weights
     for g, a, b in zip(got, two, three):
         np.testing.assert_allclose(g, (a + b) / 2, rtol=1e-6, atol=1e-7)
-    state = engine.load_checkpoint(str(out))[1]
+    state = run_files.load_checkpoint(str(out))[1]
     assert int(state["step"]) == 3
     assert sorted(os.listdir(out)) == ["averaged.json", "checkpoints", "codec_tables.npz", "config.json", "meta.json"]
     # the tables are the averaged model's: its hyper-latent density is built from the mean parameters

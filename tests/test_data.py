@@ -1,4 +1,5 @@
-"""Tests of jaxcodec.data and jaxcodec.image against real files and a real TFDS data dir."""
+"""Tests of jaxcodec.data, jaxcodec.data_sources and jaxcodec.image against real files and a
+real TFDS data dir."""
 
 import io
 import logging
@@ -12,7 +13,7 @@ import skimage.data
 import skimage.transform
 from PIL import Image
 
-from jaxcodec import crops, data
+from jaxcodec import crops, data, data_sources
 from jaxcodec import image as imageio
 from jaxcodec.errors import ConfigError, DatasetError, ImageError
 from tests import tfds_fixture
@@ -291,7 +292,7 @@ def test_sample_mnist_is_the_shipped_subset():
 
 def test_sample_photos():
     photos = data.load_images("sample:photos", "test")
-    assert len(photos) == len(data.SAMPLE_PHOTOS) == 7
+    assert len(photos) == len(data_sources.SAMPLE_PHOTOS) == 7
     assert all(p.ndim == 3 and p.shape[-1] == 3 and p.dtype == np.float32 for p in photos)
     np.testing.assert_array_equal(photos[0], skimage.data.astronaut() / np.float32(255))
     np.testing.assert_array_equal(photos[-1], skimage.data.stereo_motorcycle()[0] / np.float32(255))
@@ -496,7 +497,7 @@ def test_folder_decodes_each_image_once_and_keeps_it_read_only(tmp_path, monkeyp
 def test_folder_cache_has_a_byte_budget(tmp_path, monkeypatch):
     for i in range(3):
         Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / f"{i}.png")
-    monkeypatch.setattr(data, "FOLDER_CACHE_BYTES", 2 * 300)  # room for two 10x10x3 images
+    monkeypatch.setattr(data_sources, "FOLDER_CACHE_BYTES", 2 * 300)  # room for two 10x10x3 images
     calls = []
     real = imageio.read_image_raw
     monkeypatch.setattr(imageio, "read_image_raw", lambda path: calls.append(path) or real(path))
@@ -508,7 +509,7 @@ def test_folder_cache_has_a_byte_budget(tmp_path, monkeypatch):
 
 
 def test_tfds_without_tensorflow_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(data, "_tensorflow_installed", lambda: False)
+    monkeypatch.setattr(data_sources, "_tensorflow_installed", lambda: False)
     with pytest.raises(DatasetError, match=r"^tfds:mnist needs TensorFlow, which is not installed: pip install "
                                            r"'jaxcodec\[tf\]'"):
         data.load_images("tfds:mnist", "test")

@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxcodec import data
 from jaxcodec.train import engine
+from jaxcodec.train import run_files
 from tests import engine_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +67,6 @@ def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
     # training moved the parameters (the decoder's bias starts at zero): not two untouched states
     assert np.abs(reference["['params']['dec']['bias']"]).max() > 1e-3
     # the checkpoint both processes wrote restores in one process
-    _, state, _ = engine.load_checkpoint(str(tmp_path / "run"), task=engine_task.EngineTestTask(config))
+    _, state, _ = run_files.load_checkpoint(str(tmp_path / "run"), task=engine_task.EngineTestTask(config))
     np.testing.assert_allclose(np.asarray(state["params"]["params"]["dec"]["bias"]),
                                reference["['params']['dec']['bias']"], rtol=1e-5, atol=1e-6)

@@ -16,6 +16,7 @@ import pytest
 from jaxcodec import data
 from jaxcodec.train import engine
 from jaxcodec.train import progress
+from jaxcodec.train import run_files
 from jaxcodec.errors import ConfigError, JaxcodecError
 from tests import engine_task
 
@@ -70,7 +71,7 @@ def test_hooks_run_where_documented(run):
 
 def test_load_checkpoint_round_trip(run):
     workdir, config, result = run
-    loaded_config, state, tables = engine.load_checkpoint(str(workdir), task=engine_task.EngineTestTask(config))
+    loaded_config, state, tables = run_files.load_checkpoint(str(workdir), task=engine_task.EngineTestTask(config))
     assert loaded_config.to_dict() == config.to_dict()
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(result.state)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -85,7 +86,7 @@ def test_intermediate_checkpoint_equals_shorter_run(run, tmp_path):
     to later steps) equals the final state of a 10-step run."""
     workdir, config, _ = run
     _, short = _train(tmp_path, num_steps=10, **{"model.quantize_levels": 16, "data.eval": None})
-    _, state, _ = engine.load_checkpoint(str(workdir), step=10, task=engine_task.EngineTestTask(config))
+    _, state, _ = run_files.load_checkpoint(str(workdir), step=10, task=engine_task.EngineTestTask(config))
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(short.state)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -216,17 +217,17 @@ def test_metrics_log_and_tensorboard_events(run):
 
 def test_codec_tables_are_replaced_atomically(tmp_path):
     path = str(tmp_path / "codec_tables.npz")
-    engine.save_tables(path, {"a": np.arange(3)})
+    run_files.save_tables(path, {"a": np.arange(3)})
 
     class Unsaveable:
         def __array__(self, *args, **kwargs):
             raise RuntimeError("cannot convert")
 
     with pytest.raises(RuntimeError):
-        engine.save_tables(path, {"a": np.arange(5), "b": Unsaveable()})
+        run_files.save_tables(path, {"a": np.arange(5), "b": Unsaveable()})
     assert os.listdir(tmp_path) == ["codec_tables.npz"]  # no temporary file left
-    np.testing.assert_array_equal(engine.load_tables(path)["a"], np.arange(3))  # old file intact
-    assert engine.load_tables(str(tmp_path / "missing.npz")) is None
+    np.testing.assert_array_equal(run_files.load_tables(path)["a"], np.arange(3))  # old file intact
+    assert run_files.load_tables(str(tmp_path / "missing.npz")) is None
 
 
 def test_nan_loss_stops_run_naming_the_step(tmp_path):

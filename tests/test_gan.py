@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxcodec.codecs import container
-from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy.histogram import HistogramModel
 from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import ConfigError
 from jaxcodec.train.tasks import build_task
@@ -160,7 +160,7 @@ def test_codec_round_trip_decodes_generator_of_dequantised_latent(tiny):
     header, payload = container.unpack(data)
     assert header.model == "gan" and header.quality == 6 and header.latent_shape == (task.latent_dim,)
     tables = task.prior_tables()
-    hist = entropy.HistogramModel.from_arrays({"freqs": tables["bits6_freqs"], "offsets": tables["bits6_offsets"]})
+    hist = HistogramModel.from_arrays({"freqs": tables["bits6_freqs"], "offsets": tables["bits6_offsets"]})
     symbols = hist.decode(payload)
     np.testing.assert_array_equal(symbols, np.asarray(latent_codec.quantize(codec.latent(image), (-1, 1), 6)))
     z_hat = -1.0 + symbols.astype(np.float32) * (2.0 / 63.0)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from jaxcodec import tiling
 from jaxcodec.codecs import hyper_refinement
 from jaxcodec.entropy import gaussian_conditional
 
@@ -55,3 +56,28 @@ def test_search_without_steps_rounds_and_with_steps_lowers_a_known_rate():
     rate = lambda z: float(hyper_refinement.coded_bits(*parameters(2.0, jnp.asarray(z, jnp.float32)), jnp.asarray(y)))
     assert rate(found) < 0.5 * rate(start)
     np.testing.assert_array_equal(np.asarray(found), np.full(z0.shape, 3, np.int32))
+
+
+def test_search_windows_is_the_search_for_one_window_and_tiles_a_larger_hyper_latent():
+    """Under the default budget a small hyper-latent is one window, searched exactly as by
+    ``search``; under a budget of 2×2 tiles (windows of 8×8 with the halo of 3) each window
+    is searched against the latent under it and the tiles give the toy's known optimum, which
+    differs from position to position (so a window against the wrong part of ``y`` fails)."""
+    rng = np.random.default_rng(1)
+    best = rng.integers(1, 4, (1, 10, 10, 2)).astype(np.int32)
+    y = (np.repeat(np.repeat(2.0 * best, 2, axis=1), 2, axis=2) + rng.normal(0, 0.3, (1, 20, 20, 2))).astype(np.float32)
+    z0 = np.zeros((1, 10, 10, 2), np.float32) + 0.4
+
+    def parameters(params, z):
+        mean = jnp.repeat(jnp.repeat(z, 2, axis=1), 2, axis=2) * params
+        return jnp.sum(0.5 * z**2) / jnp.log(2.0), mean, jnp.ones_like(mean)
+
+    whole = hyper_refinement.search_windows(parameters, 2.0, z0, y, 2, steps=200, lr=0.1)
+    np.testing.assert_array_equal(whole, np.asarray(hyper_refinement.search(parameters, 2.0, z0, y, steps=200, lr=0.1))[0])
+    per_element = hyper_refinement.BYTES_PER_ELEMENT * 2 * 2 * 2
+    with tiling.memory_budget(8 * 8 * per_element):
+        rows, cols = tiling.windows(10, 10, per_element, hyper_refinement.HALO)
+        assert (len(rows), len(cols)) == (5, 5) and rows[0].window_stop - rows[0].window_start == 8
+        tiled = hyper_refinement.search_windows(parameters, 2.0, z0, y, 2, steps=200, lr=0.1)
+    assert tiled.shape == (10, 10, 2) and tiled.dtype == np.int32
+    np.testing.assert_array_equal(tiled, best[0])

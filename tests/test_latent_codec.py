@@ -8,7 +8,7 @@ import pytest
 
 import jaxcodec
 from jaxcodec.codecs import container
-from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy.histogram import HistogramModel
 from jaxcodec.codecs import latent as latent_codec
 from jaxcodec.errors import BitstreamError, ImageError, ModelError
 from jaxcodec.eval import metrics
@@ -93,7 +93,7 @@ def test_stream_layout_and_bpp(codec, pca, digits, tables):
     header, payload = container.unpack(data)
     assert (header.model, header.quality, header.latent_shape) == ("pca_test", 6, (DIM,))
     assert (header.height, header.width, header.channels) == (28, 28, 1)
-    hist = entropy.HistogramModel.from_arrays({"freqs": tables["bits6_freqs"], "offsets": tables["bits6_offsets"]})
+    hist = HistogramModel.from_arrays({"freqs": tables["bits6_freqs"], "offsets": tables["bits6_offsets"]})
     q = np.asarray(latent_codec.quantize(codec.latent(image), (-1, 1), 6))
     assert payload == hist.encode(q)
     np.testing.assert_array_equal(hist.decode(payload), q)

@@ -17,6 +17,7 @@ from PIL import Image
 from jaxcodec.train import engine
 from jaxcodec.train import lease
 from jaxcodec.train import photo_archive
+from jaxcodec.train import run_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "mbt2018_mean.py")
@@ -88,7 +89,7 @@ def test_package_becomes_a_workdir_that_train_resumes_and_packs_again(runs, arch
     tool = _tool()
     workdir = tmp_path / "wd"
     assert tool.main(["unpack", str(runs / "part"), str(workdir)]) == 0
-    config, state, _ = engine.load_checkpoint(str(workdir))
+    config, state, _ = run_files.load_checkpoint(str(workdir))
     stored = _arrays(str(runs / "part"))
     params = dict((jax.tree_util.keystr(p), np.asarray(v)) for p, v in jax.tree_util.tree_flatten_with_path(state)[0])
     for key, value in params.items():
@@ -109,8 +110,8 @@ def test_package_becomes_a_workdir_that_train_resumes_and_packs_again(runs, arch
     assert tool.main(["pack", str(workdir), str(tmp_path / "packed")]) == 0
     assert lease.read_manifest(str(tmp_path / "packed"))["step"] == 5
     assert tool.main(["unpack", str(tmp_path / "packed"), str(tmp_path / "wd2")]) == 0
-    _, again, _ = engine.load_checkpoint(str(tmp_path / "wd2"))
-    _, original, _ = engine.load_checkpoint(str(workdir))
+    _, again, _ = run_files.load_checkpoint(str(tmp_path / "wd2"))
+    _, original, _ = run_files.load_checkpoint(str(workdir))
     for x, y in zip(jax.tree.leaves(again), jax.tree.leaves(original)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert tool.main(["unpack", str(tmp_path / "packed"), str(tmp_path / "wd2")]) == 1  # never over checkpoints

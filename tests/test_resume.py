@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 
-from jaxcodec.train import engine
+from jaxcodec.train import run_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,7 +123,7 @@ def test_resume_after_sigkill(tmp_path):
     assert _event_steps(workdir) == list(range(1, end + 1))
     assert not os.path.exists(stale)
 
-    config, state, tables = engine.load_checkpoint(workdir)
+    config, state, tables = run_files.load_checkpoint(workdir)
     assert config.num_steps == end and config.model.hidden == 16
     assert int(state["step"]) == end  # the task's own counter: no step lost or repeated
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state["params"]))

@@ -24,6 +24,7 @@ EIGHT_DEVICES = textwrap.dedent(
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     from jaxcodec.train import engine
+    from jaxcodec.train import run_files
     from jaxcodec.train import sharding
     from jaxcodec.errors import ConfigError
     from tests import engine_task
@@ -49,7 +50,7 @@ EIGHT_DEVICES = textwrap.dedent(
     out["batch_shards"] = sorted((s.device.id, s.data[:, 0].tolist()) for s in batch.addressable_shards)
     task = engine_task.EngineTestTask(config)
     step = engine.make_train_step(task, mesh, jax.random.key(0))
-    abstract = engine.abstract_state(task, mesh, (16, 28, 28, 1))
+    abstract = run_files.abstract_state(task, mesh, (16, 28, 28, 1))
     hlo = step.lower(abstract, jax.ShapeDtypeStruct((16, 28, 28, 1), jnp.float32),
                      jax.ShapeDtypeStruct((), jnp.int32)).compile().as_text()
     out["all_reduce"] = "all-reduce" in hlo

@@ -14,6 +14,7 @@ import pytest
 import jaxcodec
 from jaxcodec import artefact, zoo
 from jaxcodec.train import engine
+from jaxcodec.train import run_files
 from jaxcodec.cli import run as cli_run
 from jaxcodec.errors import ModelError
 
@@ -61,7 +62,7 @@ def test_export_writes_an_inference_artefact_that_codes_identically(workdir, tmp
     assert spec["model"]["name"] == "mnist_conv_ae" and "data" not in spec and "init_from" not in spec
     assert "/" not in spec["provenance"].split(" on ")[-1]  # no training path of this machine
     # Parameters once, bit for bit; no optimiser state.
-    _, full, tables = engine.load_checkpoint(workdir)
+    _, full, tables = run_files.load_checkpoint(workdir)
     _, state, shipped_tables = artefact.read(path)
     assert set(state) == {"params"}
     for a, b in zip(jax.tree.leaves(state["params"]), jax.tree.leaves(full["params"])):
@@ -112,7 +113,8 @@ def test_decoding_a_shipped_model_imports_no_training_code():
         "digit = data.open_dataset('sample:mnist', 'test').native(0)\n"
         "for image, model in ((photo, 'bmshj2017-factorized'), (digit, 'mnist-conv-ae')):\n"
         "    assert jaxcodec.decompress(jaxcodec.compress(image, model)).shape == image.shape\n"
-        "heavy = ('optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'jaxcodec.train.engine', 'jaxcodec.train.checkpoint')\n"
+        "heavy = ('optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'jaxcodec.train.engine',\n"
+        "         'jaxcodec.train.run_files', 'jaxcodec.train.checkpoint')\n"
         "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -124,8 +124,8 @@ def _start(args, overrides):
     """``(config, state or None, step)`` of a new run, a package or a workdir."""
     import jax
 
-    from jaxcodec.train import engine
     from jaxcodec.train import lease
+    from jaxcodec.train import run_files
     from jaxcodec.train import sharding
     from jaxcodec.train.tasks import build_task
 
@@ -140,12 +140,12 @@ def _start(args, overrides):
         config = config_files.load(args.config) if args.config else lease.config_of(manifest)
         apply_overrides(config, overrides)
         mesh = sharding.data_mesh(jax.local_devices()[:1])
-        abstract = engine.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
+        abstract = run_files.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
         state, _ = lease.load(args.resume, abstract)
         print(f"resuming package {args.resume} at step {manifest['step']} "
               f"(optimiser moments: {manifest['optimizer']})", flush=True)
         return config, state, int(manifest["step"])
-    if os.path.isdir(os.path.join(args.resume, engine.CHECKPOINT_DIR)):
+    if os.path.isdir(os.path.join(args.resume, run_files.CHECKPOINT_DIR)):
         config, state, step, _ = lease.latest_of_workdir(args.resume)
         if args.config:
             config = config_files.load(args.config)

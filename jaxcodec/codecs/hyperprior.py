@@ -7,7 +7,8 @@ parameters ``(μ, σ)`` from ``ẑ`` by the **integer** hyper-synthesis
 (:mod:`jaxcodec.entropy.integer_net`), so the decoder derives exactly the encoder's; symbols
 ``round(y − μ)``, each coded with the Gaussian table of its scale index
 (:mod:`jaxcodec.entropy.gaussian_conditional`). Decoding reverses it and runs
-``g_s((s + μ)·m'(q))``.
+``g_s((s + μ)·m'(q))``. The float networks run as the jitted programs of
+:mod:`jaxcodec.codecs.hyperprior_programs`, shared by every codec of one architecture.
 
 The stream codes the latent in square tiles of :data:`STREAM_TILE` = 64 latent positions
 (1024 × 1024 pixels; the header's tile field holds the side), as the factorized codec's
@@ -58,7 +59,6 @@ tiling.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import struct
 from typing import Any, Callable
@@ -70,6 +70,7 @@ import numpy as np
 from jaxcodec import limits, tiling
 from jaxcodec.codecs import container, hyper_refinement, refinement
 from jaxcodec.codecs.factorized import BYTES_PER_PIXEL_PER_FEATURE, REFINE_MEMORY_FACTOR
+from jaxcodec.codecs.hyperprior_programs import programs
 from jaxcodec.entropy import coder as entropy
 from jaxcodec.entropy import gaussian_conditional
 from jaxcodec.entropy import integer_net
@@ -77,7 +78,6 @@ from jaxcodec.codecs.protocol import check_image
 from jaxcodec.errors import BitstreamError, ConfigError, ModelError
 from jaxcodec.models.factorized import AnalysisTransform
 from jaxcodec.models.hyperprior import lambda_for_quality
-from jaxcodec.ops.conv import conv_impl, full_precision_jit
 
 QUALITY_STEP = 1000  # header quality = round(QUALITY_STEP * q)
 #: Side of the square tiles a stream codes the latent in, in latent positions (module docstring).
@@ -85,63 +85,6 @@ STREAM_TILE = 64
 #: Tiles of one row whose entropy parameters the integer network computes in one pass.
 PARAMETER_BLOCK = 8
 GUARD_VALUE = entropy.GUARD_VALUE  # the guard symbol closing the hyper-latent and every coded tile
-#: Working memory of the hyper-latent search per latent element, budgeted (the hyper-synthesis's
-#: activations and their gradients, float32): with the default budget a window of the search covers
-#: about 6,000 × 6,000 pixels. Measured: the search of a 2048 × 2048 image (2.1 M latent elements,
-#: 100 MB budgeted) raised the encoder's peak resident memory by 14 MB (to 708 MB).
-HYPER_SEARCH_BYTES_PER_ELEMENT = 48
-#: Hyper-latent positions around a window of the search (the hyper-synthesis reads about 2.75).
-HYPER_SEARCH_HALO = 3
-
-
-class Programs:
-    """The jitted float pieces of one architecture, shared by every codec of it. ``model`` is
-    a :class:`jaxcodec.models.hyperprior.MeanScaleHyperprior` (its methods are taken from
-    the instance)."""
-
-    def __init__(self, model: Any):
-        cls = type(model)
-        self.analysis = full_precision_jit(functools.partial(model.apply, method=cls.analysis))
-        self.transform = full_precision_jit(functools.partial(model.apply, method=cls.transform))
-        self.apply_gain = full_precision_jit(functools.partial(model.apply, method=cls.apply_gain))
-        self.hyper_latent = full_precision_jit(functools.partial(model.apply, method=cls.hyper_analysis))
-        self.hyper_analysis = full_precision_jit(
-            lambda p, y: jnp.round(model.apply(p, y, method=cls.hyper_analysis)).astype(jnp.int32)
-        )
-        synthesis = functools.partial(model.apply, method=cls.synthesis)
-        self.synthesis = full_precision_jit(
-            lambda p, y, q: jnp.round(jnp.clip(synthesis(p, y, q), 0.0, 1.0) * 255.0).astype(jnp.uint8)
-        )
-
-        # Latent refinement's decoder and rate, of the residual ``u = y − μ`` given ``ẑ``;
-        # ``fixed`` holds the parameters, μ, each element's table scale and the quality.
-        # XLA's own convolutions, as the factorized codec's refinement (its gradient is the
-        # one the search needs).
-        def refine_synthesis(fixed, u):
-            with conv_impl("direct"):
-                return synthesis(fixed["params"], u + fixed["mean"], fixed["quality"])
-
-        def refine_bits(fixed, u):
-            p = gaussian_conditional.likelihood(u, 0.0, fixed["scale"])
-            return -jnp.sum(jnp.log2(p))
-
-        # The hyper-latent search's code length of ``z`` and float entropy parameters
-        # (:mod:`jaxcodec.codecs.hyper_refinement`).
-        def hyper_parameters(params, z):
-            with conv_impl("direct"):
-                z_bits = -jnp.sum(jnp.log2(model.apply(params, z, method=cls.hyper_likelihood)))
-                mean, scale = model.apply(params, z, method=cls.entropy_parameters)
-            return z_bits, mean, scale
-
-        self.refine_synthesis = refine_synthesis
-        self.refine_bits = refine_bits
-        self.hyper_parameters = hyper_parameters
-
-
-@functools.lru_cache(maxsize=8)
-def programs(model: Any) -> Programs:
-    """The codec programs of ``model``'s architecture, shared by every codec of an equal model."""
-    return Programs(model)
 
 
 def check_quality(quality: Any, top: int = 8) -> float:
@@ -327,20 +270,12 @@ class MeanScaleCodec:
 
     def _search_hyper_latent(self, y: jax.Array, z_hat: np.ndarray) -> np.ndarray:
         """The hyper-latent of the gained latent ``y (1, h, w, M)`` that codes it in the fewest
-        bits: :func:`jaxcodec.codecs.hyper_refinement.search` from ``h_a(y)``, window by window
-        of the hyper-latent when it is larger than the memory budget allows, kept only if the
-        real code length is below that of ``z_hat = round(h_a(y))``."""
+        bits: :func:`jaxcodec.codecs.hyper_refinement.search_windows` from ``h_a(y)`` (window by
+        window of the hyper-latent when it is larger than the memory budget allows), kept only
+        if the real code length is below that of ``z_hat = round(h_a(y))``."""
         z0 = self.programs.hyper_latent(self.params, y)
-        f = self.upsampling
-        rows, cols = tiling.windows(*z_hat.shape[:2], HYPER_SEARCH_BYTES_PER_ELEMENT * self.latent_channels * f * f,
-                                    HYPER_SEARCH_HALO)
-
-        def searched(zs, xs):
-            window_y = y[:, f * zs.window_start : f * zs.window_stop, f * xs.window_start : f * xs.window_stop]
-            return hyper_refinement.search(self.programs.hyper_parameters, self.params, z0[:, zs.window, xs.window],
-                                           window_y, steps=self.hyper_steps)[0]
-
-        found = tiling.analyse(searched, rows, cols)
+        found = hyper_refinement.search_windows(self.programs.hyper_parameters, self.params, z0, y, self.upsampling,
+                                                steps=self.hyper_steps)
         latent = np.asarray(y)[0]
         if self._bits(found, self._symbol_tiles(latent, found)) < self._bits(z_hat, self._symbol_tiles(latent, z_hat)):
             return found

@@ -12,7 +12,7 @@ This module turns such a model into a real byte-producing codec:
    both ends of the range are reconstruction levels (Gersho & Gray, "Vector
    Quantization and Signal Compression", 1992, Sec. 5.4, uniform quantiser);
 3. entropy coding of the ``D`` integers with a per-dimension empirical histogram
-   (:class:`jaxcodec.entropy.coder.HistogramModel`) fitted on the quantised latents of
+   (:class:`jaxcodec.entropy.histogram.HistogramModel`) fitted on the quantised latents of
    training images, one histogram per bit depth;
 4. a ``.jxc`` container (:mod:`jaxcodec.codecs.container`) carrying the model name, a hash of
    the tables, the image size, the latent shape and the bit depth (the quality).
@@ -35,6 +35,7 @@ import numpy as np
 from jaxcodec.codecs import container
 from jaxcodec.codecs.protocol import check_image
 from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy.histogram import HistogramModel
 from jaxcodec.errors import BitstreamError, ModelError
 from jaxcodec.ops.conv import full_precision_jit
 
@@ -102,7 +103,7 @@ def fit_tables(
     Each histogram covers all ``2**bits`` levels (Laplace-smoothed, so a level never seen
     in training still has a code). Returns flat arrays for ``codec_tables.npz``:
     ``latent_range`` (2,), ``bit_depths`` (k,) and ``bits{b}_{name}`` for each array of
-    :meth:`jaxcodec.entropy.coder.HistogramModel.to_arrays`.
+    :meth:`jaxcodec.entropy.histogram.HistogramModel.to_arrays`.
     """
     bit_depths = sorted({int(b) for b in bit_depths})
     if not bit_depths or bit_depths[0] < 1 or bit_depths[-1] > MAX_BITS:
@@ -114,20 +115,20 @@ def fit_tables(
     }
     for bits in bit_depths:
         q = np.asarray(quantize(latents, latent_range, bits))
-        model = entropy.HistogramModel.fit(q, min_value=0, max_value=2**bits - 1)
+        model = HistogramModel.fit(q, min_value=0, max_value=2**bits - 1)
         for key, array in model.to_arrays().items():
             tables[f"bits{bits}_{key}"] = array
     return tables
 
 
-def _histograms(tables: Mapping[str, np.ndarray]) -> dict[int, entropy.HistogramModel]:
+def _histograms(tables: Mapping[str, np.ndarray]) -> dict[int, HistogramModel]:
     try:
         bit_depths = [int(b) for b in np.asarray(tables[_BITS_KEY]).reshape(-1)]
         out = {}
         for bits in bit_depths:
             prefix = f"bits{bits}_"
             arrays = {k[len(prefix):]: np.asarray(v) for k, v in tables.items() if k.startswith(prefix)}
-            out[bits] = entropy.HistogramModel.from_arrays(arrays)
+            out[bits] = HistogramModel.from_arrays(arrays)
         return out
     except (KeyError, ValueError) as error:
         raise ModelError(f"codec tables are incomplete or invalid ({error})") from None
@@ -152,7 +153,7 @@ class LatentCodec:
         encode_fn: Callable[[jax.Array], jax.Array],
         decode_fn: Callable[[jax.Array], jax.Array],
         latent_range: Sequence[float],
-        histograms_by_bits: Mapping[int, entropy.HistogramModel],
+        histograms_by_bits: Mapping[int, HistogramModel],
         image_shape: Sequence[int],
         description: str = "",
     ):

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from jaxcodec.codecs.protocol import check_image
-from jaxcodec.entropy import coder as entropy
+from jaxcodec.entropy.histogram import HistogramModel
 from jaxcodec.errors import BitstreamError, ConfigError, ImageError, ModelError
 
 _PCA_TAG = 0xA0
@@ -34,7 +34,7 @@ class PCACodec:
     water-filling prescribes for Gaussian components (Cover & Thomas, *Elements of Information
     Theory*, Thm. 10.3.3); components much weaker than the step round to 0 and cost almost
     nothing. Each coefficient has its own integer histogram
-    (:class:`jaxcodec.entropy.coder.HistogramModel`) fitted on the training coefficients.
+    (:class:`jaxcodec.entropy.histogram.HistogramModel`) fitted on the training coefficients.
 
     ``k`` or ``bits`` (not both) may be a sequence; that sequence is the quality axis. The
     default, every component and ``bits`` = 2..8, traces the best curve on MNIST (a ``k``
@@ -125,7 +125,7 @@ class PCACodec:
         ks = [k or self._active_components(coefficients, step) for k, step in zip(self._ks, steps)]
         components = np.ascontiguousarray(components[: max(ks)])
         tables = [
-            entropy.HistogramModel.fit(self._quantise(coefficients[:, :k], step))
+            HistogramModel.fit(self._quantise(coefficients[:, :k], step))
             for k, step in zip(ks, steps)
         ]
         self._set_model(mean, components, shape, ks, steps, tables)
@@ -174,7 +174,7 @@ class PCACodec:
             else:
                 codec = cls(k=ks[0], bits=qualities, name=name)
             tables = [
-                entropy.HistogramModel.from_arrays(
+                HistogramModel.from_arrays(
                     {"freqs": arrays[f"freqs_{i}"], "offsets": arrays[f"offsets_{i}"]}
                 )
                 for i in range(len(qualities))

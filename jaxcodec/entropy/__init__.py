@@ -1,1 +1,1 @@
-"""Entropy models and coding: integer tables, ANS, the deep factorized density and the Gaussian conditional."""
+"""Entropy models and coding: integer tables, ANS, fitted histograms, the deep factorized density and the Gaussian conditional."""

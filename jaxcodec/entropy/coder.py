@@ -55,7 +55,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import struct
-from typing import Iterator, Mapping
+from typing import Iterator
 
 import numpy as np
 import constriction
@@ -64,7 +64,7 @@ from jaxcodec.errors import BitstreamError
 
 __all__ = [
     "DEFAULT_PRECISION",
-    "HistogramModel",
+    "check_tables",
     "decode_symbols",
     "encode_symbols",
     "entropy_bits",
@@ -191,8 +191,12 @@ def guarded_tables(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     return np.concatenate([freqs, guard]), np.append(offsets, np.zeros(1, offsets.dtype))
 
 
-def _check_tables(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validates integer tables; returns (freqs int64, offsets int64, precision)."""
+def check_tables(freqs: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validates integer tables; returns ``(freqs as int64, offsets as int64, precision)``.
+
+    Raises:
+      ValueError: tables that :func:`encode_symbols` cannot use (see the module docstring).
+    """
     f = np.asarray(freqs)
     o = np.asarray(offsets)
     if f.ndim != 2 or f.shape[0] == 0 or not 2 <= f.shape[1] <= _MAX_SYMBOLS:
@@ -311,7 +315,7 @@ def encode_symbols(
     Returns:
       The coded bytes (empty for ``N == 0``).
     """
-    f, o, precision = _check_tables(freqs, offsets)
+    f, o, precision = check_tables(freqs, offsets)
     num_tables, k = f.shape
     values = np.asarray(symbols)
     if values.ndim != 1 or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
@@ -360,7 +364,7 @@ def decode_symbols(
         table ids (bad length, undecodable words, out-of-range escapes, or data left
         over after the last symbol).
     """
-    f, o, precision = _check_tables(freqs, offsets)
+    f, o, precision = check_tables(freqs, offsets)
     num_tables, k = f.shape
     ids = _check_table_ids(table_ids, num_tables)
     raw = bytes(data)
@@ -422,7 +426,7 @@ def entropy_bits(
     exceed this by constriction's 24-bit re-quantisation (a fraction of a percent)
     and by the final ANS state (at most about 64 bits).
     """
-    f, o, precision = _check_tables(freqs, offsets)
+    f, o, precision = check_tables(freqs, offsets)
     k = f.shape[1]
     values = np.asarray(symbols).astype(np.int64).reshape(-1)
     ids = _check_table_ids(table_ids, f.shape[0])
@@ -436,123 +440,3 @@ def entropy_bits(
         _, exponent, _ = _escape_parts(values[escaped], o[ids[escaped]], k)
         bits += escaped.sum() * np.log2(_HEAD_SIZE) + float(exponent.sum())
     return bits
-
-
-class HistogramModel:
-    """Per-dimension empirical histograms over integer vectors, as integer tables.
-
-    Fitted on training symbols of shape ``(N, D)`` (autoencoder latents, PCA
-    coefficients, GAN latents), dimension ``d`` gets its own table over the values
-    ``offsets[d] .. offsets[d] + K - 2`` plus the escape. Counts are smoothed
-    additively (Laplace's rule, ``alpha`` pseudo-counts per value and for the escape)
-    so values that never occurred in training but lie in range stay cheap, and values
-    out of range are still coded exactly through the escape.
-
-    ``encode`` takes one vector ``(D,)`` or a batch ``(n, D)``; ``decode(data, n)``
-    returns ``(n, D)``, or ``(D,)`` when ``n`` is ``None`` (the single-vector form).
-    """
-
-    def __init__(self, freqs: np.ndarray, offsets: np.ndarray):
-        f, o, precision = _check_tables(freqs, offsets)
-        self.freqs = f.astype(np.int32)
-        self.offsets = o.astype(np.int32)
-        self.precision = precision
-
-    @classmethod
-    def fit(
-        cls,
-        symbols: np.ndarray,
-        *,
-        min_value: int | np.ndarray | None = None,
-        max_value: int | np.ndarray | None = None,
-        alpha: float = 1.0,
-        precision: int = DEFAULT_PRECISION,
-    ) -> "HistogramModel":
-        """Fits one histogram per dimension of integer ``symbols`` ``(N, D)``.
-
-        Args:
-          symbols: training symbols; values outside the range are ignored by the
-            histogram (they will be escaped when coded).
-          min_value, max_value: inclusive range, a scalar or one value per dimension;
-            by default each dimension's observed minimum and maximum.
-          alpha: additive smoothing pseudo-count (> 0).
-          precision: bits of the integer tables.
-        """
-        x = np.asarray(symbols)
-        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"symbols must have shape (N, D) with N, D >= 1, got {x.shape}")
-        if not np.issubdtype(x.dtype, np.integer):
-            raise ValueError(f"symbols must be integers, got dtype {x.dtype}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        x = x.astype(np.int64)
-        num_dims = x.shape[1]
-        lo = x.min(axis=0) if min_value is None else np.asarray(min_value, np.int64)
-        hi = x.max(axis=0) if max_value is None else np.asarray(max_value, np.int64)
-        lo, hi = np.broadcast_to(lo, (num_dims,)), np.broadcast_to(hi, (num_dims,))
-        if np.any(hi < lo):
-            raise ValueError("max_value must be >= min_value")
-        num_values = int((hi - lo).max()) + 1
-        if num_values + 1 > 1 << precision:
-            raise ValueError(
-                f"value range of {num_values} does not fit a {precision}-bit table; pass min_value/max_value"
-            )
-        rel = x - lo[None, :]
-        inside = (rel >= 0) & (x <= hi[None, :])
-        flat = (np.arange(num_dims)[None, :] * (num_values + 1) + rel)[inside]
-        counts = np.bincount(flat, minlength=num_dims * (num_values + 1)).astype(np.float64)
-        counts = counts.reshape(num_dims, num_values + 1)
-        valid = np.arange(num_values)[None, :] <= (hi - lo)[:, None]
-        counts[:, :num_values] += alpha * valid
-        counts[:, num_values] += alpha
-        return cls(quantize_pmf(counts, precision), lo.astype(np.int32))
-
-    @property
-    def num_dims(self) -> int:
-        return int(self.freqs.shape[0])
-
-    @property
-    def table_hash(self) -> bytes:
-        """8-byte hash of the tables (see :func:`table_hash`)."""
-        return table_hash(self.freqs, self.offsets)
-
-    def _flatten(self, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(symbols)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.num_dims:
-            raise ValueError(
-                f"symbols must have shape ({self.num_dims},) or (n, {self.num_dims}), got {x.shape}"
-            )
-        x = x.reshape(-1, self.num_dims)
-        ids = np.broadcast_to(np.arange(self.num_dims), x.shape).reshape(-1)
-        return x.reshape(-1), ids
-
-    def encode(self, symbols: np.ndarray) -> bytes:
-        """Codes one vector ``(D,)`` or a batch ``(n, D)`` of integer vectors."""
-        values, ids = self._flatten(symbols)
-        return encode_symbols(values, ids, self.freqs, self.offsets)
-
-    def decode(self, data: bytes, n: int | None = None) -> np.ndarray:
-        """Decodes ``n`` vectors as ``(n, D)``; ``n=None`` decodes one vector as ``(D,)``."""
-        count = 1 if n is None else int(n)
-        if count < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        ids = np.tile(np.arange(self.num_dims), count)
-        values = decode_symbols(data, ids, self.freqs, self.offsets)
-        return values if n is None else values.reshape(count, self.num_dims)
-
-    def entropy_bits(self, symbols: np.ndarray) -> float:
-        """Ideal code length in bits of ``symbols`` (see :func:`entropy_bits`)."""
-        values, ids = self._flatten(symbols)
-        return entropy_bits(values, ids, self.freqs, self.offsets)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The tables as plain arrays, ready for ``np.savez``."""
-        return {"freqs": self.freqs.copy(), "offsets": self.offsets.copy()}
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "HistogramModel":
-        """Rebuilds a model from :meth:`to_arrays` output (e.g. a loaded ``.npz``)."""
-        try:
-            return cls(np.asarray(arrays["freqs"]), np.asarray(arrays["offsets"]))
-        except KeyError as error:
-            raise ValueError(f"histogram model arrays lack {error.args[0]!r}") from None

@@ -1,1 +1,1 @@
-"""Training: the engine, the task interface, checkpoints, sharding, logging, data on the device, leases."""
+"""Training: the engine, the task interface, a workdir's files, checkpoints, sharding, logging, data on the device, leases."""

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from jaxcodec.errors import ConfigError, ModelError
-from jaxcodec.train import engine
+from jaxcodec.train import run_files
 from jaxcodec.train.checkpoint import Checkpointer
 
 
@@ -52,7 +52,7 @@ def average_states(states: Sequence[Any]) -> Any:
 
 def checkpoint_steps(workdir: str) -> list[int]:
     """The steps of a workdir's complete checkpoints, oldest first."""
-    directory = os.path.join(workdir, engine.CHECKPOINT_DIR)
+    directory = os.path.join(workdir, run_files.CHECKPOINT_DIR)
     if not os.path.isdir(directory):
         raise ModelError(f"{workdir} has no checkpoint")
     with Checkpointer(directory, read_only=True) as ckpt:
@@ -71,7 +71,7 @@ def average_checkpoints(workdir: str, out: str, steps: Sequence[int] | None = No
     workdir, out = os.path.abspath(workdir), os.path.abspath(out)
     if os.path.exists(out):
         raise ConfigError(f"{out} exists; averaging writes a new workdir")
-    config = engine.read_config(workdir)
+    config = run_files.read_config(workdir)
     from jaxcodec.train.tasks import build_task
 
     task = build_task(config)
@@ -91,7 +91,7 @@ def average_checkpoints(workdir: str, out: str, steps: Sequence[int] | None = No
             raise ConfigError(f"{workdir} keeps no checkpoint of step {missing[0]}; it keeps {kept}")
     if len(chosen) < 2:
         raise ConfigError(f"averaging needs at least two checkpoints; {workdir} gives {chosen}")
-    states = [engine.load_checkpoint(workdir, step, task=task)[1] for step in chosen]
+    states = [run_files.load_checkpoint(workdir, step, task=task)[1] for step in chosen]
     averaged = average_states(jax.device_get(states))
     tables = None if finalize is None else {k: np.asarray(v) for k, v in finalize(averaged).items()}
 
@@ -99,14 +99,14 @@ def average_checkpoints(workdir: str, out: str, steps: Sequence[int] | None = No
     shutil.rmtree(partial, ignore_errors=True)
     try:
         os.makedirs(partial)
-        for name in (engine.CONFIG_FILE, engine.META_FILE):
+        for name in (run_files.CONFIG_FILE, run_files.META_FILE):
             shutil.copyfile(os.path.join(workdir, name), os.path.join(partial, name))
-        with Checkpointer(os.path.join(partial, engine.CHECKPOINT_DIR)) as ckpt:
+        with Checkpointer(os.path.join(partial, run_files.CHECKPOINT_DIR)) as ckpt:
             ckpt.save(chosen[-1], averaged, {"pretrain_done": True, "averaged_steps": chosen,
                                              "averaged_from": workdir}, force=True)
             ckpt.wait()
         if tables is not None:
-            engine.save_tables(os.path.join(partial, engine.TABLES_FILE), tables)
+            run_files.save_tables(os.path.join(partial, run_files.TABLES_FILE), tables)
         with open(os.path.join(partial, "averaged.json"), "w") as f:
             json.dump({"workdir": workdir, "steps": chosen}, f)
         os.rename(partial, out)

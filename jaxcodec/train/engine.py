@@ -32,22 +32,20 @@
   checkpoint steps, so the check never stalls the pipeline, and a NaN state is
   never checkpointed.
 
-A workdir holds ``config.json``, ``meta.json`` (the input batch shape and dtype, so
-the state can be rebuilt without the data), ``checkpoints/``, TensorBoard event
-files, ``metrics.jsonl`` (one JSON object per log or eval step) and, for tasks with
-a ``finalize`` hook, ``codec_tables.npz``. :func:`load_checkpoint` rebuilds
-``(config, state, tables)`` from it on any machine. A run holds ``train.lock`` in it
-while it runs, so a second run on the same workdir stops at once with one line; a
-resumed run first cuts ``metrics.jsonl`` and the event files back to its checkpoint's
-step (:mod:`jaxcodec.train.workdir`).
+A workdir holds ``config.json``, ``meta.json``, ``checkpoints/``, TensorBoard event
+files, ``metrics.jsonl`` (one JSON object per log or eval step) and, for tasks with a
+``finalize`` hook, ``codec_tables.npz``: :mod:`jaxcodec.train.run_files` names them and
+reads a run back (:func:`~jaxcodec.train.run_files.load_checkpoint`). A run holds
+``train.lock`` in it while it runs, so a second run on the same workdir stops at once with
+one line; a resumed run first cuts ``metrics.jsonl`` and the event files back to its
+checkpoint's step (:mod:`jaxcodec.train.workdir`).
 
 Config fields read here (optional ones default to :data:`DEFAULTS` and
 :data:`DATA_DEFAULTS`): ``model.name``, ``batch_size`` (global, over all devices),
 ``num_steps``, ``seed``, ``log_every``, ``eval_every``, ``eval_batches``,
 ``checkpoint_every``, ``keep_checkpoints``, ``data.train``, ``data.train_split``,
 ``data.eval``, ``data.eval_split``, ``data.image_size``, ``data.crop``,
-``data.downscale`` (training patches only); the tasks
-read ``learning_rate`` and ``model.*``.
+``data.downscale`` (training patches only); the tasks read ``learning_rate`` and ``model.*``.
 """
 
 from __future__ import annotations
@@ -60,17 +58,17 @@ import shutil
 from typing import Any, Callable, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
 from jaxcodec.train import progress as progress_lib
+from jaxcodec.train import run_files
 from jaxcodec.train import summaries
 from jaxcodec.train import sharding
 from jaxcodec.train import workdir as workdir_files
 from jaxcodec.train.checkpoint import Checkpointer
-from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
+from jaxcodec.errors import ConfigError, JaxcodecError
 from jaxcodec.fileio import first_missing, make_dirs
 from jaxcodec.train.task import State, Task
 
@@ -93,14 +91,6 @@ DATA_DEFAULTS = {
     "crop": None,
     "downscale": 1.0,
 }
-
-CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
-TABLES_FILE = "codec_tables.npz"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoints"
-#: ``meta.json`` key that is false where the checkpoint holds no optimiser state.
-OPTIMIZER_STATE_KEY = "optimizer_state"
 
 
 @dataclasses.dataclass
@@ -143,65 +133,20 @@ def setting(config: ml_collections.ConfigDict, name: str) -> Any:
     raise ConfigError(f"config has no {name!r}")
 
 
-def _shipped_params(name: str) -> Any:
-    """Parameters of the shipped model ``name`` or of an exported model directory (float32: a
-    training run restarts from what was exported), or :class:`ConfigError` when ``name`` is
-    none of these nor a workdir."""
-    from jaxcodec import artefact
-
-    path = name if os.sep in name else os.path.join(artefact.WEIGHTS_DIR, name)
-    if not artefact.is_artefact(path):
-        raise ConfigError(f"config.init_from: {name} is not a training workdir, a shipped single model "
-                          "or an exported model directory")
-    _, state, _ = artefact.read(path)
-    return jax.tree.map(lambda a: np.asarray(a, np.float32), state["params"])
-
-
-def _warm_start(task: Task, state: State, source: str, mesh: Mesh) -> State:
-    """``state`` with the parameters of the training workdir ``source`` (the optimiser
-    state stays fresh): fine-tuning one rung of a rate-distortion ladder from another.
-    The source is read with its own config (its optimiser may differ, e.g. when only
-    the encoder is fine-tuned); its parameters must have this model's names and shapes."""
-    from jaxcodec import artefact
-
-    if os.path.isdir(source) and not artefact.is_artefact(source):
-        try:  # the source's own state (its optimiser may differ), by a task of this class
-            source_config = _config_from_json(os.path.join(source, CONFIG_FILE))
-            _, source_state, _ = load_checkpoint(source, task=type(task)(source_config))
-        except (ModelError, ConfigError) as error:
-            raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
-                              f"({one_line(error).split(': ', 1)[-1]})") from None
-        params = jax.device_get(source_state["params"])
-    else:
-        params = _shipped_params(source)
-    if hasattr(task, "complete_start"):  # parts the source never had (e.g. new, identity-initialised)
-        params = task.complete_start(params, jax.device_get(state["params"]))
-
-    def layout(tree):  # nested names -> (shape, dtype); unequal when names or shapes differ
-        return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
-
-    if layout(state["params"]) != layout(params):
-        own, theirs = artefact.flatten(state["params"]), artefact.flatten(params)
-        only = sorted(set(theirs) - set(own))
-        detail = f"; only in the start: {', '.join(only[:3])}" if only else ""
-        raise ConfigError(f"config.init_from: the parameters in {source} do not fit this model "
-                          f"(their names or shapes differ{detail})")
-    if hasattr(task, "warm_start"):  # a task may adapt the copy (e.g. rescale a latent)
-        params = jax.device_get(task.warm_start(params))
-    _print(f"parameters initialised from {source}")
-    return {**state, "params": sharding.replicate(params, mesh)}
-
-
 def initial_state(task: Task, config: ml_collections.ConfigDict, mesh: Mesh, rng: jax.Array,
                   first: jax.Array) -> State:
     """A new run's state at step 0: initialised from ``rng`` (shapes from the batch ``first``),
     then the task's own start (``initial_params``, e.g. transforms taken from another family's
-    model) and ``config.init_from``'s parameters (:func:`_warm_start`), in that order."""
+    model) and ``config.init_from``'s parameters
+    (:func:`jaxcodec.train.run_files.warm_start_params`), in that order."""
     state = make_init(task, mesh)(rng, first)
     if hasattr(task, "initial_params"):
         state = {**state, "params": sharding.replicate(task.initial_params(jax.device_get(state["params"])), mesh)}
-    if setting(config, "init_from"):
-        state = _warm_start(task, state, setting(config, "init_from"), mesh)
+    source = setting(config, "init_from")
+    if source:
+        params = run_files.warm_start_params(task, state, source)
+        _print(f"parameters initialised from {source}")
+        state = {**state, "params": sharding.replicate(params, mesh)}
     return state
 
 
@@ -266,14 +211,6 @@ def make_init(task: Task, mesh: Mesh) -> Callable[[jax.Array, jax.Array], State]
         out_shardings=sharding.replicated(mesh),
         compiler_options=options,
     )
-
-
-def abstract_state(task: Task, mesh: Mesh, batch_shape: tuple[int, ...], dtype: Any = jnp.float32) -> State:
-    """The state's structure as ``jax.ShapeDtypeStruct`` leaves, replicated on ``mesh``."""
-    batch = jax.ShapeDtypeStruct(tuple(batch_shape), jnp.dtype(dtype))
-    shapes = jax.eval_shape(task.init_state, jax.random.key(0), batch)
-    rep = sharding.replicated(mesh)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shapes)
 
 
 def make_train_step(task: Task, mesh: Mesh, rng: jax.Array) -> Callable[[State, jax.Array, jax.Array], tuple]:
@@ -355,54 +292,6 @@ def eval_split_metrics(
 
 
 # ---------------------------------------------------------------------------------
-# Files
-
-
-def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def save_tables(path: str, tables: dict[str, Any]) -> None:
-    """Writes ``tables`` as an ``.npz`` atomically: a temporary file, then ``os.replace``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in tables.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def load_tables(path: str) -> dict[str, np.ndarray] | None:
-    """The arrays of a ``codec_tables.npz``, or None when the file does not exist."""
-    if not os.path.isfile(path):
-        return None
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
-def _config_from_json(path: str) -> ml_collections.ConfigDict:
-    try:
-        with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
-    except FileNotFoundError:
-        raise ModelError(f"{os.path.dirname(path) or '.'} is not a training workdir (no {CONFIG_FILE})") from None
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path} is not valid JSON: {e}") from None
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-    """A training workdir's config (its ``config.json``); a one-line ModelError if it has none."""
-    return _config_from_json(os.path.join(workdir, CONFIG_FILE))
-
-
-# ---------------------------------------------------------------------------------
 # Training
 
 
@@ -449,13 +338,13 @@ def train(
         lock.enter_context(workdir_files.lock(workdir))
     try:
         ckpt = Checkpointer(
-            os.path.join(workdir, CHECKPOINT_DIR),
+            os.path.join(workdir, run_files.CHECKPOINT_DIR),
             max_to_keep=setting(config, "keep_checkpoints"),
             save_every=checkpoint_every or num_steps,
         )
         if is_main:  # what a killed run logged after its last checkpoint is trained again
             resumed = ckpt.latest_step() or 0
-            workdir_files.truncate_metrics(os.path.join(workdir, METRICS_FILE), resumed)
+            workdir_files.truncate_metrics(os.path.join(workdir, run_files.METRICS_FILE), resumed)
             workdir_files.truncate_events(workdir, resumed)
         writer = summaries.EventWriter(workdir) if is_main else None
     except BaseException:
@@ -486,20 +375,17 @@ def train(
                 f"{workdir} already has a checkpoint at step {start_step}, beyond config.num_steps {num_steps}"
             )
         if is_main:
-            _write_json(os.path.join(workdir, CONFIG_FILE), json.loads(config.to_json_best_effort()))
+            run_files.write_config(workdir, config)
         meta: dict[str, Any] = {"pretrain_done": False}
         if ckpt.latest_step() is not None:
-            state, meta = ckpt.restore(abstract_state(task, mesh, batch_shape, first.dtype))
+            state, meta = ckpt.restore(run_files.abstract_state(task, mesh, batch_shape, first.dtype))
             _print(f"resuming from step {start_step} in {workdir}")
         else:
             state = initial_state(task, config, mesh, init_rng, sharding.shard_batch(first, sharding.batch_sharding(mesh)))
             if setting(config, "init_from"):
                 meta = {"pretrain_done": True}  # pre-training would overwrite the copied parameters
             if is_main:
-                _write_json(
-                    os.path.join(workdir, META_FILE),
-                    {"batch_shape": list(batch_shape), "dtype": str(first.dtype)},
-                )
+                run_files.write_meta(workdir, batch_shape, first.dtype)
                 writer.write_hparams(summaries.flatten(config.to_dict()))
         if hasattr(task, "pretrain") and start_step == 0 and not meta.get("pretrain_done", False):
             # Saved as step 0, so a run killed later never repeats the pre-training.
@@ -516,13 +402,13 @@ def train(
         )
 
         tables = None
-        tables_path = os.path.join(workdir, TABLES_FILE)
+        tables_path = os.path.join(workdir, run_files.TABLES_FILE)
         if hasattr(task, "finalize") and (start_step < num_steps or not os.path.isfile(tables_path)):
             tables = {k: np.asarray(v) for k, v in task.finalize(state, batches).items()}
             if is_main:
-                save_tables(tables_path, tables)
+                run_files.save_tables(tables_path, tables)
         elif hasattr(task, "finalize"):
-            tables = load_tables(tables_path)
+            tables = run_files.load_tables(tables_path)
         ckpt.wait()
         if start_step < num_steps:
             speed = ""
@@ -574,7 +460,7 @@ def _loop(
     eval_fn = make_eval_step(task, mesh) if has_eval else None
     host_transform = getattr(task, "host_transform", None)
     data_sharding = sharding.batch_sharding(mesh)
-    log_file = open(os.path.join(workdir, METRICS_FILE), "a") if writer is not None else None
+    log_file = open(os.path.join(workdir, run_files.METRICS_FILE), "a") if writer is not None else None
 
     def record(step: int, values: dict[str, float]) -> None:
         history.append({"step": step, **values})
@@ -619,54 +505,3 @@ def _loop(
         if log_file is not None:
             log_file.close()
     return state
-
-
-# ---------------------------------------------------------------------------------
-# Loading
-
-
-def load_checkpoint(
-    workdir: str, step: int | None = None, *, task: Task | None = None
-) -> tuple[ml_collections.ConfigDict, State, dict[str, np.ndarray] | None]:
-    """``(config, state, tables)`` of a training workdir, without its training data.
-
-    The task is rebuilt from ``config.json``, the state's structure from
-    ``jax.eval_shape(task.init_state, ...)`` on the batch shape in ``meta.json``; the
-    checkpoint of ``step`` (default: the latest) is restored onto the local devices.
-    ``tables`` is the contents of ``codec_tables.npz``, or None when there is none.
-    ``task`` overrides the registry lookup of ``config.model.name`` (for a Task
-    defined outside :mod:`jaxcodec.train.tasks`).
-    """
-    from jaxcodec.train.tasks import build_task
-
-    config = _config_from_json(os.path.join(workdir, CONFIG_FILE))
-    try:
-        with open(os.path.join(workdir, META_FILE)) as f:
-            meta = json.load(f)
-        batch_shape, dtype = tuple(meta["batch_shape"]), meta["dtype"]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        raise ModelError(f"{workdir} has no valid {META_FILE} (input shape of the model)") from None
-    ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
-    if not os.path.isdir(ckpt_dir):
-        raise ModelError(f"{workdir} has no checkpoint")
-    task = build_task(config) if task is None else task
-    mesh = sharding.data_mesh(jax.local_devices()[:1])
-    abstract = abstract_state(task, mesh, batch_shape, dtype)
-    with Checkpointer(ckpt_dir, read_only=True) as ckpt:
-        if meta.get(OPTIMIZER_STATE_KEY, True):
-            state, _ = ckpt.restore(abstract, step)
-        else:  # an exported model: the optimiser state was left behind; a fresh one is zeros
-            state, _ = ckpt.restore(inference_state(abstract), step)
-            state.update(abstract_zeros({k: v for k, v in abstract.items() if k not in state}))
-    return config, state, load_tables(os.path.join(workdir, TABLES_FILE))
-
-
-def inference_state(state: State) -> State:
-    """``state`` without its optimiser states (the keys ending in ``opt``), which a
-    shipped model does not need: Adam's moments are twice the size of the parameters."""
-    return {k: v for k, v in state.items() if not k.endswith("opt")}
-
-
-def abstract_zeros(abstract: State) -> State:
-    """Zero arrays shaped like ``abstract`` (Adam's initial state is all zeros)."""
-    return jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype), a.sharding), abstract)

@@ -44,6 +44,7 @@ from jaxcodec import fileio
 from jaxcodec.train import device_data
 from jaxcodec.train import engine
 from jaxcodec.train import progress
+from jaxcodec.train import run_files
 from jaxcodec.train import sharding
 from jaxcodec.errors import ConfigError, JaxcodecError, ModelError, one_line
 
@@ -273,22 +274,24 @@ def unpack(folder: str, workdir: str) -> int:
     from jaxcodec.train.tasks import build_task
 
     manifest = read_manifest(folder)
-    checkpoints = os.path.join(workdir, engine.CHECKPOINT_DIR)
+    checkpoints = os.path.join(workdir, run_files.CHECKPOINT_DIR)
     if os.path.isdir(checkpoints) and os.listdir(checkpoints):
         raise PackageError(f"{workdir} already has checkpoints; unpack into a new folder")
     config = config_of(manifest)
     mesh = sharding.data_mesh(jax.local_devices()[:1])
-    abstract = engine.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
+    abstract = run_files.abstract_state(build_task(config), mesh, manifest["batch_shape"], manifest["dtype"])
     state, _ = load(folder, abstract)
     fileio.make_dirs(workdir)
-    fileio.atomic_write_text(os.path.join(workdir, engine.CONFIG_FILE), json.dumps(manifest["config"], indent=2))
-    fileio.atomic_write_text(os.path.join(workdir, engine.META_FILE), json.dumps(
+    fileio.atomic_write_text(os.path.join(workdir, run_files.CONFIG_FILE),
+                             json.dumps(manifest["config"], indent=2))
+    fileio.atomic_write_text(os.path.join(workdir, run_files.META_FILE), json.dumps(
         {"batch_shape": manifest["batch_shape"], "dtype": manifest["dtype"]}, indent=2))
     with Checkpointer(checkpoints) as ckpt:
         ckpt.save(int(manifest["step"]), state, {"pretrain_done": True}, force=True)
         ckpt.wait()
     history = [h for h in manifest.get("history", []) if h.get("step", 0) <= manifest["step"]]
-    fileio.atomic_write_text(os.path.join(workdir, engine.METRICS_FILE), "".join(json.dumps(h) + "\n" for h in history))
+    fileio.atomic_write_text(os.path.join(workdir, run_files.METRICS_FILE),
+                             "".join(json.dumps(h) + "\n" for h in history))
     return int(manifest["step"])
 
 
@@ -297,15 +300,15 @@ def latest_of_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, Any, int
     read without writing anything into it."""
     from jaxcodec.train.checkpoint import Checkpointer
 
-    checkpoints = os.path.join(workdir, engine.CHECKPOINT_DIR)
+    checkpoints = os.path.join(workdir, run_files.CHECKPOINT_DIR)
     if not os.path.isdir(checkpoints):
         raise ModelError(f"{workdir} is not a training workdir (no checkpoints)")
     with Checkpointer(checkpoints, read_only=True) as ckpt:
         step = ckpt.latest_step()
     if step is None:
         raise ModelError(f"{workdir} has no checkpoint")
-    config, state, _ = engine.load_checkpoint(workdir, step)
-    with open(os.path.join(workdir, engine.META_FILE)) as f:
+    config, state, _ = run_files.load_checkpoint(workdir, step)
+    with open(os.path.join(workdir, run_files.META_FILE)) as f:
         batch_shape = json.load(f)["batch_shape"]
     return config, state, int(step), batch_shape
 
@@ -390,7 +393,7 @@ def train_for(
     if start is None:
         state = engine.initial_state(task, config, mesh, init_rng, first)  # config.init_from too
     else:
-        abstract = engine.abstract_state(task, mesh, batch_shape, first.dtype)
+        abstract = run_files.abstract_state(task, mesh, batch_shape, first.dtype)
         state = jax.tree.map(lambda value, a: jax.device_put(np.asarray(value).astype(a.dtype), a.sharding),
                              start, abstract)
     step_fn = engine.make_train_step(task, mesh, train_rng)
