@@ -8,7 +8,8 @@ into ``--out``. ``--codecs`` takes classical codec names, shipped model names
 are smaller than 11x11 are skipped, each with a ``skipped ...`` line, and listed in the
 report (``--noskip_bad`` stops at the first instead); a failed run leaves no ``--out``.
 With ``--resume`` each measurement is recorded in ``--out`` as it is made, and the same
-command run again after an interruption measures only what is missing. ``--reference
+command run again after an interruption measures only what is missing; ``--qualities 1,4,8``
+measures each codec at those of its qualities only (a slow refining encoder, say). ``--reference
 out/val/results.json`` adds the curves of an earlier run on the same images without measuring
 them again (``--anchors`` picks the codecs BD-rates are computed against)::
 
@@ -39,9 +40,21 @@ flags.DEFINE_bool("skip_bad", True, "Skip (and report) unreadable or too small i
 flags.DEFINE_list("reference", [], "results.json files of earlier runs (or results/ tables) whose curves join the "
                   "report without being measured again, checked against these images.")
 flags.DEFINE_list("anchors", None, "Codecs (evaluated or stored) to compute BD-rates against; default jpeg,webp,avif.")
+flags.DEFINE_list("qualities", None, "Measure every codec at these of its own qualities only (e.g. 1,4,8 for a slow "
+                  "refining encoder); a quality a codec lacks is an error before any work.")
 flags.DEFINE_bool("resume", False, "Record each measurement in --out as it is made and reuse those already "
                   "recorded there: an interrupted evaluation, run again, picks up where it stopped.")
 FLAGS = flags.FLAGS
+
+
+def _qualities(values):
+    """``--qualities`` as floats (None when not given); a bad value is a one-line error."""
+    if values is None:
+        return None
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise app.UsageError(f"--qualities takes numbers, got {','.join(values)}") from None
 
 
 def _rates(values):
@@ -71,7 +84,7 @@ def main(argv):
             FLAGS.data, FLAGS.codecs, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             fit_data=FLAGS.fit_data, data_dir=FLAGS.data_dir, show_progress=FLAGS.progress, grid=FLAGS.grid,
             skip_bad=FLAGS.skip_bad, match_bpp=_rates(FLAGS.match_bpp), resume=FLAGS.resume,
-            references=FLAGS.reference, anchors=FLAGS.anchors,
+            references=FLAGS.reference, anchors=FLAGS.anchors, qualities=_qualities(FLAGS.qualities),
         )
     except JaxcodecError as e:
         print(f"error: {e}", file=sys.stderr)

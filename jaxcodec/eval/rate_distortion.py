@@ -164,8 +164,12 @@ def evaluate(
     keep: int = 0,
     journal: Journal | None = None,
     digests: Sequence[str] | None = None,
+    qualities: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluates several codecs on the same images; returns the results document.
+
+    ``qualities`` maps a codec's name to the operating points it is measured at (default, and
+    for a name it lacks: all of the codec's own).
 
     The document is what ``eval.py`` writes as ``results.json``:
     ``{"dataset", "num_images", "codecs": {NAME: {...}}, "bd_rate_vs_jpeg": {NAME: %},
@@ -175,7 +179,8 @@ def evaluate(
     """
     images = [to_uint8(im) for im in images]
     digests = list(digests) if digests is not None else [image_digest(image) for image in images]
-    total = sum(len(c.qualities) for c in codecs.values()) * len(images)
+    qualities = {name: list((qualities or {}).get(name, codec.qualities)) for name, codec in codecs.items()}
+    total = sum(len(q) for q in qualities.values()) * len(images)
     bar = _progress_bar(total, show_progress)
     out: dict[str, Any] = {"dataset": dataset, "num_images": len(images), "codecs": {}}
     out["originals"] = images[:keep]
@@ -183,8 +188,8 @@ def evaluate(
         for name, codec in codecs.items():
             if bar is not None:
                 bar.set_description(name)
-            out["codecs"][name] = evaluate_codec(codec, images, progress=bar, keep=keep, journal=journal, label=name,
-                                                 digests=digests)
+            out["codecs"][name] = evaluate_codec(codec, images, qualities[name], progress=bar, keep=keep,
+                                                 journal=journal, label=name, digests=digests)
     finally:
         if bar is not None:
             bar.close()
@@ -226,6 +231,7 @@ def run(
     resume: bool = False,
     references: Sequence[str] = (),
     anchors: Sequence[str] | None = None,
+    qualities: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Loads a dataset, resolves codecs by name, evaluates them and writes the report.
 
@@ -237,6 +243,8 @@ def run(
 
     With ``match_bpp`` every codec is measured at those rates instead of its own qualities:
     each image at the quality whose rate is closest (:class:`jaxcodec.rate_control.AtRate`).
+    With ``qualities`` every codec is measured at those of its own qualities only
+    (:func:`pick_qualities`; a quality some codec lacks is an error before any work).
 
     With ``resume`` every measurement is recorded in ``out_dir``'s journal as it is made,
     and one the journal already holds is not made again (:mod:`jaxcodec.eval.journal`): an
@@ -254,6 +262,8 @@ def run(
 
     if not codec_names and not references:
         raise ConfigError("no codecs to evaluate (--codecs is empty)")
+    if qualities is not None and match_bpp:
+        raise ConfigError("--qualities and --match_bpp exclude each other: one picks the qualities, the other the rates")
     stored = [reference.load(path) for path in references]
     if not codec_names:
         return compare(stored, out_dir, anchors)
@@ -280,6 +290,7 @@ def run(
             from jaxcodec.rate_control import AtRate
 
             codecs[name] = AtRate(codecs[name], match_bpp)
+    picked = None if qualities is None else {name: pick_qualities(codec, qualities, name) for name, codec in codecs.items()}
     created = first_missing(os.path.abspath(out_dir))
     make_dirs(out_dir)  # before the evaluation: a folder that cannot be written fails now, not after it
     journal = None
@@ -289,7 +300,7 @@ def run(
             if len(journal):
                 print(f"resuming: {len(journal)} measurements recorded in {journal.path}", file=sys.stderr, flush=True)
         results = evaluate(codecs, images, data, show_progress=show_progress, keep=grid, journal=journal,
-                           digests=digests)
+                           digests=digests, qualities=picked)
         if stored:
             results["unverified_references"] = unverified
             results["codecs"] = reference.merge(results["codecs"], stored)
@@ -307,6 +318,26 @@ def run(
         if journal is not None:
             journal.close()
     return results
+
+
+def pick_qualities(codec: Codec, wanted: Sequence[float], name: str | None = None) -> list[Any]:
+    """The qualities of ``codec.qualities`` equal to ``wanted``, in ``wanted``'s order and as the
+    codec names them (``5.0`` picks JPEG's ``5``), for a run that measures a codec at some of its
+    operating points only (CompressAI's ``eval_model -q``). A quality the codec lacks, or none at
+    all, is a :class:`~jaxcodec.errors.ConfigError` naming the codec's own."""
+    own = list(codec.qualities)
+    label = name or codec.name
+    if not wanted:
+        raise ConfigError(f"no qualities to measure {label} at")
+    picked = []
+    for q in wanted:
+        same = [o for o in own if isinstance(o, (int, float)) and not isinstance(o, bool) and float(o) == float(q)]
+        if not same:
+            shown = int(q) if float(q).is_integer() else q
+            raise ConfigError(f"{label} has no quality {shown}; its qualities: {', '.join(str(o) for o in own)}")
+        if same[0] not in picked:
+            picked.append(same[0])
+    return picked
 
 
 def _check_anchors(anchors: Sequence[str] | None, names: Mapping[str, Any], missing: str) -> None:
