@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcodec.errors import ConfigError, ModelError, one_line
+from jaxcodec.fileio import atomic_write_text
 from jaxcodec.train import sharding
 from jaxcodec.train.checkpoint import Checkpointer
 from jaxcodec.train.task import State, Task
@@ -43,10 +44,7 @@ OPTIMIZER_STATE_KEY = "optimizer_state"
 
 
 def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
