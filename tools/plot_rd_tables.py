@@ -28,7 +28,7 @@ from jaxcodec.eval import plots, reference  # noqa: E402
 README_PLOTS: dict[str, tuple[str, str, tuple[str, ...], float | None]] = {
     "rd_val_photos.png": (
         "val_photos.json", "validation split (last 20 Sun-Hays80 photos)",
-        ("mbt2018-mean", "mbt2018-mean+refine (99,721-step weights)", "mbt2018-mean (99,721 steps, shipped before)",
+        ("mbt2018-mean", "mbt2018-mean+refine=20", "mbt2018-mean (99,721 steps, shipped before)",
          "mbt2018-mean (57,000 steps, shipped before)", "bmshj2017-factorized", "jpeg", "webp", "avif"),
         2.0),
     "rd_val_photos_half.png": (
