@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcodec.errors import ConfigError, ModelError, one_line
-from jaxcodec.fileio import atomic_write_text
+from jaxcodec.fileio import atomic_path, atomic_write_text
 from jaxcodec.train import sharding
 from jaxcodec.train.checkpoint import Checkpointer
 from jaxcodec.train.task import State, Task
@@ -59,17 +59,11 @@ def write_meta(workdir: str, batch_shape: tuple[int, ...], dtype: Any) -> None:
 
 
 def save_tables(path: str, tables: dict[str, Any]) -> None:
-    """Writes ``tables`` as an ``.npz`` atomically: a temporary file, then ``os.replace``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in tables.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes ``tables`` as an ``.npz`` atomically (:func:`jaxcodec.fileio.atomic_path`), synced to disk."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in tables.items()})
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_tables(path: str) -> dict[str, np.ndarray] | None:
