@@ -8,9 +8,10 @@ payload and the whole ``.jxc`` file:
 * the mean-scale hyperprior, at each of ``--qualities``: ``Σ −log2 p(ẑ) + Σ −log2 P(ŷ | μ, σ)``
   from the float networks (Minnen, Ballé & Toderici 2018's rate term: ``μ, σ = h_s(ẑ)``,
   ``ŷ = round(y − μ) + μ``, the discretised Gaussian of
-  :func:`jaxcodec.entropy.gaussian_conditional.likelihood`), where the stream codes with the
-  integer network's mean and scale index and the tables of 64 scales; the tables' own ideal
-  code length (``estimate_bits``, what rate control searches on) is printed beside it.
+  :func:`jaxcodec.entropy.gaussian_conditional.likelihood`: the model's own forward pass,
+  :meth:`jaxcodec.train.tasks.hyperprior.MeanScaleTask.forward`, with rounded latents), where
+  the stream codes with the integer network's mean and scale index and the tables of 64
+  scales; the tables' own ideal code length (``estimate_bits``, what rate control searches on) is printed beside it.
 
 ::
 
@@ -24,41 +25,21 @@ error: X%``, the largest ``|payload − estimate| / estimate`` over the rows.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from _common import codec_members, model_data_parser, run_main
 from jaxcodec import data
 from jaxcodec.codecs import container
-
-
-@functools.lru_cache(maxsize=4)
-def _float_rate(model):
-    """The jitted float rate term of a mean-scale hyperprior ``model`` (module docstring)."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxcodec.entropy import gaussian_conditional
-
-    cls = type(model)
-
-    @jax.jit
-    def bits(params, x, quality):
-        y = model.apply(params, x, quality, method=cls.analysis)
-        z_hat = jnp.round(model.apply(params, y, method=cls.hyper_analysis))
-        mean, scale = model.apply(params, z_hat, method=cls.entropy_parameters)
-        y_hat = jnp.round(y - mean) + mean
-        z_bits = -jnp.sum(jnp.log2(model.apply(params, z_hat, method=cls.hyper_likelihood)))
-        return z_bits - jnp.sum(jnp.log2(gaussian_conditional.likelihood(y_hat, mean, scale)))
-
-    return bits
+from jaxcodec.codecs.hyperprior import MeanScaleCodec, check_quality
 
 
 def _rows(codec, qualities):
     """``(label, estimate(image) -> bits, tables(image) -> bits or None, quality)`` per row."""
-    if hasattr(codec, "rungs") and hasattr(codec, "padded"):  # one model, every quality
-        rate = _float_rate(codec.model)
+    if isinstance(codec, MeanScaleCodec):  # one model, every quality
+        import jax
+
+        # the rate term of the model's own forward pass with rounded latents (module docstring)
+        rate = jax.jit(lambda params, x, quality: codec.task.forward(params, x, quality, None)[1][0])
         for q in qualities:
             yield (f"q{q:g}", lambda im, q=q: float(rate(codec.params, codec.padded(im), np.full((1,), q, np.float32))),
                    lambda im, q=q: codec.estimate_bits(im, q), q)
@@ -71,7 +52,7 @@ def main() -> None:
     parser.add_argument("--qualities", default="1,4,8",
                         help="qualities of a continuous-rate model (mbt2018-mean), comma-separated")
     args = parser.parse_args()
-    qualities = [float(q) for q in args.qualities.split(",")]
+    qualities = [check_quality(q) for q in args.qualities.split(",")]  # one line for a bad one
 
     members = codec_members(args.models, "estimate_bits")
     dataset = data.open_dataset(args.data, args.split)

@@ -110,6 +110,7 @@ class MeanScaleCodec:
         except (KeyError, TypeError):
             raise ModelError(f"{task.name}: codec tables need z_freqs, z_offsets, y_freqs and y_offsets") from None
         self.name = task.name
+        self.task = task  # the task that built it: its forward pass is the float model's rate term
         self.model = task.model
         self.features = task.model.features
         self.hyper_channels = task.model.hyper_channels
